@@ -1,0 +1,86 @@
+"""The ``robust-ray`` command: run, validate, analyze.
+
+User errors (bad spec, missing data, bad flags) print one message and exit with code 2,
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import UserError
+
+
+def _validate(args) -> int:
+    from .config import load_spec
+    from .plan import make_plan
+
+    spec = load_spec(args.spec)
+    plan = make_plan(spec)
+    sizes = plan.nbytes(spec)
+    print(f"{args.spec}: valid sweep {spec.name!r} on {spec.dataset.name}")
+    print(f"  design {spec.design.type}: {len(plan.trials)} trials "
+          f"({len(spec.architectures)} architecture(s) x {len(spec.seeds)} seed(s))")
+    print(f"  resources per trial: {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU")
+    print(f"  {len(plan.datasets)} datasets, {sum(sizes.values()) / 2**20:.1f} MiB in the object store:")
+    for digest, key in plan.datasets.items():
+        desc = ", ".join(f"{k}={v}" for k, v in key.params if k not in ("dataset", "levels"))
+        if key.kind == "suite":
+            desc += f", {len(key.p['levels'])} level(s)"
+        print(f"    {plan.where[digest]:<40} {key.kind:<5} {desc}  {sizes[digest] / 2**20:.1f} MiB")
+    return 0
+
+
+def _run(args) -> int:
+    from .config import load_spec
+    from .sweep import run_sweep
+
+    spec = load_spec(args.spec)
+    run_sweep(spec, args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus)
+    return 0
+
+
+def _analyze(args) -> int:
+    from .analysis.report import analyze
+
+    out = analyze(args.results, args.output)
+    print(f"report: {out / 'report.html'} (also report.md, tables/*.csv, plots/*.png)")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="robust-ray", description="Training-data perturbation sweeps on Ray.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a sweep end to end")
+    r.add_argument("spec", help="sweep spec (YAML)")
+    r.add_argument("--output", help="output folder (default: results/<sweep name>)")
+    r.add_argument("--address", help="Ray cluster to join, e.g. auto or ray://head:10001")
+    r.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --output")
+    r.add_argument("--data-root", help="folder holding the datasets (else spec, $ROBUST_RAY_DATA)")
+    r.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
+    r.set_defaults(fn=_run)
+
+    v = sub.add_parser("validate", help="check a spec and print its plan; trains nothing")
+    v.add_argument("spec")
+    v.set_defaults(fn=_validate)
+
+    a = sub.add_parser("analyze", help="statistics, plots and a report from a results folder")
+    a.add_argument("results", help="folder with trials.parquet and metrics.parquet")
+    a.add_argument("--output", help="where to write the report (default: RESULTS/analysis)")
+    a.set_defaults(fn=_analyze)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except UserError as e:
+        print(f"robust-ray: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

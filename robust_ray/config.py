@@ -1,0 +1,167 @@
+"""Sweep specs: YAML -> a typed, validated :class:`SweepSpec`, checked once at the edge.
+
+Structure is checked by pydantic; names and levels are then checked against the
+registries (datasets, architectures, factors, suites, designs, recipes). Every problem is
+reported as ``FILE: key.path[i]: message`` through :class:`SpecError`, so inner code can
+trust the spec it is given.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import SpecError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def expand_levels(value: Any) -> Any:
+    """``levels`` may be a list or ``{start, stop, step}`` (stop inclusive)."""
+    if isinstance(value, dict) and set(value) == {"start", "stop", "step"}:
+        start, stop, step = (float(value[k]) for k in ("start", "stop", "step"))
+        if step <= 0 or stop < start:
+            raise ValueError("a level range needs step > 0 and stop >= start")
+        count = int(math.floor((stop - start) / step + 1e-9)) + 1
+        return [round(start + i * step, 10) for i in range(count)]
+    return value
+
+
+class DatasetSpec(Strict):
+    name: str = "mnist-5k"
+    root: str | None = Field(None, description="data root; else --data-root, $ROBUST_RAY_DATA, ~/.cache")
+    download: bool = True
+
+
+class Resources(Strict):
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+    @field_validator("gpu")
+    @classmethod
+    def _whole_above_one(cls, v: float) -> float:
+        if v > 1 and v != int(v):
+            raise ValueError(f"a GPU request above 1 must be a whole number of GPUs, not {v}")
+        return v
+
+
+class TrainingSpec(Strict):
+    recipe: str = "standard"
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(128, ge=1)
+    max_epochs: int = Field(30, ge=1)
+    patience: int = Field(3, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+    val_fraction: float = Field(0.1, gt=0, lt=0.5)
+    eval_batch_size: int = Field(4096, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True
+
+
+class FactorSpec(BaseModel):
+    """``levels`` and ``baseline``; any other key is an option of that factor (checked
+    against the factor's own options model, e.g. ``per_class`` for augment factors)."""
+
+    model_config = ConfigDict(extra="allow")
+    levels: list[float] = Field(min_length=1)
+    baseline: float | None = None
+
+    _expand = field_validator("levels", mode="before")(expand_levels)
+
+
+class DesignSpec(Strict):
+    type: str = "one_factor"
+    factors: dict[str, FactorSpec] = Field(min_length=1)
+
+
+class SuiteSpec(Strict):
+    type: str | None = Field(None, description="registered suite or perturbation; default: the key")
+    levels: list[float] | None = None
+    n: int | None = Field(None, ge=1, description="use this many test images (stratified)")
+    seed: int = 0
+
+    _expand = field_validator("levels", mode="before")(expand_levels)
+
+
+class SweepSpec(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    dataset: DatasetSpec = DatasetSpec()
+    architectures: list[str] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    resources: Resources = Resources()
+    training: TrainingSpec = TrainingSpec()
+    design: DesignSpec
+    suites: dict[str, SuiteSpec] = Field(default_factory=lambda: {"clean": SuiteSpec()}, min_length=1)
+
+    def suite_type(self, key: str) -> str:
+        return self.suites[key].type or key
+
+
+# --- loading and error reporting -----------------------------------------------------
+
+
+def _known_keys() -> set[str]:
+    keys: set[str] = set()
+    for m in (SweepSpec, DatasetSpec, Resources, TrainingSpec, FactorSpec, DesignSpec, SuiteSpec):
+        keys.update(m.model_fields)
+    return keys
+
+
+def key_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(err: dict) -> str:
+    if err["type"] == "extra_forbidden":
+        name = str(err["loc"][-1])
+        close = difflib.get_close_matches(name, _known_keys(), n=1)
+        return f"unknown key {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    if err["type"] == "missing":
+        return "required key is missing"
+    return err["msg"].removeprefix("Value error, ")
+
+
+def parse_spec(data: Any, file: str | None = None) -> SweepSpec:
+    """Validate a spec already read from YAML; raise :class:`SpecError` naming the key."""
+    if not isinstance(data, dict):
+        raise SpecError(file, "", "a sweep spec must be a YAML mapping (key: value)")
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as e:
+        problems = [(key_path(err["loc"]), _message(err)) for err in e.errors()]
+        first_path, first_msg = problems[0]
+        more = "".join(f"\n  {p}: {m}" for p, m in problems[1:])
+        raise SpecError(file, first_path, first_msg + more) from None
+    from .checks import check_spec  # registries import torch; keep YAML parsing light
+
+    check_spec(spec, file)
+    return spec
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SpecError(str(path), "", f"cannot read the spec: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise SpecError(str(path), "", f"not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    return parse_spec(data, str(path))

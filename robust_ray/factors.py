@@ -1,0 +1,126 @@
+"""Training-set factors: how a perturbation acts on a training set, registered by name.
+
+Three stages, always applied in this order when a trial composes its training set:
+
+1. ``sample``  — choose which clean samples stay (class imbalance, 000 §2.2.2);
+2. ``augment`` — add K perturbed copies per class of clean images (every registered image
+   perturbation is an augment factor, 000 §2.2.1);
+3. ``relabel`` — change labels of the composed set (label error rate, 000 §2.2.3).
+
+Augment pools are datasets of their own (built once, shared through the object store);
+sample and relabel are cheap index/label operations done inside the trial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from .data import ImageSet, concat
+from .perturb import PERTURBATIONS, class_imbalance, imbalance, label_error
+
+Stage = Literal["sample", "augment", "relabel"]
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AugmentOptions(BaseModel):
+    """Options of an augment factor, written next to ``levels`` in the spec."""
+
+    model_config = ConfigDict(extra="forbid")
+    per_class: int = Field(2000, ge=1, description="perturbed copies added per class (000 §2.2.1: 2000)")
+
+
+@dataclass(frozen=True)
+class FactorDef:
+    name: str
+    stage: Stage
+    options: type[BaseModel]
+    identity: float | None  # the level at which the factor changes nothing (None: no such level)
+    min_level: float
+    max_level: float  # exclusive
+    unit: str
+
+    def check_level(self, level: float) -> str | None:
+        if self.stage == "augment":
+            return PERTURBATIONS.get(self.name).check_level(level)
+        if not (self.min_level <= level < self.max_level):
+            return f"{self.name} level {level} must be in [{self.min_level}, {self.max_level}) ({self.unit})"
+        return None
+
+
+_SPECIAL: dict[str, FactorDef] = {
+    "class_imbalance": FactorDef("class_imbalance", "sample", NoOptions, None, 0.0, 1.0, "CI, 000 eq. 2"),
+    "label_error": FactorDef("label_error", "relabel", NoOptions, 0.0, 0.0, 1.0, "LD, 000 eq. 3"),
+}
+
+
+def factor_def(name: str) -> FactorDef:
+    """The factor called ``name``: a special one, or any registered image perturbation."""
+    if name in _SPECIAL:
+        return _SPECIAL[name]
+    if name in PERTURBATIONS:
+        p = PERTURBATIONS.get(name)
+        return FactorDef(name, "augment", AugmentOptions, 0.0, p.min_level or 0.0, float("inf"), p.unit)
+    known = sorted([*_SPECIAL, *PERTURBATIONS])
+    raise KeyError(f"unknown factor {name!r}; known: {', '.join(known)}")
+
+
+
+def pick_sources(labels: np.ndarray, per_class: int, seed: int, num_classes: int) -> np.ndarray:
+    """Indices of ``per_class`` clean images per class to perturb (without replacement when
+    the class is large enough, else every image then a seeded top-up)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in range(num_classes):
+        idx = np.flatnonzero(labels == c)
+        if per_class <= len(idx):
+            out.append(rng.choice(idx, size=per_class, replace=False))
+        else:
+            out.append(np.concatenate([idx, rng.choice(idx, size=per_class - len(idx), replace=True)]))
+    return np.concatenate(out)
+
+
+def compose(
+    base: ImageSet,
+    levels: dict[str, float | None],
+    pools: dict[str, ImageSet],
+    seed: int,
+    num_classes: int,
+) -> tuple[ImageSet, dict[str, float]]:
+    """The training set of one trial, and the factor levels it actually has.
+
+    ``levels`` maps factor name -> level (None: leave untouched); ``pools`` holds the
+    built augment pool of each augment factor at its level. Stages run in the order of
+    the module doc. Returns the composed set and the achieved level of every factor.
+    """
+    achieved: dict[str, float] = {}
+    train = base
+    ci = levels.get("class_imbalance")
+    if ci is not None:
+        train = base.subset(class_imbalance(base.labels, ci, seed, num_classes))
+    if "class_imbalance" in levels:
+        achieved["class_imbalance"] = imbalance(train.class_counts(num_classes))
+
+    added = []
+    for name, level in levels.items():
+        if factor_def(name).stage == "augment":
+            achieved[name] = float(level or 0.0)
+            if level:
+                added.append(pools[name])
+    if added:
+        train = concat([train, *added])
+
+    ld = levels.get("label_error")
+    if ld:
+        noisy = label_error(train.labels, ld, seed, num_classes)
+        achieved["label_error"] = float(np.mean(noisy != train.labels))
+        train = ImageSet(train.images, noisy)
+    elif "label_error" in levels:
+        achieved["label_error"] = 0.0
+    return train, achieved

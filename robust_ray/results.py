@@ -1,0 +1,92 @@
+"""The Parquet contract: ``trials.parquet`` (one row per trial) and ``metrics.parquet``
+(one row per trial x suite x level), readable by pandas, DuckDB and polars alone.
+
+Files are written to a temporary name and renamed, so an interrupted run never leaves a
+broken file. The schema version is stored in the Parquet key-value metadata
+(``robust_ray.schema``) so readers can refuse files from a newer robust_ray.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+SCHEMA_VERSION = 1
+SCHEMA_KEY = b"robust_ray.schema"
+TRIAL_COLUMNS = ["trial_id", "sweep", "arch", "seed", "status"]  # then factors, then metrics
+METRIC_COLUMNS = ["trial_id", "suite", "level", "accuracy", "n"]
+METRICS_SCHEMA = pa.schema(
+    [("trial_id", pa.string()), ("suite", pa.string()), ("level", pa.float64()), ("accuracy", pa.float64()), ("n", pa.int64())]
+)
+
+
+def trial_rows(sweep: str, plans: list[dict], outcomes: dict[str, dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Frames for the two files from the planned trials and what each reported.
+
+    ``outcomes[trial_id]`` is the trial's last reported metrics, or ``{"status": "failed",
+    "error": traceback}``. A trial with no outcome (never ran) is ``failed`` too.
+    """
+    factors = sorted({f for p in plans for f in p["levels"]})
+    trials, metrics = [], []
+    for p in plans:
+        out = outcomes.get(p["trial_id"], {"status": "failed", "error": "trial did not run"})
+        achieved = json.loads(out.get("achieved_json") or "{}")
+        row = {
+            "trial_id": p["trial_id"],
+            "sweep": sweep,
+            "arch": p["arch"],
+            "seed": int(p["seed"]),
+            "status": out.get("status", "failed"),
+        }
+        for f in factors:
+            level = p["levels"].get(f)
+            row[f] = float(level) if level is not None else achieved.get(f, float("nan"))
+        row.update(
+            train_acc=out.get("train_acc"),
+            val_acc=out.get("val_acc"),
+            epochs=out.get("epochs"),
+            n_train=out.get("n_train"),
+            wall_s=out.get("wall_s"),
+        )
+        row.update({k: v for k, v in out.items() if k.startswith("acc_")})
+        row["error"] = out.get("error")
+        trials.append(row)
+        for suite, level, acc, n in json.loads(out.get("metrics_json") or "[]"):
+            metrics.append({"trial_id": p["trial_id"], "suite": suite, "level": level, "accuracy": acc, "n": n})
+    tdf = pd.DataFrame(trials)
+    for col in ("train_acc", "val_acc", "wall_s"):
+        tdf[col] = tdf[col].astype("float64")
+    for col in ("epochs", "n_train"):
+        tdf[col] = tdf[col].astype("Int64")
+    tdf["error"] = tdf["error"].astype("string")
+    mdf = pd.DataFrame(metrics, columns=METRIC_COLUMNS)
+    return tdf, mdf
+
+
+def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    fs, path = pafs.FileSystem.from_uri(uri if "://" in uri else os.path.abspath(uri))
+    return fs, path
+
+
+def write_table(df: pd.DataFrame, uri: str, schema: pa.Schema | None = None) -> None:
+    """Write ``df`` as Parquet at ``uri`` (local path or pyarrow URI), atomically."""
+    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[SCHEMA_KEY] = str(SCHEMA_VERSION).encode()
+    table = table.replace_schema_metadata(meta)
+    fs, path = _filesystem(uri)
+    fs.create_dir(os.path.dirname(path), recursive=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    pq.write_table(table, tmp, filesystem=fs)
+    fs.move(tmp, path)
+
+
+def write_results(out_dir: str, trials: pd.DataFrame, metrics: pd.DataFrame) -> None:
+    write_table(trials, f"{out_dir}/trials.parquet")
+    write_table(metrics, f"{out_dir}/metrics.parquet", METRICS_SCHEMA)

@@ -1,0 +1,135 @@
+"""Run a sweep on Ray Tune: plan, place datasets, one Tune trial per plan row, write Parquet."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import ray
+from ray import tune
+
+from . import data
+from .config import SweepSpec
+from .errors import UserError
+from .plan import Plan, make_plan
+from .results import trial_rows, write_results
+from .store import place
+from .trial import run_trial
+
+TUNE_DIR = "tune"  # Ray Tune's own experiment folder inside the output folder (for --resume)
+
+
+class Progress(tune.Callback):
+    """One line per finished trial: done/running/failed, ETA and the best so far."""
+
+    def __init__(self, total: int, metric: str, log=print):
+        self.total, self.metric, self.log = total, metric, log
+        self.done = self.failed = 0
+        self.best: tuple[float, str] | None = None
+        self.t0 = time.time()
+
+    def _line(self, trials, current) -> None:
+        finished = self.done + self.failed
+        running = sum(t.status == "RUNNING" and t is not current for t in trials)
+        elapsed = time.time() - self.t0
+        eta = elapsed / finished * (self.total - finished) if finished else float("nan")
+        best = f", best {self.metric}={self.best[0]:.4f} ({self.best[1]})" if self.best else ""
+        self.log(
+            f"trials: {self.done} done, {running} running, {self.failed} failed of {self.total}"
+            f" | {elapsed:.0f}s elapsed, ETA {eta:.0f}s{best}"
+        )
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("done") and self.metric in result:
+            value = float(result[self.metric])
+            if self.best is None or value > self.best[0]:
+                self.best = (value, trial.config["trial"]["trial_id"])
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.done += 1
+        self._line(trials, trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.failed += 1
+        self._line(trials, trial)
+
+
+def connect(address: str | None, num_cpus: int | None = None) -> None:
+    """Start local Ray, or join the cluster at ``address``; a missing cluster is a user error."""
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address=address, num_cpus=None if address else num_cpus, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise UserError(f"--address {address}: no Ray cluster reachable there ({e})") from None
+
+
+def _tuner(spec: SweepSpec, plan: Plan, refs: dict, out: Path, resume: bool, log) -> tune.Tuner:
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, spec=spec, refs=refs),
+        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    )
+    path = str((out / TUNE_DIR).resolve())
+    if resume:
+        return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+    suites = list(spec.suites)
+    metric = f"acc_{next((s for s in suites if spec.suite_type(s) not in ('clean', 'mnist-test')), suites[0])}"
+    return tune.Tuner(
+        trainable,
+        param_space={"trial": tune.grid_search([t.to_dict() for t in plan.trials])},
+        tune_config=tune.TuneConfig(
+            reuse_actors=True,
+            trial_name_creator=lambda t: t.config["trial"]["trial_id"],
+            trial_dirname_creator=lambda t: t.config["trial"]["trial_id"],
+        ),
+        run_config=tune.RunConfig(
+            name=TUNE_DIR,
+            storage_path=str(out.resolve()),
+            failure_config=tune.FailureConfig(max_failures=1),
+            callbacks=[Progress(len(plan.trials), metric, log)],
+            verbose=0,
+        ),
+    )
+
+
+def run_sweep(
+    spec: SweepSpec,
+    file: str | None = None,
+    output: str | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    data_root: str | None = None,
+    num_cpus: int | None = None,
+    log=print,
+) -> Path:
+    """Run ``spec`` end to end; return the output folder holding the Parquet files."""
+    out = Path(output or Path("results") / spec.name)
+    tune_dir = out / TUNE_DIR
+    if resume and not tune.Tuner.can_restore(str(tune_dir.resolve())):
+        raise UserError(f"--resume: no interrupted sweep to resume under {tune_dir}")
+    if not resume and tune_dir.exists():
+        raise UserError(f"{out} already holds a sweep: use --resume to continue it, or another --output")
+
+    plan = make_plan(spec)
+    base = data.load(spec.dataset.name, data_root or spec.dataset.root, spec.dataset.download)
+    log(f"{spec.name}: {len(plan.trials)} trials, {len(plan.datasets)} datasets on {spec.dataset.name}")
+    connect(address, num_cpus)
+    refs = place(plan, base, file, log)
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps(spec.model_dump(mode="json"), indent=2))
+    grid = _tuner(spec, plan, refs, out, resume, log).fit()
+
+    outcomes = {}
+    for r in grid:
+        tid = r.config["trial"]["trial_id"]
+        if r.error is not None:
+            outcomes[tid] = {**(r.metrics or {}), "status": "failed", "error": str(r.error)}
+        else:
+            outcomes[tid] = r.metrics
+    trials, metrics = trial_rows(spec.name, [t.to_dict() for t in plan.trials], outcomes)
+    write_results(str(out), trials, metrics)
+    ok = int((trials["status"] == "ok").sum())
+    log(f"{spec.name}: {ok}/{len(trials)} trials ok -> {out}/trials.parquet, {out}/metrics.parquet")
+    return out

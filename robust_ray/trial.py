@@ -1,0 +1,81 @@
+"""One trial: compose its training set, train to convergence, evaluate every suite, report.
+
+Runs inside a Ray Tune function trainable. Datasets arrive as object-store references
+and are read zero-copy; the spec arrives already validated.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import ray
+import torch
+from ray import tune
+
+from .config import SweepSpec
+from .factors import compose
+from .models import build_model
+from .recipes import RECIPES
+from .seeding import seed_everything
+from .train import correct_counts, pick_device
+
+
+def evaluate_suites(model, suites: dict, device, settings) -> list[tuple[str, float, float, int]]:
+    """Rows (suite, level, accuracy, n) for every suite and level."""
+    rows = []
+    amp = settings.amp and device.type == "cuda"
+    for name, suite in suites.items():
+        right = correct_counts(model, suite.data.images, suite.data.labels, device, settings.eval_batch_size, amp)
+        levels = torch.as_tensor(suite.levels, device=device)
+        for level in np.unique(suite.levels):
+            hit = right[levels == float(level)]
+            rows.append((name, float(level), float(hit.float().mean()), int(hit.numel())))
+    return rows
+
+
+def summarize(rows: list[tuple[str, float, float, int]]) -> dict[str, float]:
+    """acc_<suite>: the suite's accuracy over all its images (= mean over equal-size levels)."""
+    out: dict[str, list[float]] = {}
+    for name, _, acc, n in rows:
+        out.setdefault(name, [0.0, 0])
+        out[name][0] += acc * n
+        out[name][1] += n
+    return {f"acc_{k}": v[0] / v[1] for k, v in out.items()}
+
+
+def run_trial(config: dict, spec: SweepSpec, refs: dict) -> None:
+    """The Ray Tune trainable (wrapped with ``tune.with_parameters``)."""
+    t0 = time.time()
+    trial = config["trial"]
+    torch.set_num_threads(max(1, int(spec.resources.cpu)))
+    seed = int(trial["seed"])
+    seed_everything(seed)
+    device = pick_device(spec.training.device)
+
+    base = ray.get(refs["base"])
+    pools = {f: ray.get(refs[d]) for f, d in trial["pools"].items()}
+    train, achieved = compose(base.train, trial["levels"], pools, seed, base.num_classes)
+
+    c, h, w = base.train.images.shape[1:]
+    model = build_model(trial["arch"], c, base.num_classes, (h, w))
+    fitted = RECIPES.get(spec.training.recipe)(
+        model, train, spec.training, seed, device, on_epoch=lambda m: tune.report({**m, "done": False})
+    )
+    suites = {name: ray.get(refs[d]) for name, d in trial["suites"].items()}
+    rows = evaluate_suites(model, suites, device, spec.training)
+    tune.report(
+        {
+            "status": fitted.status,
+            "train_acc": fitted.train_acc,
+            "val_acc": fitted.val_acc,
+            "epochs": fitted.epochs,
+            "n_train": len(train),
+            "wall_s": time.time() - t0,
+            "achieved_json": json.dumps(achieved),
+            "metrics_json": json.dumps(rows),
+            **summarize(rows),
+            "done": True,
+        }
+    )
