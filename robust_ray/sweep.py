@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -65,7 +66,15 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
         raise UserError(f"--address {address}: no Ray cluster reachable there ({e})") from None
 
 
+def _quiet_tune() -> None:
+    """Our Progress lines replace Tune's tables; results come from the experiment state,
+    so Tune's per-trial CSV/JSON/TensorBoard loggers are not needed either."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
+
 def _tuner(spec: SweepSpec, plan: Plan, refs: dict, out: Path, resume: bool, log) -> tune.Tuner:
+    _quiet_tune()
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, spec=spec, refs=refs),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},

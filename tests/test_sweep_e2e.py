@@ -1,0 +1,69 @@
+"""A tiny real sweep through Ray Tune: datasets in the object store, Parquet contract out."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from robust_ray.config import parse_spec
+from robust_ray.results import SCHEMA_KEY
+from robust_ray.sweep import run_sweep
+
+TINY = {
+    "name": "tiny",
+    "dataset": {"name": "mnist-5k"},
+    "architectures": ["lenet5"],
+    "seeds": [0],
+    "training": {"max_epochs": 2, "patience": 1, "batch_size": 128},
+    "design": {
+        "type": "one_factor",
+        "factors": {"gaussian_l2": {"levels": [3.0], "per_class": 20}, "label_error": {"levels": [0.2]}},
+    },
+    "suites": {"mnist-test": {"n": 200}, "mnist-c": {"levels": [2.0, 4.0], "n": 200}},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(ray_session, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny") / "out"
+    run_sweep(parse_spec(TINY), output=str(out), log=lambda *_: None)
+    return out
+
+
+def test_trials_parquet_contract(tiny_run):
+    t = pq.read_table(tiny_run / "trials.parquet")
+    assert t.schema.metadata[SCHEMA_KEY] == b"1"
+    df = t.to_pandas()
+    assert list(df.columns[:5]) == ["trial_id", "sweep", "arch", "seed", "status"]
+    for col in ["gaussian_l2", "label_error", "train_acc", "epochs", "wall_s", "acc_mnist-test", "acc_mnist-c"]:
+        assert col in df.columns
+    assert len(df) == 3 and (df["status"] == "ok").all()
+    assert sorted(zip(df.gaussian_l2, df.label_error)) == [(0.0, 0.0), (0.0, 0.2), (3.0, 0.0)]
+    assert df["train_acc"].between(0, 1).all() and (df["epochs"] >= 1).all()
+    # the composed training set: 4,000 clean + 20 perturbed per class when gaussian_l2 > 0
+    assert df["n_train"].tolist() == [4000 + 200 * (g > 0) for g in df.gaussian_l2]
+
+
+def test_metrics_parquet_agrees_with_trials(tiny_run):
+    trials = pq.read_table(tiny_run / "trials.parquet").to_pandas().set_index("trial_id")
+    m = pq.read_table(tiny_run / "metrics.parquet").to_pandas()
+    assert list(m.columns) == ["trial_id", "suite", "level", "accuracy", "n"]
+    assert len(m) == 3 * (1 + 2) and (m["n"] == 200).all()
+    for (tid, suite), g in m.groupby(["trial_id", "suite"]):
+        expected = (g.accuracy * g.n).sum() / g.n.sum()
+        assert trials.loc[tid, f"acc_{suite}"] == pytest.approx(expected)
+
+
+def test_outputs_are_complete_files_only(tiny_run):
+    names = {p.name for p in tiny_run.iterdir()}
+    assert {"trials.parquet", "metrics.parquet", "sweep.json"} <= names
+    assert not [n for n in names if ".tmp" in n]
+    assert json.loads((tiny_run / "sweep.json").read_text())["name"] == "tiny"
+
+
+def test_rerun_into_same_folder_needs_resume(tiny_run):
+    from robust_ray.errors import UserError
+
+    with pytest.raises(UserError, match="--resume"):
+        run_sweep(parse_spec(yaml.safe_load(yaml.safe_dump(TINY))), output=str(tiny_run), log=lambda *_: None)
