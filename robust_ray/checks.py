@@ -39,11 +39,15 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
             sub = ".".join(str(p) for p in err["loc"])
             msg = f"unknown option {sub!r} of {name}" if err["type"] == "extra_forbidden" else err["msg"]
             raise SpecError(file, f"{path}.{sub}", msg) from None
+        if not fs.levels and spec.design.type != "list":
+            raise SpecError(file, f"{path}.levels", f"a {spec.design.type} design needs levels for every factor")
         for i, level in enumerate(fs.levels):
             if (why := fdef.check_level(level)) is not None:
                 raise SpecError(file, f"{path}.levels[{i}]", why)
         if fs.baseline is not None and (why := fdef.check_level(fs.baseline)) is not None:
             raise SpecError(file, f"{path}.baseline", why)
+
+    _check_design(spec, file)
 
     for key, ss in spec.suites.items():
         path = f"suites.{key}"
@@ -58,3 +62,25 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
             for i, level in enumerate(ss.levels):
                 if (why := check(level)) is not None:
                     raise SpecError(file, f"{path}.levels[{i}]", why)
+
+
+def _check_design(spec: SweepSpec, file) -> None:
+    d = spec.design
+    if d.type == "list":
+        if not d.rows:
+            raise SpecError(file, "design.rows", "a list design needs rows")
+        for i, row in enumerate(d.rows):
+            for name, level in row.items():
+                if name not in d.factors:
+                    raise SpecError(file, f"design.rows[{i}].{name}", f"{name!r} is not in design.factors")
+                if (why := factor_def(name).check_level(level)) is not None:
+                    raise SpecError(file, f"design.rows[{i}].{name}", why)
+    elif d.rows:
+        raise SpecError(file, "design.rows", f"rows belong to a list design, not {d.type!r}")
+    if d.type == "orthogonal":
+        from .designs import choose_orthogonal_array
+
+        try:
+            choose_orthogonal_array([len(fs.levels) for fs in d.factors.values()])
+        except ValueError as e:
+            raise SpecError(file, "design.factors", str(e)) from None

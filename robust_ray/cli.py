@@ -37,7 +37,9 @@ def _run(args) -> int:
     from .sweep import run_sweep
 
     spec = load_spec(args.spec)
-    run_sweep(spec, args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus)
+    run_sweep(
+        spec, args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus, not args.no_resource_check
+    )
     return 0
 
 
@@ -55,11 +57,14 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a sweep end to end")
     r.add_argument("spec", help="sweep spec (YAML)")
-    r.add_argument("--output", help="output folder (default: results/<sweep name>)")
+    r.add_argument("--output", help="output folder or URI, e.g. s3://bucket/x (default: results/<sweep name>)")
     r.add_argument("--address", help="Ray cluster to join, e.g. auto or ray://head:10001")
     r.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --output")
     r.add_argument("--data-root", help="folder holding the datasets (else spec, $ROBUST_RAY_DATA)")
     r.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
+    r.add_argument(
+        "--no-resource-check", action="store_true", help="do not refuse requests no current node can meet"
+    )
     r.set_defaults(fn=_run)
 
     v = sub.add_parser("validate", help="check a spec and print its plan; trains nothing")

@@ -73,7 +73,7 @@ class FactorSpec(BaseModel):
     against the factor's own options model, e.g. ``per_class`` for augment factors)."""
 
     model_config = ConfigDict(extra="allow")
-    levels: list[float] = Field(min_length=1)
+    levels: list[float] = Field(default_factory=list, description="required except in a list design")
     baseline: float | None = None
 
     _expand = field_validator("levels", mode="before")(expand_levels)
@@ -82,6 +82,7 @@ class FactorSpec(BaseModel):
 class DesignSpec(Strict):
     type: str = "one_factor"
     factors: dict[str, FactorSpec] = Field(min_length=1)
+    rows: list[dict[str, float]] = Field(default_factory=list, description="the rows of a list design")
 
 
 class SuiteSpec(Strict):
@@ -91,6 +92,11 @@ class SuiteSpec(Strict):
     seed: int = 0
 
     _expand = field_validator("levels", mode="before")(expand_levels)
+
+
+class ExecutionSpec(Strict):
+    max_failures: int = Field(2, ge=0, description="retries of a trial whose worker dies or that raises")
+    max_concurrent: int | None = Field(None, ge=1, description="cap on trials running at once")
 
 
 class SweepSpec(Strict):
@@ -103,6 +109,7 @@ class SweepSpec(Strict):
     training: TrainingSpec = TrainingSpec()
     design: DesignSpec
     suites: dict[str, SuiteSpec] = Field(default_factory=lambda: {"clean": SuiteSpec()}, min_length=1)
+    execution: ExecutionSpec = ExecutionSpec()
 
     def suite_type(self, key: str) -> str:
         return self.suites[key].type or key
@@ -113,7 +120,7 @@ class SweepSpec(Strict):
 
 def _known_keys() -> set[str]:
     keys: set[str] = set()
-    for m in (SweepSpec, DatasetSpec, Resources, TrainingSpec, FactorSpec, DesignSpec, SuiteSpec):
+    for m in (SweepSpec, DatasetSpec, Resources, TrainingSpec, FactorSpec, DesignSpec, SuiteSpec, ExecutionSpec):
         keys.update(m.model_fields)
     return keys
 

@@ -1,8 +1,8 @@
 """Experimental designs: which combinations of factor levels become training sets.
 
-A design maps ``{factor: (levels, baseline)}`` to rows ``{factor: level}``; a level of
-None means "leave the data untouched by this factor". Rows are crossed with
-architectures and seeds by the planner.
+A design maps ``{factor: (levels, baseline)}`` (and, for ``list``, the spec's explicit
+rows) to rows ``{factor: level}``; a level of None means "leave the data untouched by this
+factor". Rows are crossed with architectures and seeds by the planner.
 """
 
 from __future__ import annotations
@@ -13,23 +13,72 @@ from typing import Callable
 from .registry import Registry
 
 Row = dict[str, float | None]
-Design = Callable[[dict[str, tuple[list[float], float | None]]], list[Row]]
+Factors = dict[str, tuple[list[float], float | None]]
+Design = Callable[[Factors, list[Row]], list[Row]]
 DESIGNS: Registry[Design] = Registry("design")
 
 
 @DESIGNS.register("grid")
-def grid(factors: dict[str, tuple[list[float], float | None]]) -> list[Row]:
+def grid(factors: Factors, rows: list[Row]) -> list[Row]:
     """Full factorial: every combination of every factor's levels (000 RQ5's 6x6 grid)."""
     names = list(factors)
     return [dict(zip(names, combo)) for combo in itertools.product(*(factors[n][0] for n in names))]
 
 
 @DESIGNS.register("one_factor")
-def one_factor(factors: dict[str, tuple[list[float], float | None]]) -> list[Row]:
+def one_factor(factors: Factors, rows: list[Row]) -> list[Row]:
     """Each factor alone at each of its levels, the others at their baseline, plus the
     all-baseline row once (000 RQ1-RQ4: single-factor studies sharing the clean model)."""
     base = {n: b for n, (_, b) in factors.items()}
-    rows = [dict(base)]
+    out = [dict(base)]
     for name, (levels, baseline) in factors.items():
-        rows += [{**base, name: lv} for lv in levels if lv != baseline]
-    return rows
+        out += [{**base, name: lv} for lv in levels if lv != baseline]
+    return out
+
+
+def _columns(array) -> list[int]:
+    """Level count of each column. Read from the array itself: some of pyDOE3's names do
+    not match their arrays (its 'L36(3^23)' holds 11 two-level columns)."""
+    return [len(set(array[:, j].tolist())) for j in range(array.shape[1])]
+
+
+def choose_orthogonal_array(level_counts: list[int]) -> tuple[str, list[int]]:
+    """The smallest Taguchi array (pyDOE3's catalogue) with a distinct column of the right
+    level count for every factor; returns its name and the column given to each factor."""
+    from pyDOE3 import get_orthogonal_array, list_orthogonal_arrays
+
+    def runs(name: str) -> int:
+        return int(name[1 : name.index("(")])
+
+    for name in sorted(list_orthogonal_arrays(), key=runs):
+        free = list(enumerate(_columns(get_orthogonal_array(name))))
+        assigned = []
+        for n in level_counts:
+            col = next((i for i, c in free if c == n), None)
+            if col is None:
+                break
+            assigned.append(col)
+            free = [(i, c) for i, c in free if i != col]
+        else:
+            return name, assigned
+    counts = ", ".join(map(str, level_counts))
+    raise ValueError(f"no orthogonal array in pyDOE3's catalogue fits factors with {counts} levels")
+
+
+@DESIGNS.register("orthogonal")
+def orthogonal(factors: Factors, rows: list[Row]) -> list[Row]:
+    """A Taguchi orthogonal array (000 §2.2.5: 4 factors x 5 levels -> L25): every pair of
+    factors sees every pair of levels equally often, in far fewer runs than the grid."""
+    from pyDOE3 import get_orthogonal_array
+
+    names = list(factors)
+    oa_name, cols = choose_orthogonal_array([len(factors[n][0]) for n in names])
+    array = get_orthogonal_array(oa_name)
+    return [{n: factors[n][0][int(run[c])] for n, c in zip(names, cols)} for run in array]
+
+
+@DESIGNS.register("list")
+def listed(factors: Factors, rows: list[Row]) -> list[Row]:
+    """Explicit rows (``design.rows`` in the spec); a factor a row leaves out is at its baseline."""
+    base = {n: b for n, (_, b) in factors.items()}
+    return [{**base, **row} for row in rows]

@@ -99,7 +99,7 @@ def design_rows(spec: SweepSpec) -> list[dict[str, float | None]]:
     for name, fs in spec.design.factors.items():
         baseline = fs.baseline if "baseline" in fs.model_fields_set else factor_def(name).identity
         factors[name] = (list(fs.levels), baseline)
-    return DESIGNS.get(spec.design.type)(factors)
+    return DESIGNS.get(spec.design.type)(factors, [dict(r) for r in spec.design.rows])
 
 
 def make_plan(spec: SweepSpec) -> Plan:

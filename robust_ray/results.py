@@ -9,13 +9,12 @@ broken file. The schema version is stored in the Parquet key-value metadata
 from __future__ import annotations
 
 import json
-import os
-import uuid
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from .storage import Storage
 
 SCHEMA_VERSION = 1
 SCHEMA_KEY = b"robust_ray.schema"
@@ -53,6 +52,7 @@ def trial_rows(sweep: str, plans: list[dict], outcomes: dict[str, dict]) -> tupl
             epochs=out.get("epochs"),
             n_train=out.get("n_train"),
             wall_s=out.get("wall_s"),
+            started_at=out.get("started_at"),
         )
         row.update({k: v for k, v in out.items() if k.startswith("acc_")})
         row["error"] = out.get("error")
@@ -62,6 +62,7 @@ def trial_rows(sweep: str, plans: list[dict], outcomes: dict[str, dict]) -> tupl
     tdf = pd.DataFrame(trials)
     for col in ("train_acc", "val_acc", "wall_s"):
         tdf[col] = tdf[col].astype("float64")
+    tdf["started_at"] = pd.to_datetime(tdf["started_at"].astype("float64"), unit="s", utc=True)
     for col in ("epochs", "n_train"):
         tdf[col] = tdf[col].astype("Int64")
     tdf["error"] = tdf["error"].astype("string")
@@ -69,24 +70,23 @@ def trial_rows(sweep: str, plans: list[dict], outcomes: dict[str, dict]) -> tupl
     return tdf, mdf
 
 
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    fs, path = pafs.FileSystem.from_uri(uri if "://" in uri else os.path.abspath(uri))
-    return fs, path
-
-
-def write_table(df: pd.DataFrame, uri: str, schema: pa.Schema | None = None) -> None:
-    """Write ``df`` as Parquet at ``uri`` (local path or pyarrow URI), atomically."""
+def table_bytes(df: pd.DataFrame, schema: pa.Schema | None = None) -> bytes:
+    """``df`` as Parquet bytes, with the schema version in the key-value metadata."""
     table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[SCHEMA_KEY] = str(SCHEMA_VERSION).encode()
-    table = table.replace_schema_metadata(meta)
-    fs, path = _filesystem(uri)
-    fs.create_dir(os.path.dirname(path), recursive=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    pq.write_table(table, tmp, filesystem=fs)
-    fs.move(tmp, path)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table.replace_schema_metadata(meta), sink)
+    return sink.getvalue().to_pybytes()
 
 
-def write_results(out_dir: str, trials: pd.DataFrame, metrics: pd.DataFrame) -> None:
-    write_table(trials, f"{out_dir}/trials.parquet")
-    write_table(metrics, f"{out_dir}/metrics.parquet", METRICS_SCHEMA)
+def write_results(out: Storage, trials: pd.DataFrame, metrics: pd.DataFrame) -> None:
+    """Both files, each written whole under a temporary name and then moved into place."""
+    out.write_bytes("trials.parquet", table_bytes(trials))
+    out.write_bytes("metrics.parquet", table_bytes(metrics, METRICS_SCHEMA))
+
+
+def write_table(df: pd.DataFrame, uri: str, schema: pa.Schema | None = None) -> None:
+    """Write one Parquet file at ``uri`` (local path or pyarrow URI), atomically."""
+    folder, _, name = uri.rstrip("/").rpartition("/")
+    Storage(folder or ".").write_bytes(name, table_bytes(df, schema))

@@ -73,6 +73,7 @@ def run_trial(config: dict, spec: SweepSpec, refs: dict) -> None:
             "epochs": fitted.epochs,
             "n_train": len(train),
             "wall_s": time.time() - t0,
+            "started_at": t0,
             "achieved_json": json.dumps(achieved),
             "metrics_json": json.dumps(rows),
             **summarize(rows),
