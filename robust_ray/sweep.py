@@ -7,6 +7,7 @@ import os
 import time
 import ray
 from ray import tune
+from ray.tune.logger import JsonLoggerCallback
 
 from . import data
 from .config import SweepSpec
@@ -22,24 +23,32 @@ TUNE_DIR = "tune"  # Ray Tune's own experiment folder inside the output folder (
 
 
 class Progress(tune.Callback):
-    """One line per finished trial: done/running/failed, ETA and the best so far."""
+    """One line per finished trial: done/running/failed, ETA and the best so far. Counts
+    come from the trials' states, so a resumed sweep counts what it had already done."""
 
     def __init__(self, total: int, metric: str, log=print):
         self.total, self.metric, self.log = total, metric, log
-        self.done = self.failed = 0
         self.best: tuple[float, str] | None = None
-        self.t0 = time.time()
+        self.t0, self.done_at_start = time.time(), None
 
-    def _line(self, trials, current) -> None:
-        finished = self.done + self.failed
-        running = sum(t.status == "RUNNING" and t is not current for t in trials)
+    def _line(self, trials, current, outcome: str) -> None:
+        status = {t: ("TERMINATED" if outcome == "done" else "ERROR") if t is current else t.status for t in trials}
+        done = sum(s == "TERMINATED" for s in status.values())
+        failed = sum(s == "ERROR" for s in status.values())
+        running = sum(s == "RUNNING" for s in status.values())
+        if self.done_at_start is None:  # first finish since (re)start: the others were done before
+            self.done_at_start = done + failed - 1
         elapsed = time.time() - self.t0
-        eta = elapsed / finished * (self.total - finished) if finished else float("nan")
+        new = done + failed - self.done_at_start
+        eta = elapsed / new * (self.total - done - failed) if new > 0 else float("nan")
         best = f", best {self.metric}={self.best[0]:.4f} ({self.best[1]})" if self.best else ""
         self.log(
-            f"trials: {self.done} done, {running} running, {self.failed} failed of {self.total}"
+            f"trials: {done} done, {running} running, {failed} failed of {self.total}"
             f" | {elapsed:.0f}s elapsed, ETA {eta:.0f}s{best}"
         )
+
+    def setup(self, **info):
+        self.t0, self.done_at_start = time.time(), None
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if result.get("done") and self.metric in result:
@@ -48,12 +57,10 @@ class Progress(tune.Callback):
                 self.best = (value, trial.config["trial"]["trial_id"])
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.done += 1
-        self._line(trials, trial)
+        self._line(trials, trial, "done")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.failed += 1
-        self._line(trials, trial)
+        self._line(trials, trial, "failed")
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> None:
@@ -66,15 +73,18 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
         raise UserError(f"--address {address}: no Ray cluster reachable there ({e})") from None
 
 
-def _quiet_tune() -> None:
-    """Our Progress lines replace Tune's tables; results come from the experiment state,
-    so Tune's per-trial CSV/JSON/TensorBoard loggers are not needed either."""
+def _tune_env() -> None:
+    """Our Progress lines replace Tune's tables; only the JSON logger is kept (ResultGrid
+    reads it), not CSV/TensorBoard. The experiment state is saved every 2 s rather than
+    Tune's adaptive period (10 s and more), so a driver that dies loses at most the trials
+    of the last 2 s from the resume state."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
 
 
 def _tuner(spec: SweepSpec, plan: Plan, refs: dict, out: Storage, resume: bool, log) -> tune.Tuner:
-    _quiet_tune()
+    _tune_env()
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, spec=spec, refs=refs),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
@@ -96,7 +106,7 @@ def _tuner(spec: SweepSpec, plan: Plan, refs: dict, out: Storage, resume: bool, 
             name=TUNE_DIR,
             storage_path=out.uri,
             failure_config=tune.FailureConfig(max_failures=spec.execution.max_failures),
-            callbacks=[Progress(len(plan.trials), metric, log)],
+            callbacks=[Progress(len(plan.trials), metric, log), JsonLoggerCallback()],
             verbose=0,
         ),
     )
