@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import traceback
 import ray
 from ray import tune
 from ray.tune.logger import JsonLoggerCallback
@@ -49,6 +50,9 @@ class Progress(tune.Callback):
 
     def setup(self, **info):
         self.t0, self.done_at_start = time.time(), None
+
+    def __getstate__(self):  # Tune saves callbacks with the experiment; the sink may not pickle
+        return {**self.__dict__, "log": print}
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if result.get("done") and self.metric in result:
@@ -112,6 +116,15 @@ def _tuner(spec: SweepSpec, plan: Plan, refs: dict, out: Storage, resume: bool, 
     )
 
 
+def error_text(result) -> str:
+    """The failed trial's error with its traceback: Tune's error.txt beside the trial."""
+    try:
+        with result.filesystem.open_input_stream(f"{result.path}/error.txt") as f:
+            return f.read().decode()
+    except Exception:  # no file (an older Tune, a lost node's storage): the message alone
+        return "".join(traceback.format_exception(result.error))
+
+
 def check_resources(spec: SweepSpec) -> None:
     """Refuse, before any trial starts, a per-trial request that no node can ever satisfy
     (Tune would otherwise wait forever). An autoscaling cluster may add such nodes later:
@@ -172,7 +185,7 @@ def run_sweep(
     for r in grid:
         tid = r.config["trial"]["trial_id"]
         if r.error is not None:
-            outcomes[tid] = {**(r.metrics or {}), "status": "failed", "error": str(r.error)}
+            outcomes[tid] = {**(r.metrics or {}), "status": "failed", "error": error_text(r)}
         else:
             outcomes[tid] = r.metrics
     trials, metrics = trial_rows(spec.name, [t.to_dict() for t in plan.trials], outcomes)
