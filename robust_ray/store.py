@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -116,5 +115,10 @@ def place(plan: Plan, base: BaseDataset, file: str | None, log=print) -> dict[st
         built += 1
         cached += info["cached"]
         log(f"datasets: {built}/{len(status)} ready ({cached} from cache) {time.time() - t0:.0f}s")
-    sys.stdout.flush()
+    # A second copy on the driver's node: if the node that built a dataset dies, Ray promotes
+    # this copy instead of re-running the build, which could deadlock on a cluster whose CPUs
+    # are all held by trial actors waiting for that very dataset.
+    data_refs = [refs[d] for d in plan.datasets]
+    if data_refs:
+        ray.wait(data_refs, num_returns=len(data_refs), fetch_local=True)
     return refs
