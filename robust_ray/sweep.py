@@ -183,7 +183,7 @@ def run_sweep(
 
     outcomes = {}
     for r in grid:
-        tid = r.config["trial"]["trial_id"]
+        tid = r.path.rstrip("/").rsplit("/", 1)[-1]  # the trial's folder is named by its trial_id
         if r.error is not None:
             outcomes[tid] = {**(r.metrics or {}), "status": "failed", "error": error_text(r)}
         else:
