@@ -34,6 +34,8 @@ def _spearman_by_hand(x, y):
     n = len(x)
     d = np.argsort(np.argsort(x)) - np.argsort(np.argsort(y))
     r = 1 - 6 * np.sum(d**2) / (n * (n**2 - 1))
+    if abs(r) == 1:
+        return r, 0.0
     t = r * math.sqrt((n - 2) / (1 - r**2))
     return r, 2 * sst.t.sf(abs(t), n - 2)
 
@@ -175,9 +177,10 @@ def test_anova_without_error_degrees_of_freedom_says_so():
 
 def test_mean_and_cv_per_model_use_the_population_sd():
     rng = np.random.default_rng(4)
-    m = pd.DataFrame({"sweep": "s", "trial_id": np.repeat(["a", "b", "c"], 6), "accuracy": rng.uniform(0.5, 1, 18)})
-    out = mean_cv(m).set_index("trial_id")
-    for tid, g in m.groupby("trial_id"):
+    m = pd.DataFrame({"tidx": np.repeat([3, 0, 7], 6), "accuracy": rng.uniform(0.5, 1, 18)}).sample(frac=1, random_state=1)
+    out = mean_cv(m).set_index("tidx")
+    assert sorted(out.index) == [0, 3, 7]
+    for tid, g in m.groupby("tidx"):
         acc = g["accuracy"].to_numpy()
         assert out.loc[tid, "MA"] == pytest.approx(acc.mean())
         assert out.loc[tid, "CV"] == pytest.approx(100 * np.sqrt(np.mean((acc - acc.mean()) ** 2)) / acc.mean())
@@ -199,20 +202,37 @@ def test_pixel_index_reproduces_002_worked_example():
 
 def test_per_corruption_aggregate_and_mce_by_hand():
     m = pd.DataFrame({
-        "sweep": "s", "trial_id": ["a"] * 4 + ["b"] * 4,
+        "tidx": [5] * 4 + [2] * 4,
         "suite": ["c1", "c1", "c2", "c2"] * 2, "level": [1, 2, 1, 2.0] * 2,
         "accuracy": [0.9, 0.7, 0.8, 0.6, 0.8, 0.6, 0.9, 0.9],
     })
-    p = per_corruption(m, ["c1", "c2"]).set_index("trial_id")
-    assert p.loc["a", "c1"] == pytest.approx(0.8) and p.loc["a", "c2"] == pytest.approx(0.7)
-    assert p.loc["a", "aggregate"] == pytest.approx(0.75)
+    p = per_corruption(m, ["c1", "c2"])
+    assert p.loc[5, "c1"] == pytest.approx(0.8) and p.loc[5, "c2"] == pytest.approx(0.7)
+    assert p.loc[5, "aggregate"] == pytest.approx(0.75)
+    assert math.isnan(per_corruption(m[~((m["tidx"] == 2) & (m["suite"] == "c2"))], ["c1", "c2"]).loc[2, "aggregate"])
     err = corruption_errors(m, ["c1", "c2"])
-    base = err.loc[("s", "a")]
-    ce = mce(err, base).droplevel(0)
-    # b: c1 errors 0.2+0.4 over a's 0.1+0.3 = 1.5; c2: 0.1+0.1 over 0.2+0.4 = 1/3
-    assert ce.loc["b", "CE_c1"] == pytest.approx(1.5) and ce.loc["b", "CE_c2"] == pytest.approx(1 / 3)
-    assert ce.loc["b", "mCE"] == pytest.approx((1.5 + 1 / 3) / 2)
-    assert ce.loc["a", "mCE"] == pytest.approx(1.0)
+    ce = mce(err, err.loc[5])
+    # model 2: c1 errors 0.2+0.4 over model 5's 0.1+0.3 = 1.5; c2: 0.1+0.1 over 0.2+0.4 = 1/3
+    assert ce.loc[2, "CE_c1"] == pytest.approx(1.5) and ce.loc[2, "CE_c2"] == pytest.approx(1 / 3)
+    assert ce.loc[2, "mCE"] == pytest.approx((1.5 + 1 / 3) / 2)
+    assert ce.loc[5, "mCE"] == pytest.approx(1.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 5), st.integers(0, 2**31 - 1))
+def test_grouped_per_model_scores_equal_pandas_groupby(trials, suites, seed):
+    rng = np.random.default_rng(seed)
+    names = [f"s{i}" for i in range(suites)]
+    m = pd.DataFrame({"tidx": rng.integers(0, trials, 200) * 3, "suite": rng.choice(names + ["other"], 200),
+                      "accuracy": rng.uniform(0, 1, 200)})
+    m["suite"] = m["suite"].astype("category")
+    want = m[m["suite"] != "other"].groupby(["tidx", "suite"], observed=True)["accuracy"].mean().unstack("suite").reindex(columns=names)
+    got = per_corruption(m, names)
+    pd.testing.assert_frame_equal(got[names], want.rename_axis(columns=None), check_names=False)
+    g = m.groupby("tidx")["accuracy"]
+    cv = mean_cv(m).set_index("tidx")
+    assert cv["MA"].to_numpy() == pytest.approx(g.mean().to_numpy())
+    assert cv["CV"].to_numpy() == pytest.approx((100 * g.std(ddof=0) / g.mean()).to_numpy())
 
 
 def test_overlap_score_by_hand():
@@ -224,3 +244,21 @@ def test_overlap_score_by_hand():
     hurt = {"x": 0.3, "y": 0.5}
     assert overlap_score(plain, m_x, {"x": 0.3, "y": 1.0}, "x", "y") == 0.0  # clipped at 0
     assert math.isnan(overlap_score(plain, hurt, m_y, "x", "y"))
+
+
+def test_anova_matches_statsmodels_anova_lm_on_unbalanced_replicated_data():
+    from statsmodels.formula.api import ols
+    from statsmodels.stats.anova import anova_lm
+
+    levels = {"a": [0, 2, 4, 6, 8.0], "b": [0, 1, 2, 3, 4.0], "c": [0.1, 0.2, 0.3, 0.4, 0.5]}
+    rows, _ = l25(list(levels), levels)
+    df = pd.DataFrame(rows * 3).iloc[:-4]  # three seeds, four trials missing: unbalanced
+    rng = np.random.default_rng(5)
+    df["y"] = 0.5 + 0.03 * df["a"] - 0.4 * df["c"] + rng.normal(scale=0.02, size=len(df))
+    ours = anova(df, "y", list(levels))[0].set_index("source")
+    ref = anova_lm(ols("y ~ C(a) + C(b) + C(c)", df).fit(), typ=2)
+    for f in levels:
+        for col, rcol in (("SS", "sum_sq"), ("df", "df"), ("F", "F"), ("p", "PR(>F)")):
+            assert ours.loc[f, col] == pytest.approx(ref.loc[f"C({f})", rcol], rel=1e-7)
+    assert ours.loc["error", "SS"] == pytest.approx(ref.loc["Residual", "sum_sq"], rel=1e-9)
+    assert ours.loc["error", "df"] == ref.loc["Residual", "df"]

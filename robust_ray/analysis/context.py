@@ -12,7 +12,7 @@ from .load import Design, Results, fmt_level
 from .recipes import Recipe
 from .render import Sink
 
-STAT_COLUMNS = ["recipe", "analysis", "sweep", "factor", "arch", "suite", "segment", "statistic", "value", "n", "n_excluded", "band", "note"]
+STAT_COLUMNS = ["recipe", "step", "analysis", "sweep", "factor", "arch", "suite", "segment", "statistic", "value", "n", "n_excluded", "band", "note"]
 
 
 @dataclass
@@ -21,6 +21,8 @@ class Ctx:
     recipe: Recipe
     sink: Sink
     stats: list[dict] = field(default_factory=list)
+    cache: dict = field(default_factory=dict)
+    step: str = ""  # id (or type) of the step running now, recorded with its statistics
 
     def designs(self) -> list[Design]:
         if not self.recipe.sweeps:
@@ -43,7 +45,7 @@ class Ctx:
         return m
 
     def archs(self, d: Design) -> list[str]:
-        present = set(self.trials(d)["arch"])
+        present = set(self.trials(d)["arch"].unique())
         order = self.recipe.architectures or d.archs
         return [a for a in order if a in present] + sorted(present - set(order))
 
@@ -58,7 +60,7 @@ class Ctx:
 
     def record(self, analysis: str, d: Design, statistic: str, value: float, n: int, n_excluded: int = 0,
                factor: str = "", arch: str = "", suite: str = "", segment: str = "", band: str = "", note: str = "") -> None:
-        self.stats.append(dict(recipe=self.recipe.name, analysis=analysis, sweep=d.sweep, factor=factor, arch=arch, suite=suite,
+        self.stats.append(dict(recipe=self.recipe.name, step=self.step or analysis, analysis=analysis, sweep=d.sweep, factor=factor, arch=arch, suite=suite,
                                segment=segment, statistic=statistic, value=value, n=n, n_excluded=n_excluded, band=band, note=note))
 
     def stats_frame(self) -> pd.DataFrame:
@@ -66,14 +68,14 @@ class Ctx:
 
 
 def attach(metrics: pd.DataFrame, trials: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
-    """``metrics`` rows of the given ``trials`` with trial columns ``cols`` added (an index
-    lookup instead of a merge: metrics can hold millions of rows)."""
-    idx = pd.Index(trials["trial_id"]).get_indexer(metrics["trial_id"])
-    keep = idx >= 0
+    """``metrics`` rows of the given ``trials`` (a subset of ``Results.trials``, its index
+    intact) with trial columns ``cols`` added, looked up through ``tidx``: an integer
+    index lookup, not a merge, since metrics can hold millions of rows."""
+    pos = trials.index.get_indexer(metrics["tidx"].to_numpy())
+    keep = pos >= 0
     m = metrics[keep]
-    idx = idx[keep]
-    extra = {c: trials[c].to_numpy()[idx] for c in cols}
-    return m.assign(**extra)
+    pos = pos[keep]
+    return m.assign(**{c: trials[c].to_numpy()[pos] for c in cols})
 
 
 def model_labels(trials: pd.DataFrame, factors: list[str]) -> pd.Series:
@@ -81,7 +83,8 @@ def model_labels(trials: pd.DataFrame, factors: list[str]) -> pd.Series:
     seeds = trials["seed"].nunique() > 1
     parts = [trials["arch"].astype(str)]
     for f in factors:
-        parts.append(" " + f + "=" + trials[f].map(fmt_level))
+        names = {v: fmt_level(v) for v in trials[f].unique()}  # a few levels, many trials
+        parts.append(" " + f + "=" + trials[f].map(names))
     if seeds:
         parts.append(" seed " + trials["seed"].astype(str))
     out = parts[0]

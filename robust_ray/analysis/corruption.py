@@ -30,24 +30,25 @@ import math
 import numpy as np
 import pandas as pd
 
+from .groups import by_trial_suite
 
-def per_corruption(metrics: pd.DataFrame, suites: list[str], keys: tuple[str, ...] = ("sweep", "trial_id")) -> pd.DataFrame:
-    """Per model (rows ``keys``): P_c for each suite (columns) and ``aggregate`` (004 §4.2).
+
+def per_corruption(metrics: pd.DataFrame, suites: list[str]) -> pd.DataFrame:
+    """Per model (index ``tidx``): P_c for each suite (columns) and ``aggregate`` (004 §4.2).
 
     A model missing a suite gets NaN there and no aggregate (the mean over a partial set of
     corruptions would not be comparable)."""
-    m = metrics[metrics["suite"].isin(suites)]
-    p = m.groupby([*keys, "suite"], sort=False)["accuracy"].mean().unstack("suite")
-    p = p.reindex(columns=suites)
+    trials, count, total = by_trial_suite(metrics, suites, metrics["accuracy"].to_numpy(float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = pd.DataFrame(np.where(count > 0, total / count, np.nan), index=pd.Index(trials, name="tidx"), columns=suites)
     p["aggregate"] = p[suites].mean(axis=1, skipna=False)
-    return p.reset_index()
+    return p
 
 
-def corruption_errors(metrics: pd.DataFrame, suites: list[str], keys: tuple[str, ...] = ("sweep", "trial_id")) -> pd.DataFrame:
-    """sum_s E_{c,s} per model (rows) and suite (columns)."""
-    m = metrics[metrics["suite"].isin(suites)]
-    e = (1.0 - m["accuracy"]).groupby([m[k] for k in (*keys, "suite")], sort=False).sum().unstack("suite")
-    return e.reindex(columns=suites)
+def corruption_errors(metrics: pd.DataFrame, suites: list[str]) -> pd.DataFrame:
+    """sum_s E_{c,s} per model (index ``tidx``) and suite (columns)."""
+    trials, count, total = by_trial_suite(metrics, suites, 1.0 - metrics["accuracy"].to_numpy(float))
+    return pd.DataFrame(np.where(count > 0, total, np.nan), index=pd.Index(trials, name="tidx"), columns=suites)
 
 
 def mce(errors: pd.DataFrame, baseline: pd.Series) -> pd.DataFrame:

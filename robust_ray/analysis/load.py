@@ -52,12 +52,17 @@ class Design:
         return self.type.endswith("one_factor")
 
     def at_baseline(self, trials: pd.DataFrame, factor: str) -> np.ndarray:
-        """Rows whose ``factor`` column sits at its baseline (NaN or no baseline: False)."""
+        """Rows whose ``factor`` column sits at its baseline.
+
+        NaN counts as baseline: results.py writes NaN exactly where the plan left the
+        factor untouched (level None) and the trial failed before reporting the level it
+        achieved, so a failed trial still lands in its series and is counted as excluded.
+        """
+        col = trials[factor].to_numpy(float)
         base = self.baselines.get(factor)
         if base is None:
-            return np.zeros(len(trials), bool)
-        col = trials[factor].to_numpy(float)
-        return np.isclose(col, base, rtol=0.0, atol=1e-9 * max(1.0, abs(base)))
+            return np.isnan(col)
+        return np.isclose(col, base, rtol=0.0, atol=1e-9 * max(1.0, abs(base))) | np.isnan(col)
 
     def series(self, trials: pd.DataFrame, factor: str) -> np.ndarray:
         """Rows of ``factor``'s analysis: for a one_factor design, the rows where every other
@@ -225,12 +230,13 @@ def _read_folder(folder: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.DataF
     files = [str(tpath)]
     if mpath.is_file():
         check_schema(mpath, METRIC_COLUMNS)
-        metrics = pd.read_parquet(mpath, columns=METRIC_COLUMNS)
+        # dictionary-encoded ids: millions of rows map to trials through their few categories
+        metrics = pq.read_table(mpath, columns=METRIC_COLUMNS, read_dictionary=["trial_id", "suite"]).to_pandas()
         _numeric(metrics, NUMERIC_METRIC_COLUMNS, mpath)
         files.append(str(mpath))
     else:
         notes.append(f"{folder}: no {METRICS_FILE}; per-level analyses (mCV, severity curves, mCE, Pi) are skipped")
-        metrics = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(METRIC_COLUMNS, ["str", "str", "float", "float", "int"])})
+        metrics = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(METRIC_COLUMNS, ["category", "category", "float", "float", "int"])})
     return trials, metrics, read_spec(folder), files
 
 
@@ -245,10 +251,26 @@ def _suite_accuracy(trials: pd.DataFrame, metrics: pd.DataFrame, suites: list[st
     return trials.join(acc, on="trial_id")
 
 
+def _row_index(metrics: pd.DataFrame, trials: pd.DataFrame, offset: int) -> np.ndarray:
+    """Each metric row's position in the combined trials frame (-1: no such trial)."""
+    ids = metrics["trial_id"]
+    if not isinstance(ids.dtype, pd.CategoricalDtype):
+        ids = ids.astype("category")
+    where = pd.Index(trials["trial_id"].astype(str)).get_indexer(ids.cat.categories.astype(str))
+    where = np.where(where >= 0, where + offset, -1)
+    codes = ids.cat.codes.to_numpy()
+    return np.where(codes >= 0, where[codes], -1)
+
+
 def load_results(where: str) -> Results:
-    """Read and validate every results folder under ``where`` (see the module doc)."""
+    """Read and validate every results folder under ``where`` (see the module doc).
+
+    ``metrics`` keeps the ok trials' rows only and gains ``tidx``, the row of the trial in
+    ``trials`` (unique across sweeps, cheap to group by), and ``sweep``.
+    """
     notes: list[str] = []
     trial_frames, metric_frames, designs, files = [], [], {}, []
+    offset = 0
     for folder in find_folders(str(where)):
         trials, metrics, spec, fs = _read_folder(folder, notes)
         files += fs
@@ -256,18 +278,24 @@ def load_results(where: str) -> Results:
         name = str(spec.get("name")) if spec and spec.get("name") else (names[0] if names else folder.name)
         label = name if name not in designs else f"{name}@{folder}"
         suites = list(spec.get("suites") or {}) if spec else []
-        trials = _suite_accuracy(trials, metrics, suites)
+        trials = _suite_accuracy(trials, metrics, suites).reset_index(drop=True)
         trials = trials.assign(sweep=label, ok=trials["status"].astype(str).eq("ok"))
-        ok_ids = set(trials.loc[trials["ok"], "trial_id"])
-        metrics = metrics[metrics["trial_id"].isin(ok_ids)].assign(sweep=label)
+        tidx = _row_index(metrics, trials, offset)
+        keep = tidx >= 0
+        keep[keep] = trials["ok"].to_numpy()[tidx[keep] - offset]
+        metrics = metrics[keep].assign(tidx=tidx[keep], sweep=label)
         designs[label] = make_design(label, folder, spec, trials, notes)
         trial_frames.append(trials)
         metric_frames.append(metrics)
+        offset += len(trials)
     trials = pd.concat(trial_frames, ignore_index=True) if len(trial_frames) > 1 else trial_frames[0]
     metrics = pd.concat(metric_frames, ignore_index=True) if len(metric_frames) > 1 else metric_frames[0]
     if trials.empty:
         raise ResultsError(f"{where}: the results hold no trials")
-    return Results(trials.reset_index(drop=True), metrics.reset_index(drop=True), designs, files, notes)
+    for col in ("suite", "sweep"):
+        if not isinstance(metrics[col].dtype, pd.CategoricalDtype):
+            metrics[col] = metrics[col].astype("category")
+    return Results(trials, metrics.reset_index(drop=True), designs, files, notes)
 
 
 def fmt_level(v: float) -> str:

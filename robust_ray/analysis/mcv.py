@@ -17,16 +17,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .groups import by_trial
+
 GROUPS = np.array(["I", "II", "III", "IV"])
 
 
-def mean_cv(metrics: pd.DataFrame, keys: tuple[str, ...] = ("sweep", "trial_id")) -> pd.DataFrame:
-    """Per model: MA (fraction), CV (%), and the number of test sets, vectorised over
-    ``metrics`` rows (one per model x suite x level)."""
-    g = metrics.groupby(list(keys), sort=False)["accuracy"]
-    mean = g.mean()
-    out = pd.DataFrame({"MA": mean, "CV": 100.0 * g.std(ddof=0) / mean, "test_sets": g.count()})
-    return out.reset_index()
+def mean_cv(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per model (``tidx``): MA (fraction), CV (%) and the number of test sets, from
+    ``metrics`` rows (one per model x suite x level); two passes (mean, then squared
+    deviations) so a near-constant model keeps an exact CV."""
+    trials, local, count = by_trial(metrics)
+    acc = metrics["accuracy"].to_numpy(float)
+    mean = np.bincount(local, weights=acc, minlength=len(trials)) / count
+    var = np.bincount(local, weights=(acc - mean[local]) ** 2, minlength=len(trials)) / count
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cv = 100.0 * np.sqrt(var) / mean
+    return pd.DataFrame({"tidx": trials, "MA": mean, "CV": cv, "test_sets": count})
 
 
 def quadrant(ma, cv, ref_ma: float, ref_cv: float) -> np.ndarray:

@@ -45,11 +45,15 @@ def _style(ax, grid: bool = True) -> None:
         ax.grid(True, color="#dddddd", linewidth=0.6)
 
 
-def _panels(n: int, width: float = 4.6, height: float = 3.6) -> tuple[Figure, list]:
+def _panels(n: int, width: float = 4.6, height: float = 3.6, right: float = 0.3) -> tuple[Figure, list]:
+    """A grid of ``n`` panels with fixed margins in inches (constrained layout costs seconds
+    per figure; fixed margins keep a report with dozens of figures fast)."""
     cols = min(n, 3)
     rows = -(-n // cols)
     width = max(width, 6.0 / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows + 0.6), squeeze=False, layout="constrained")
+    W, H = width * cols, height * rows + 0.7
+    fig, axes = plt.subplots(rows, cols, figsize=(W, H), squeeze=False)
+    fig.subplots_adjust(left=0.85 / W, right=1 - right / W, bottom=0.8 / H, top=1 - 0.75 / H, wspace=0.32 * 4.6 / width + 0.05, hspace=0.55 * 3.6 / height)
     flat = list(axes.ravel())
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -58,12 +62,16 @@ def _panels(n: int, width: float = 4.6, height: float = 3.6) -> tuple[Figure, li
 
 def _draw(ax, s: pd.DataFrame, label: str, color, marker: str, dashed: bool = False) -> None:
     """``s``: indexed by x, columns mean/min/max/count; a min-max band where there are repeats."""
-    s = s.dropna(subset=["mean"]).sort_index()
-    if s.empty:
+    x = s.index.to_numpy(float)
+    mean, lo, hi, count = (s[c].to_numpy(float) for c in ("mean", "min", "max", "count"))
+    keep = np.isfinite(mean)
+    if not keep.any():
         return
-    ax.plot(s.index, s["mean"], marker=marker, markersize=4, color=color, label=label, linestyle="--" if dashed else "-", linewidth=1.4)
-    if (s["count"] > 1).any():
-        ax.fill_between(s.index, s["min"], s["max"], color=color, alpha=0.15, linewidth=0)
+    order = np.argsort(x[keep])
+    x, mean, lo, hi, count = (v[keep][order] for v in (x, mean, lo, hi, count))
+    ax.plot(x, mean, marker=marker, markersize=4, color=color, label=label, linestyle="--" if dashed else "-", linewidth=1.4)
+    if (count > 1).any():
+        ax.fill_between(x, lo, hi, color=color, alpha=0.15, linewidth=0)
 
 
 def _line(ax, g: pd.DataFrame, x: str, y: str, label: str, color, marker: str, dashed: bool = False) -> None:
@@ -90,23 +98,40 @@ def accuracy_lines(df: pd.DataFrame, factor: str, suites: list[str], archs: list
     return fig
 
 
-def severity_lines(agg: pd.DataFrame, factor: str, suite: str, archs: list[str], title: str) -> Figure:
-    """Accuracy against the suite's own level, one line per training level of ``factor``
-    (cividis: dark = low level, light = high level). ``agg``: arch, factor, level and the
-    mean/min/max/count of accuracy over the trials there."""
-    fig, axes = _panels(len(archs))
-    levels = np.sort(agg[factor].dropna().unique())
+MAX_LINES = 9
+
+
+def shown_levels(values: pd.Series) -> np.ndarray:
+    """The levels drawn as lines: all of them, or MAX_LINES spread evenly from the lowest
+    to the highest (more lines than that cannot be told apart)."""
+    levels = np.sort(values.dropna().unique())
+    if len(levels) <= MAX_LINES:
+        return levels
+    return levels[np.unique(np.round(np.linspace(0, len(levels) - 1, MAX_LINES)).astype(int))]
+
+
+def severity_lines(agg: pd.DataFrame, factor: str, suites: list[str], archs: list[str], title: str) -> Figure:
+    """Accuracy against each suite's own level, one line per training level of ``factor``
+    (cividis: dark = low level, light = high level); a panel per suite x architecture.
+    ``agg``: arch, factor, suite, level and the mean/min/max/count of accuracy there."""
+    panels = [(s, a) for s in suites for a in archs]
+    fig, axes = _panels(len(panels), width=4.2, height=3.3)
+    levels = shown_levels(agg[factor])
+    agg = agg[agg[factor].isin(levels)]
     cmap = plt.get_cmap("cividis")
-    for ax, arch in zip(axes, archs):
-        g = agg[agg["arch"] == arch]
-        for i, lv in enumerate(levels):
-            c = cmap(i / max(1, len(levels) - 1) * 0.9)
-            _draw(ax, g[g[factor] == lv].set_index("level"), f"{factor}={fmt_level(lv)}", c, MARKERS[i % len(MARKERS)])
-        ax.set_title(arch)
+    rank = {lv: i for i, lv in enumerate(levels)}
+    groups = {key: g for key, g in agg.groupby(["suite", "arch"], observed=True)}
+    for ax, (suite, arch) in zip(axes, panels):
+        g = groups.get((suite, arch))
+        if g is not None:
+            for lv, h in g.groupby(factor, sort=True):
+                i = rank[lv]
+                _draw(ax, h.set_index("level"), f"{factor}={fmt_level(lv)}", cmap(i / max(1, len(levels) - 1) * 0.9), MARKERS[i % len(MARKERS)])
+        ax.set_title(f"{suite} / {arch}" if len(archs) > 1 else suite, fontsize=10)
         ax.set_xlabel(f"{suite} level")
         ax.set_ylabel(ACC)
         _style(ax)
-    axes[0].legend(fontsize=7, frameon=False, ncol=1 + len(levels) // 9)
+    axes[0].legend(fontsize=7, frameon=False)
     _title(fig, title)
     return fig
 
@@ -114,7 +139,7 @@ def severity_lines(agg: pd.DataFrame, factor: str, suite: str, archs: list[str],
 def heatmaps(df: pd.DataFrame, fx: str, fy: str, columns: dict[str, str], title: str) -> Figure:
     """000 Fig. 6: mean accuracy over the (fx, fy) grid, one panel per column (train and
     suites); cells annotated when the grid is small enough to read."""
-    fig, axes = _panels(len(columns), width=4.2, height=3.8)
+    fig, axes = _panels(len(columns), width=4.6, height=3.9)
     for ax, (label, col) in zip(axes, columns.items()):
         piv = df.pivot_table(index=fy, columns=fx, values=col, aggfunc="mean").sort_index(ascending=False)
         im = ax.imshow(piv.to_numpy(float), cmap="cividis", aspect="auto", vmin=np.nanmin(piv.to_numpy(float)) if piv.size else 0, vmax=np.nanmax(piv.to_numpy(float)) if piv.size else 1)
@@ -123,7 +148,7 @@ def heatmaps(df: pd.DataFrame, fx: str, fy: str, columns: dict[str, str], title:
         ax.set_xlabel(fx)
         ax.set_ylabel(fy)
         ax.set_title(label)
-        if piv.shape[0] * piv.shape[1] <= 144:
+        if piv.shape[0] * piv.shape[1] <= 64:  # 000 Fig. 6 is 6 x 6; larger grids are read by colour
             vals = piv.to_numpy(float)
             mid = np.nanmean(vals) if np.isfinite(vals).any() else 0
             for (r, c), v in np.ndenumerate(vals):
@@ -153,7 +178,8 @@ def main_effects(levels: pd.DataFrame, factors: list[str], suites: list[str], ti
 def mcv_plot(models: pd.DataFrame, ref_ma: float, ref_cv: float, archs: list[str], title: str, ref_label: str) -> Figure:
     """003 Fig. 2: mean accuracy (%) against CV (%), split into Groups I-IV by the
     reference point; clean-trained models drawn as triangles."""
-    fig, ax = plt.subplots(figsize=(6.4, 5.0), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8.2, 5.2))
+    fig.subplots_adjust(left=0.09, right=0.70, bottom=0.11, top=0.9)
     for i, arch in enumerate(archs):
         g = models[models["arch"] == arch]
         for clean, marker, size in ((False, "o", 22), (True, "^", 70)):
@@ -179,7 +205,8 @@ def mcv_plot(models: pd.DataFrame, ref_ma: float, ref_cv: float, archs: list[str
 
 def pixel_plot(df: pd.DataFrame, x: str, archs: list[str], title: str, xlabel: str) -> Figure:
     """002 Fig. 8: accuracy and Pixel-index against the number of modified pixels."""
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    fig, axes = _panels(2, width=5.0, height=3.8)
+    a1, a2 = axes
     for i, arch in enumerate(archs):
         g = df[df["arch"] == arch]
         _line(a1, g, x, "accuracy", arch, OKABE_ITO[i % 7], MARKERS[i % len(MARKERS)])

@@ -2,13 +2,14 @@
 
 Format (one row per published number; ``analysis/README.md`` documents it):
 
-    table,analysis,factor,arch,suite,segment,statistic,value[,sweep][,note]
+    table,analysis,factor,arch,suite,segment,statistic,value[,sweep][,step][,note]
     000-T2,correlation,gaussian_l2,lenet5,mnist-test,,r,0.275
 
 ``table`` names the source (e.g. ``000-T2`` = paper 000, Table 2); ``analysis``,
 ``factor``, ``arch``, ``suite``, ``segment`` and ``statistic`` are the identifiers of
 ``tables/statistics.csv`` (so a row matches the statistic robust_ray computes); ``value`` is
-the published number; ``sweep`` (optional) restricts the match to one sweep.
+the published number; ``sweep`` and ``step`` (optional) restrict the match to one sweep
+and to the recipe step with that ``id`` (else the first step of that analysis matches).
 
 Agreement: for r and R, the same sign and the same 000 §2.4 band; for p (and pearson_p),
 the same verdict at the recipe's alpha; for everything else, the relative difference.
@@ -43,8 +44,9 @@ def load_reference(path: Path, recipe_file: str | None = None) -> pd.DataFrame:
         i = int(bad[0])
         raise RecipeError(str(path), f"row {i + 2}", f"value {ref.loc[i, 'value']!r} is not a number")
     ref = ref.assign(value=values)
-    if "sweep" not in ref:
-        ref["sweep"] = ""
+    for optional in ("sweep", "step"):
+        if optional not in ref:
+            ref[optional] = ""
     return ref
 
 
@@ -71,6 +73,8 @@ def compare(ref: pd.DataFrame, stats: pd.DataFrame, alpha: float) -> pd.DataFram
             m = m[m[k] == str(r[k])]
         if r["sweep"]:
             m = m[m["sweep"].str.split("@").str[0] == r["sweep"]]
+        if r["step"]:
+            m = m[m["step"] == r["step"]]
         if m.empty:
             rows.append({**{k: r[k] for k in ["table", *KEYS]}, "published": r["value"], "reproduced": np.nan,
                          "difference": np.nan, "n": np.nan, "agreement": "not reproduced (no such statistic in these results)"})

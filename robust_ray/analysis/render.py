@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from . import plots
 
@@ -42,13 +44,17 @@ class Section:
     items: list[Table | Plot] = field(default_factory=list)
     level: int = 2
 
+    def add(self, item: Table | Plot | None) -> None:
+        if item is not None:
+            self.items.append(item)
+
 
 class Sink:
     """Writes tables (CSV) and figures (PNG) under ``root`` as they are made, with unique
     file names, and hands back the blocks that reference them."""
 
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self, root: Path, plots: bool = True):
+        self.root, self.plots = root, plots
         (root / "tables").mkdir(parents=True)
         (root / "plots").mkdir()
         self.used: set[str] = set()
@@ -63,13 +69,22 @@ class Sink:
 
     def table(self, stem: str, df: pd.DataFrame, title: str, note: str = "") -> Table:
         rel = f"tables/{self._name(stem, 'csv')}"
-        df.to_csv(self.root / rel, index=False)
+        write_csv(df, self.root / rel)
         return Table(title, rel, df, note)
 
-    def figure(self, stem: str, fig, title: str) -> Plot:
+    def figure(self, stem: str, make, title: str) -> Plot | None:
+        """Draw ``make()`` and save it; nothing (and no drawing) when plots are off."""
+        if not self.plots:
+            return None
         rel = f"plots/{self._name(stem, 'png')}"
-        plots.save(fig, self.root / rel)
+        plots.save(make(), self.root / rel)
         return Plot(title, rel)
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    """CSV through pyarrow (several times faster than pandas on 100,000-row tables)."""
+    table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+    pacsv.write_csv(table, path)
 
 
 def fmt(value, column: str = "") -> str:

@@ -104,6 +104,7 @@ def _run_recipe(ctx: Ctx) -> list[Section]:
         if len(designs) > 1:
             out.append(Section(f"Sweep {d.sweep}", level=3))
         for step in r.analyses:
+            ctx.step = step.id or step.type
             secs = STEPS[step.type](ctx, step, d)
             for s in secs:
                 s.level = 4 if len(designs) > 1 else 3
@@ -120,10 +121,11 @@ def _run_recipe(ctx: Ctx) -> list[Section]:
     return out
 
 
-def analyze(results: str | Path, output: str | Path | None = None, recipes: list[str] | None = None) -> Path:
+def analyze(results: str | Path, output: str | Path | None = None, recipes: list[str] | None = None, plots: bool = True) -> Path:
     """Analyse the results under ``results`` (a run folder, a folder of them, or a glob)
     with the given recipe files (default: the design-driven recipe) and write the report
-    to ``output`` (default: RESULTS/analysis). Returns the output folder."""
+    to ``output`` (default: RESULTS/analysis); ``plots=False`` writes tables and report
+    only. Returns the output folder."""
     where = str(results)
     res = load_results(where)
     recs = [load_recipe(p) for p in recipes] if recipes else [default_recipe(res)]
@@ -138,7 +140,7 @@ def analyze(results: str | Path, output: str | Path | None = None, recipes: list
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        sink = Sink(tmp)
+        sink = Sink(tmp, plots)
         sections = _overview(res, recs)
         stats = []
         for r in recs:

@@ -21,11 +21,14 @@ from .render import Section
 
 def _models(ctx: Ctx, d: Design) -> pd.DataFrame:
     """The ok trials with a label and a clean flag (every factor at its baseline)."""
-    T = ctx.trials(d)
-    ok = T[T["ok"]].copy()
-    ok["clean"] = d.clean(ok)
-    ok["model"] = model_labels(ok, list(d.factors))
-    return ok
+    key = ("models", d.sweep)
+    if key not in ctx.cache:
+        T = ctx.trials(d)
+        ok = T[T["ok"]].copy()
+        ok["clean"] = d.clean(ok)
+        ok["model"] = model_labels(ok, list(d.factors))
+        ctx.cache[key] = ok
+    return ctx.cache[key].copy()
 
 
 def _shown(df: pd.DataFrame, by: list[str], cols: list[str]) -> pd.DataFrame:
@@ -40,8 +43,8 @@ def mcv_step(ctx: Ctx, step: MCVStep, d: Design) -> list[Section]:
     point, Algorithm 1's group per model, and the four-quadrant mCV plot."""
     models = _models(ctx, d)
     suites = ctx.suites(d) if ctx.recipe.suites else None
-    mc = mean_cv(ctx.metrics(d, suites))
-    models = models.merge(mc.drop(columns="sweep"), on="trial_id", how="inner")
+    mc = mean_cv(ctx.metrics(d, suites)).set_index("tidx")
+    models = models.join(mc, how="inner")
     sec = Section(f"{d.sweep}: mean accuracy and CV (mCV)", level=3)
     ref = step.reference
     note = ""
@@ -79,8 +82,8 @@ def mcv_step(ctx: Ctx, step: MCVStep, d: Design) -> list[Section]:
     sec.items.append(ctx.sink.table(ctx.stem(step, d, "groups"), counts, f"Models per mCV group ({d.sweep})"))
     if len(models):
         ref_ma, ref_cv = (np.mean([v[0] for v in refs.values()]), np.mean([v[1] for v in refs.values()]))
-        fig = plots.mcv_plot(models, ref_ma, ref_cv, ctx.archs(d), f"{d.sweep}: mCV plot", ref_label)
-        sec.items.append(ctx.sink.figure(ctx.stem(step, d), fig, "mCV plot: mean accuracy against CV; dashed lines through the reference point"))
+        sec.add(ctx.sink.figure(ctx.stem(step, d), lambda: plots.mcv_plot(models, ref_ma, ref_cv, ctx.archs(d), f"{d.sweep}: mCV plot", ref_label),
+                                "mCV plot: mean accuracy against CV; dashed lines through the reference point"))
     return [sec]
 
 
@@ -102,8 +105,8 @@ def corruption_step(ctx: Ctx, step: CorruptionStep, d: Design) -> list[Section]:
     if not corrupt:
         sec.text.append("No suite with perturbed levels: nothing to aggregate.")
         return [sec]
-    pc = per_corruption(M, corrupt).drop(columns="sweep")
-    table = models[["trial_id", "model", "arch", "clean", *[f"acc_{s}" for s in clean]]].merge(pc, on="trial_id")
+    pc = per_corruption(M, corrupt)
+    table = models[["model", "arch", "clean", *[f"acc_{s}" for s in clean]]].join(pc, how="inner")
     text = [excluded_text(ctx.trials(d)),
             f"P_c = mean accuracy over the levels of corruption suite c; aggregate = mean of P_c over {', '.join(corrupt)} (004 §4.2)."]
     if step.baseline_arch:
@@ -112,18 +115,17 @@ def corruption_step(ctx: Ctx, step: CorruptionStep, d: Design) -> list[Section]:
             raise UserError(f"{ctx.recipe.file or 'recipe'}: corruption.baseline_arch: no clean-trained {step.baseline_arch} model "
                             f"in sweep {d.sweep} (needs a trial with every factor at its baseline)")
         err = corruption_errors(M, corrupt)
-        base_err = err.loc[[(d.sweep, t) for t in base["trial_id"]]].mean()
-        ce = mce(err, base_err).reset_index().drop(columns="sweep")
-        table = table.merge(ce, on="trial_id", how="left")
+        base_err = err.loc[base.index].mean()
+        table = table.join(mce(err, base_err), how="left")
         text.append(f"CE_c = sum over levels of the model's error / the same sum for the clean {step.baseline_arch} model "
                     f"(mean over its {len(base)} seed(s)); mCE = mean CE_c (Hendrycks & Dietterich 2019).")
-    value_cols = [c for c in table.columns if c not in ("trial_id", "model", "arch", "clean")]
+    value_cols = [c for c in table.columns if c not in ("model", "arch", "clean")]
     for _, r in table[table["clean"]].iterrows():
         for c in ("aggregate", "mCE"):
             if c in table:
                 ctx.record("corruption", d, c, float(r[c]), 1, arch=r["arch"], note=f"clean-trained model {r['model']}")
     sec.text += text
-    sec.items.append(ctx.sink.table(ctx.stem(step, d, "models"), table.drop(columns="trial_id"), f"Per-corruption accuracy per model ({d.sweep})"))
+    sec.items.append(ctx.sink.table(ctx.stem(step, d, "models"), table, f"Per-corruption accuracy per model ({d.sweep})"))
     if len(table) > 20:
         sec.items.append(ctx.sink.table(ctx.stem(step, d, "summary"), _shown(table, ["arch"], [c for c in value_cols if c != "clean"]),
                                         f"Per-architecture summary over models ({d.sweep})"))
@@ -140,8 +142,8 @@ def pixel_step(ctx: Ctx, step: PixelStep, d: Design) -> list[Section]:
         w = 1.0 - m["accuracy"]
     else:
         cm = ctx.metrics(d, [step.clean_suite])
-        clean_acc = cm.groupby("trial_id")["accuracy"].mean()
-        w = (m["trial_id"].map(clean_acc) - m["accuracy"]).clip(lower=0.0)
+        clean_acc = cm.groupby("tidx")["accuracy"].mean()
+        w = (m["tidx"].map(clean_acc) - m["accuracy"]).clip(lower=0.0)
     df = m.assign(w=w.to_numpy(), p=p.to_numpy(), Pi=pixel_index(w, p, step.value_range, step.area))
     table = df[["model", "arch", "level", "accuracy", "w", "p", "Pi", "n"]].sort_values(["model", "level"])
     sec = Section(f"{d.sweep}: Pixel-index on {step.suite}", level=3)
@@ -155,8 +157,8 @@ def pixel_step(ctx: Ctx, step: PixelStep, d: Design) -> list[Section]:
         ctx.record("pixel_index", d, "Pi", float(r["Pi"]), int(r["models"]), arch=r["arch"], suite=step.suite, segment=f"level={fmt_level(r['level'])}")
     sec.items.append(ctx.sink.table(ctx.stem(step, d, "summary"), summ, f"Mean accuracy and Pi per architecture and level ({d.sweep})"))
     xlabel = "modified pixels per image" if step.level_unit == "pixels" else "fraction of modified pixels"
-    fig = plots.pixel_plot(df, "level", ctx.archs(d), f"{d.sweep}: {step.suite}", xlabel)
-    sec.items.append(ctx.sink.figure(ctx.stem(step, d), fig, "Accuracy and Pixel-index against the number of modified pixels (mean over models)"))
+    sec.add(ctx.sink.figure(ctx.stem(step, d), lambda: plots.pixel_plot(df, "level", ctx.archs(d), f"{d.sweep}: {step.suite}", xlabel),
+                            "Accuracy and Pixel-index against the number of modified pixels (mean over models; band: min-max)"))
     return [sec]
 
 

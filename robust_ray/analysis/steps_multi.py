@@ -101,8 +101,8 @@ def orthogonal_step(ctx: Ctx, step: OrthogonalStep, d: Design) -> list[Section]:
         sec.items.append(ctx.sink.table(ctx.stem(step, d, "anova"), an[front + ["source", "SS", "df", "MS", "F", "p", "n"]],
                                         f"ANOVA, empty columns as error ({d.sweep})", "; ".join(notes)))
         for arch in archs:
-            fig = plots.main_effects(lv_df[lv_df["arch"] == arch], factors, suites, f"{d.sweep} / {arch}: main effects")
-            sec.items.append(ctx.sink.figure(ctx.stem(step, d, arch), fig, f"Main-effect plot ({arch}): mean accuracy per level of each factor"))
+            sec.add(ctx.sink.figure(ctx.stem(step, d, arch), lambda: plots.main_effects(lv_df[lv_df["arch"] == arch], factors, suites, f"{d.sweep} / {arch}: main effects"),
+                                    f"Main-effect plot ({arch}): mean accuracy per level of each factor"))
     return [sec]
 
 
@@ -119,7 +119,7 @@ def heatmap_step(ctx: Ctx, step: Heatmap, d: Design) -> list[Section]:
     cols = {"train": "train_acc", **{s: f"acc_{s}" for s in suites}}
     ok = T[T["ok"]]
     for arch in archs:
-        fig = plots.heatmaps(ok[ok["arch"] == arch], fx, fy, cols, f"{d.sweep} / {arch}: mean accuracy over {fx} x {fy}")
-        sec.items.append(ctx.sink.figure(ctx.stem(step, d, arch), fig, f"Accuracy over the {fx} x {fy} grid ({arch}; mean over seeds)"))
+        sec.add(ctx.sink.figure(ctx.stem(step, d, arch), lambda: plots.heatmaps(ok[ok["arch"] == arch], fx, fy, cols, f"{d.sweep} / {arch}: mean accuracy over {fx} x {fy}"),
+                                f"Accuracy over the {fx} x {fy} grid ({arch}; mean over seeds)"))
     sec.text.append(excluded_text(T))
     return [sec]

@@ -25,7 +25,7 @@ def rows_text(d: Design, factor: str) -> str:
     return f"Rows: every trial of the {d.type} design (the correlation with {factor} is marginal over the other factors)."
 
 
-def _stat_names(method: str, methods: list[str]) -> tuple[str, str]:
+def _stat_names(method: str) -> tuple[str, str]:
     """Spearman is the papers' r; a Pearson r next to it gets its own name."""
     if method == "spearman":
         return "r", "p"
@@ -37,7 +37,7 @@ def _corr_cells(ctx: Ctx, d: Design, analysis: str, factor: str, arch: str, suit
     row: dict = {}
     for method in methods:
         c = correlation(x, y, method)
-        rname, pname = _stat_names(method, methods)
+        rname, pname = _stat_names(method)
         label = "" if method == "spearman" else "Pearson "
         row.update({f"{label}r": c.r, f"{label}p": c.p, f"{label}band": band(c.r)})
         kw = dict(factor=factor, arch=arch, suite=suite, segment=segment, n_excluded=n_all - c.n, note=c.note)
@@ -51,6 +51,12 @@ def _corr_cells(ctx: Ctx, d: Design, analysis: str, factor: str, arch: str, suit
     ctx.record(analysis, d, "variance", var, n, **kw)
     row.update({"mean": mean, "variance": var, "n": n, "n excluded": n_all - n})
     return row
+
+
+def _notes_last(df: pd.DataFrame) -> pd.DataFrame:
+    if "note" not in df:
+        return df
+    return df[[c for c in df.columns if c != "note"] + ["note"]].fillna({"note": ""})
 
 
 def correlation_step(ctx: Ctx, step: Correlation, d: Design) -> list[Section]:
@@ -70,9 +76,7 @@ def correlation_step(ctx: Ctx, step: Correlation, d: Design) -> list[Section]:
                 x = ok[f].to_numpy(float)
                 n_all = len(ga)
                 rows.append({"arch": arch, "suite": s, **_corr_cells(ctx, d, "correlation", f, arch, s, x, y, n_all, step.methods)})
-        df = pd.DataFrame(rows)
-        if "note" in df:
-            df = df[[c for c in df.columns if c != "note"] + ["note"]]
+        df = _notes_last(pd.DataFrame(rows))
         sec = Section(f"{d.sweep}: accuracy against {f}", level=3)
         methods = " and ".join(METHOD_NAMES[m] for m in step.methods)
         sec.text += [rows_text(d, f), excluded_text(G),
@@ -80,9 +84,8 @@ def correlation_step(ctx: Ctx, step: Correlation, d: Design) -> list[Section]:
                      f"band per 000 §2.4; variance with ddof={ctx.recipe.variance_ddof}."]
         sec.items.append(ctx.sink.table(ctx.stem(step, d, f), df, f"Correlation of accuracy with {f} ({d.sweep})"))
         if step.plot and len(G):
-            fig = plots.accuracy_lines(G[G["ok"]], f, suites, archs, f"{d.sweep}: accuracy against {f}")
-            sec.items.append(ctx.sink.figure(ctx.stem(step, d, f), fig, f"Accuracy on every suite and on the training set against {f} "
-                                             "(mean over seeds; band: min-max over seeds)"))
+            sec.add(ctx.sink.figure(ctx.stem(step, d, f), lambda: plots.accuracy_lines(G[G["ok"]], f, suites, archs, f"{d.sweep}: accuracy against {f}"),
+                                    f"Accuracy on every suite and on the training set against {f} (mean over seeds; band: min-max over seeds)"))
         out.append(sec)
     return out
 
@@ -114,10 +117,10 @@ def segments_step(ctx: Ctx, step: Segments, d: Design) -> list[Section]:
                 y, x = part_ok[f"acc_{s}"].to_numpy(float), part_ok[f].to_numpy(float)
                 cells = _corr_cells(ctx, d, "segments", f, arch, s, x, y, len(part), step.methods, segment=name)
                 rows.append({"arch": arch, "segment": name, "levels": span, "suite": s, **cells})
-    df = pd.DataFrame(rows)
+    df = _notes_last(pd.DataFrame(rows))
     how = f"at the peak of {step.peak_of} accuracy (per architecture; the peak level closes Segment I)" if step.peak_of \
         else f"at the breakpoints {', '.join(fmt_level(b) for b in step.breakpoints)} (segment k: b[k-1] < level <= b[k])"
-    sec = Section(f"{d.sweep}: {f} in segments", level=3)
+    sec = Section(f"{d.sweep}: {f} in segments" + (f" ({step.id})" if step.id else ""), level=3)
     sec.text += [rows_text(d, f), excluded_text(G), f"Levels split {how}; Spearman r and p, mean and variance per segment (000 Table 3)."]
     sec.items.append(ctx.sink.table(ctx.stem(step, d, f), df, f"Segmented analysis of {f} ({d.sweep})"))
     return [sec]
@@ -131,15 +134,20 @@ def severity_step(ctx: Ctx, step: Severity, d: Design) -> list[Section]:
     multi = [s for s, n in M.groupby("suite")["level"].nunique().items() if n > 1]
     order = [s for s in (ctx.recipe.suites or d.suites) if s in multi] + sorted(set(multi) - set(d.suites))
     sec = Section(f"{d.sweep}: robustness curves", level=3)
-    if not order:
-        sec.text.append("No suite has more than one level; nothing to plot.")
+    if not order or not ctx.sink.plots:
+        sec.text.append("No suite has more than one level; nothing to plot." if not order else "Plots are off.")
         return [sec]
     for f in step.factors or list(d.factors):
         G = T[d.series(T, f) & T["ok"].to_numpy()] if f in d.factors else T[T["ok"]]
-        m = attach(M, G, ["arch", f])
-        agg = m.groupby(["arch", f, "suite", "level"])["accuracy"].agg(["mean", "min", "max", "count"]).reset_index()
-        for s in order:
-            fig = plots.severity_lines(agg[agg["suite"] == s], f, s, archs, f"{d.sweep}: {s} accuracy by level, per {f} training level")
-            sec.items.append(ctx.sink.figure(ctx.stem(step, d, f, s), fig, f"Accuracy on {s} against its level, one line per {f} training level"))
+        # group on one small integer per (arch, level) so millions of metric rows group fast
+        code, keys = pd.factorize(pd.MultiIndex.from_arrays([G["arch"], G[f]]))
+        m = attach(M, G.assign(_code=code), ["_code"])
+        agg = m.groupby(["_code", "suite", "level"], observed=True)["accuracy"].agg(["mean", "min", "max", "count"]).reset_index()
+        agg["arch"] = keys.get_level_values(0)[agg["_code"]]
+        agg[f] = keys.get_level_values(1)[agg["_code"]]
+        shown = len(plots.shown_levels(G[f]))
+        some = "" if shown == G[f].nunique() else f" ({shown} of {G[f].nunique()} levels, evenly spread)"
+        sec.add(ctx.sink.figure(ctx.stem(step, d, f), lambda: plots.severity_lines(agg, f, order, archs, f"{d.sweep}: accuracy by suite level, per {f} training level"),
+                                f"Accuracy on each suite against the suite's level, one line per {f} training level{some}"))
     sec.text.append("Lines: mean over seeds; band: min-max over seeds.")
     return [sec]
