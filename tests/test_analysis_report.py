@@ -396,3 +396,16 @@ def test_spec_names_a_factor_the_trials_lack(tmp_path):
     (root / "sweep.json").write_text(json.dumps(spec))
     with pytest.raises(UserError, match=r"trials\.parquet: no column 'fgsm_l2' for the factor named in .*sweep\.json"):
         analyze(root)
+
+
+def test_every_shipped_recipe_parses_and_the_quickstart_one_runs(single, tmp_path):
+    from robust_ray.analysis.recipes import load_recipe
+
+    shipped = sorted((Path(__file__).parents[1] / "analysis").glob("*.yaml"))
+    assert len(shipped) >= 5
+    for path in shipped:
+        assert load_recipe(path).analyses, path
+    root, _, _ = single  # shaped like sweeps/quickstart.yaml: gaussian_l2, label_error; mnist-test, mnist-c
+    out = analyze(root, tmp_path / "qs", [str(Path(__file__).parents[1] / "analysis" / "quickstart.yaml")])
+    st = pd.read_csv(out / "tables" / "statistics.csv", keep_default_na=False, na_values=[""])
+    assert {"r", "pearson_r", "ref_MA"} <= set(st["statistic"])

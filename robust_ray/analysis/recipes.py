@@ -247,7 +247,7 @@ def check_recipe(recipe: Recipe, results: Results) -> None:
             raise RecipeError(file, f"sweeps[{j}]", f"no sweep {s!r} in the results (sweeps: {', '.join(sweeps)})")
     targets = [results.designs[names.get(s, s)] for s in recipe.sweeps] if recipe.sweeps else list(results.designs.values())
     trials = results.trials
-    where = ", ".join(results.files[::2] if len(results.files) > 1 else results.files) or "the results"
+    where = ", ".join(d.folder for d in targets) or "the results"
 
     def need_column(col: str, path: str, what: str) -> None:
         for d in targets:

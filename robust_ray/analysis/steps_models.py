@@ -108,7 +108,8 @@ def corruption_step(ctx: Ctx, step: CorruptionStep, d: Design) -> list[Section]:
     pc = per_corruption(M, corrupt)
     table = models[["model", "arch", "clean", *[f"acc_{s}" for s in clean]]].join(pc, how="inner")
     text = [excluded_text(ctx.trials(d)),
-            f"P_c = mean accuracy over the levels of corruption suite c; aggregate = mean of P_c over {', '.join(corrupt)} (004 §4.2)."]
+            f"P_c = mean accuracy over the levels of corruption suite c; aggregate = mean of P_c over {', '.join(corrupt)} (004 §4.2). "
+            "Levels per corruption (n behind each P_c): " + ", ".join(f"{s} {M.loc[M['suite'] == s, 'level'].nunique()}" for s in corrupt) + "."]
     if step.baseline_arch:
         base = models[(models["arch"] == step.baseline_arch) & models["clean"]]
         if base.empty:

@@ -85,7 +85,7 @@ def correlation_step(ctx: Ctx, step: Correlation, d: Design) -> list[Section]:
         sec.items.append(ctx.sink.table(ctx.stem(step, d, f), df, f"Correlation of accuracy with {f} ({d.sweep})"))
         if step.plot and len(G):
             sec.add(ctx.sink.figure(ctx.stem(step, d, f), lambda: plots.accuracy_lines(G[G["ok"]], f, suites, archs, f"{d.sweep}: accuracy against {f}"),
-                                    f"Accuracy on every suite and on the training set against {f} (mean over seeds; band: min-max over seeds)"))
+                                    f"Accuracy on every suite and on the training set against {f} (mean of the trials at each level; band: their min-max)"))
         out.append(sec)
     return out
 
@@ -149,5 +149,5 @@ def severity_step(ctx: Ctx, step: Severity, d: Design) -> list[Section]:
         some = "" if shown == G[f].nunique() else f" ({shown} of {G[f].nunique()} levels, evenly spread)"
         sec.add(ctx.sink.figure(ctx.stem(step, d, f), lambda: plots.severity_lines(agg, f, order, archs, f"{d.sweep}: accuracy by suite level, per {f} training level"),
                                 f"Accuracy on each suite against the suite's level, one line per {f} training level{some}"))
-    sec.text.append("Lines: mean over seeds; band: min-max over seeds.")
+    sec.text.append("Lines: mean of the trials at each training level (seeds); band: their min-max.")
     return [sec]
