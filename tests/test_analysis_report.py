@@ -303,7 +303,8 @@ def test_several_sweeps_from_a_parent_folder_or_a_glob(tmp_path):
     assert set(st["sweep"]) == {"sweep-a", "sweep-b"}
     md = (out / "report.md").read_text()
     assert "no sweep.json; design inferred" in md
-    out2 = analyze(str(tmp_path / "all" / "*"), tmp_path / "globbed")
+    out2 = analyze(str(tmp_path / "all" / "*"))  # the analysis folder from above matches the glob too, and is skipped
+    assert out2 == out
     st2 = pd.read_csv(out2 / "tables" / "statistics.csv", keep_default_na=False, na_values=[""])
     assert len(st2) == len(st)
 
@@ -409,3 +410,10 @@ def test_every_shipped_recipe_parses_and_the_quickstart_one_runs(single, tmp_pat
     out = analyze(root, tmp_path / "qs", [str(Path(__file__).parents[1] / "analysis" / "quickstart.yaml")])
     st = pd.read_csv(out / "tables" / "statistics.csv", keep_default_na=False, na_values=[""])
     assert {"r", "pearson_r", "ref_MA"} <= set(st["statistic"])
+
+
+def test_a_sweep_whose_trials_all_failed_is_reported_with_n_0(tmp_path):
+    root = make_sweep(tmp_path / "r", "allfail", {"label_error": ([0.1, 0.2], None)}, acc_single, failed=lambda *a: True)
+    st = pd.read_csv(analyze(root) / "tables" / "statistics.csv", keep_default_na=False, na_values=[""])
+    row = stat(st, analysis="correlation", suite="mnist-c", statistic="r")
+    assert math.isnan(row["value"]) and row["n"] == 0 and row["n_excluded"] == 3

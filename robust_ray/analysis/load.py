@@ -279,6 +279,9 @@ def load_results(where: str) -> Results:
         label = name if name not in designs else f"{name}@{folder}"
         suites = list(spec.get("suites") or {}) if spec else []
         trials = _suite_accuracy(trials, metrics, suites).reset_index(drop=True)
+        for s in suites:  # a suite no trial reported (all failed) still gets its rows, with n = 0
+            if f"acc_{s}" not in trials:
+                trials[f"acc_{s}"] = np.nan
         trials = trials.assign(sweep=label, ok=trials["status"].astype(str).eq("ok"))
         tidx = _row_index(metrics, trials, offset)
         keep = tidx >= 0

@@ -45,6 +45,11 @@ def _style(ax, grid: bool = True) -> None:
         ax.grid(True, color="#dddddd", linewidth=0.6)
 
 
+def _legend(ax, **kw) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, **kw)
+
+
 def _panels(n: int, width: float = 4.6, height: float = 3.6, right: float = 0.3) -> tuple[Figure, list]:
     """A grid of ``n`` panels with fixed margins in inches (constrained layout costs seconds
     per figure; fixed margins keep a report with dozens of figures fast)."""
@@ -93,7 +98,7 @@ def accuracy_lines(df: pd.DataFrame, factor: str, suites: list[str], archs: list
         ax.set_xlabel(factor_label(factor), fontsize=8)
         ax.set_ylabel(ACC)
         _style(ax)
-    axes[0].legend(fontsize=8, frameon=False)
+    _legend(axes[0], fontsize=8)
     _title(fig, title)
     return fig
 
@@ -131,7 +136,7 @@ def severity_lines(agg: pd.DataFrame, factor: str, suites: list[str], archs: lis
         ax.set_xlabel(f"{suite} level")
         ax.set_ylabel(ACC)
         _style(ax)
-    axes[0].legend(fontsize=7, frameon=False)
+    _legend(axes[0], fontsize=7)
     _title(fig, title)
     return fig
 
@@ -142,12 +147,16 @@ def heatmaps(df: pd.DataFrame, fx: str, fy: str, columns: dict[str, str], title:
     fig, axes = _panels(len(columns), width=4.6, height=3.9)
     for ax, (label, col) in zip(axes, columns.items()):
         piv = df.pivot_table(index=fy, columns=fx, values=col, aggfunc="mean").sort_index(ascending=False)
-        im = ax.imshow(piv.to_numpy(float), cmap="cividis", aspect="auto", vmin=np.nanmin(piv.to_numpy(float)) if piv.size else 0, vmax=np.nanmax(piv.to_numpy(float)) if piv.size else 1)
+        ax.set_title(label)
+        if not np.isfinite(piv.to_numpy(float)).any():
+            ax.text(0.5, 0.5, "no ok trial", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
+        im = ax.imshow(piv.to_numpy(float), cmap="cividis", aspect="auto", vmin=np.nanmin(piv.to_numpy(float)), vmax=np.nanmax(piv.to_numpy(float)))
         ax.set_xticks(range(piv.shape[1]), [fmt_level(v) for v in piv.columns], fontsize=7)
         ax.set_yticks(range(piv.shape[0]), [fmt_level(v) for v in piv.index], fontsize=7)
         ax.set_xlabel(fx)
         ax.set_ylabel(fy)
-        ax.set_title(label)
         if piv.shape[0] * piv.shape[1] <= 64:  # 000 Fig. 6 is 6 x 6; larger grids are read by colour
             vals = piv.to_numpy(float)
             mid = np.nanmean(vals) if np.isfinite(vals).any() else 0
@@ -170,7 +179,7 @@ def main_effects(levels: pd.DataFrame, factors: list[str], suites: list[str], ti
         ax.set_xlabel(f)
         ax.set_ylabel("mean accuracy k at the level")
         _style(ax)
-    axes[0].legend(fontsize=8, frameon=False)
+    _legend(axes[0], fontsize=8)
     _title(fig, title)
     return fig
 
@@ -216,7 +225,7 @@ def pixel_plot(df: pd.DataFrame, x: str, archs: list[str], title: str, xlabel: s
     for ax in (a1, a2):
         ax.set_xlabel(xlabel)
         _style(ax)
-    a1.legend(fontsize=8, frameon=False)
+    _legend(a1, fontsize=8)
     _title(fig, title)
     return fig
 

@@ -224,7 +224,7 @@ def default_recipe(results: Results) -> Recipe:
     kinds = {d.one_factor for d in results.designs.values()}
     nfactors = max(len(d.factors) for d in results.designs.values())
     steps.append({"type": "correlation"})
-    if True in kinds:
+    if True in kinds and not results.metrics.empty:
         steps.append({"type": "severity"})
     if False in kinds and nfactors >= 2:
         steps += [{"type": "multiple"}, {"type": "orthogonal"}, {"type": "heatmap"}]
@@ -289,7 +289,7 @@ def check_recipe(recipe: Recipe, results: Results) -> None:
                 need_column(c.factor, f"analyses[{i}].corruptions.{name}.factor", "factor")
                 need_suite(c.suite, f"analyses[{i}].corruptions.{name}.suite")
         if isinstance(step, (MCVStep, CorruptionStep, Severity, PixelStep)) and results.metrics.empty:
-            raise RecipeError(file, _path(i, "type"), f"{step.type} needs per-level metrics, and {where} has no metrics.parquet")
+            raise RecipeError(file, _path(i, "type"), f"{step.type} needs per-level metrics, and {where} has none (no metrics.parquet, or no ok trial in it)")
     ref = recipe.reference_path()
     if ref is not None and not ref.is_file():
         raise RecipeError(file, "reference", f"no reference table at {ref}")

@@ -9,6 +9,7 @@ output folder stays until the new one is complete).
 from __future__ import annotations
 
 import datetime
+import glob
 import os
 import shutil
 import uuid
@@ -45,7 +46,7 @@ MARK = "report.md"  # what makes a folder a robust_ray analysis folder (safe to 
 def default_output(where: str) -> Path:
     p = Path(where)
     if any(c in where for c in "*?["):
-        p = Path(os.path.commonpath([str(Path(x).parent) for x in Path().glob(where)] or ["."]))
+        p = Path(os.path.commonpath([str(Path(x).parent) for x in glob.glob(where)] or ["."]))
     elif p.is_file():
         p = p.parent
     return p / "analysis"

@@ -83,7 +83,7 @@ def correlation_step(ctx: Ctx, step: Correlation, d: Design) -> list[Section]:
                      f"{methods} correlation of each suite's accuracy with the {f} level (scipy.stats; two-sided p); "
                      f"band per 000 §2.4; variance with ddof={ctx.recipe.variance_ddof}."]
         sec.items.append(ctx.sink.table(ctx.stem(step, d, f), df, f"Correlation of accuracy with {f} ({d.sweep})"))
-        if step.plot and len(G):
+        if step.plot and G["ok"].any():
             sec.add(ctx.sink.figure(ctx.stem(step, d, f), lambda: plots.accuracy_lines(G[G["ok"]], f, suites, archs, f"{d.sweep}: accuracy against {f}"),
                                     f"Accuracy on every suite and on the training set against {f} (mean of the trials at each level; band: their min-max)"))
         out.append(sec)
