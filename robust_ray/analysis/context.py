@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from .load import Design, Results, fmt_level
@@ -99,7 +98,3 @@ def excluded_text(trials: pd.DataFrame) -> str:
         return "No trial was excluded."
     counts = ", ".join(f"{k}: {v}" for k, v in bad["status"].astype(str).value_counts().items())
     return f"{len(bad)} trial(s) excluded (status ≠ ok; {counts}); the n excluded columns count them per group."
-
-
-def finite(x) -> bool:
-    return x is not None and bool(np.isfinite(x))

@@ -184,9 +184,10 @@ def main_effects(levels: pd.DataFrame, factors: list[str], suites: list[str], ti
     return fig
 
 
-def mcv_plot(models: pd.DataFrame, ref_ma: float, ref_cv: float, archs: list[str], title: str, ref_label: str) -> Figure:
+def mcv_plot(models: pd.DataFrame, refs: dict[str, tuple[float, float]], archs: list[str], title: str, ref_label: str) -> Figure:
     """003 Fig. 2: mean accuracy (%) against CV (%), split into Groups I-IV by the
-    reference point; clean-trained models drawn as triangles."""
+    reference point (one per architecture when ``refs`` differ, in its colour); clean-trained
+    models drawn as triangles."""
     fig, ax = plt.subplots(figsize=(8.2, 5.2))
     fig.subplots_adjust(left=0.09, right=0.70, bottom=0.11, top=0.9)
     for i, arch in enumerate(archs):
@@ -196,9 +197,15 @@ def mcv_plot(models: pd.DataFrame, ref_ma: float, ref_cv: float, archs: list[str
             if len(h):
                 ax.scatter(h["CV"], 100 * h["MA"], s=size, marker=marker, color=OKABE_ITO[i % 7], edgecolor="black" if clean else "none",
                            linewidth=0.6, label=f"{arch}{' (clean)' if clean else ''}", zorder=4 if clean else 3, rasterized=len(h) > 2000, alpha=0.8 if len(h) > 200 else 1)
-    ax.axvline(ref_cv, color="#555555", linestyle="--", linewidth=1)
-    ax.axhline(100 * ref_ma, color="#555555", linestyle="--", linewidth=1)
-    ax.scatter([ref_cv], [100 * ref_ma], marker="+", s=200, color="#D55E00", linewidth=2, zorder=2, label=textwrap.fill(f"reference: {ref_label}", 30))
+    points = {tuple(np.round(v, 12)) for v in refs.values()}
+    shared = len(points) == 1
+    for i, arch in enumerate(archs if not shared else archs[:1]):
+        ma, cv = refs[arch]
+        color = "#555555" if shared else OKABE_ITO[i % 7]
+        ax.axvline(cv, color=color, linestyle="--" if shared else ":", linewidth=1)
+        ax.axhline(100 * ma, color=color, linestyle="--" if shared else ":", linewidth=1)
+        ax.scatter([cv], [100 * ma], marker="+", s=200, color="#D55E00" if shared else color, linewidth=2, zorder=2,
+                   label=textwrap.fill(f"reference: {ref_label}" + ("" if shared else f" ({arch})"), 30))
     x0, x1 = ax.get_xlim()
     y0, y1 = ax.get_ylim()
     for text, x, y, ha, va in (("Group I", x0, y1, "left", "top"), ("Group II", x1, y1, "right", "top"),

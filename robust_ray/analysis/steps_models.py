@@ -81,8 +81,7 @@ def mcv_step(ctx: Ctx, step: MCVStep, d: Design) -> list[Section]:
     counts = models.groupby(["arch", "group"]).size().unstack("group", fill_value=0).reset_index()
     sec.items.append(ctx.sink.table(ctx.stem(step, d, "groups"), counts, f"Models per mCV group ({d.sweep})"))
     if len(models):
-        ref_ma, ref_cv = (np.mean([v[0] for v in refs.values()]), np.mean([v[1] for v in refs.values()]))
-        sec.add(ctx.sink.figure(ctx.stem(step, d), lambda: plots.mcv_plot(models, ref_ma, ref_cv, ctx.archs(d), f"{d.sweep}: mCV plot", ref_label),
+        sec.add(ctx.sink.figure(ctx.stem(step, d), lambda: plots.mcv_plot(models, refs, ctx.archs(d), f"{d.sweep}: mCV plot", ref_label),
                                 "mCV plot: mean accuracy against CV; dashed lines through the reference point"))
     return [sec]
 
