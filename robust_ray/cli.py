@@ -46,7 +46,7 @@ def _run(args) -> int:
 def _analyze(args) -> int:
     from .analysis.report import analyze
 
-    out = analyze(args.results, args.output)
+    out = analyze(args.results, args.output, args.recipe, plots=not args.no_plots)
     print(f"report: {out / 'report.html'} (also report.md, tables/*.csv, plots/*.png)")
     return 0
 
@@ -72,8 +72,11 @@ def parser() -> argparse.ArgumentParser:
     v.set_defaults(fn=_validate)
 
     a = sub.add_parser("analyze", help="statistics, plots and a report from a results folder")
-    a.add_argument("results", help="folder with trials.parquet and metrics.parquet")
+    a.add_argument("results", help="folder with trials.parquet and metrics.parquet, a folder of such folders, or a glob")
     a.add_argument("--output", help="where to write the report (default: RESULTS/analysis)")
+    a.add_argument("--recipe", action="append", metavar="FILE",
+                   help="analysis recipe (YAML, see analysis/README.md); repeatable (default: from the sweep's design)")
+    a.add_argument("--no-plots", action="store_true", help="tables and report only (faster)")
     a.set_defaults(fn=_analyze)
     return p
 

@@ -1,0 +1,100 @@
+"""What every analysis step sees: the results, its recipe, the output sink, and the
+long-form statistics table every step appends to (``tables/statistics.csv``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .load import Design, Results, fmt_level
+from .recipes import Recipe
+from .render import Sink
+
+STAT_COLUMNS = ["recipe", "step", "analysis", "sweep", "factor", "arch", "suite", "segment", "statistic", "value", "n", "n_excluded", "band", "note"]
+
+
+@dataclass
+class Ctx:
+    res: Results
+    recipe: Recipe
+    sink: Sink
+    stats: list[dict] = field(default_factory=list)
+    cache: dict = field(default_factory=dict)
+    step: str = ""  # id (or type) of the step running now, recorded with its statistics
+
+    def designs(self) -> list[Design]:
+        if not self.recipe.sweeps:
+            return list(self.res.designs.values())
+        by_name = {d.sweep.split("@")[0]: d for d in self.res.designs.values()}
+        return [self.res.designs.get(s) or by_name[s] for s in self.recipe.sweeps]
+
+    def trials(self, d: Design) -> pd.DataFrame:
+        t = self.res.trials
+        t = t[t["sweep"] == d.sweep]
+        if self.recipe.architectures:
+            t = t[t["arch"].isin(self.recipe.architectures)]
+        return t
+
+    def metrics(self, d: Design, suites: list[str] | None = None) -> pd.DataFrame:
+        m = self.res.metrics
+        m = m[m["sweep"] == d.sweep]
+        if suites is not None:
+            m = m[m["suite"].isin(suites)]
+        return m
+
+    def archs(self, d: Design) -> list[str]:
+        present = set(self.trials(d)["arch"].unique())
+        order = self.recipe.architectures or d.archs
+        return [a for a in order if a in present] + sorted(present - set(order))
+
+    def suites(self, d: Design) -> list[str]:
+        cols = set(self.res.trials.columns)
+        order = self.recipe.suites or d.suites
+        return [s for s in order if f"acc_{s}" in cols]
+
+    def stem(self, step, d: Design, *parts: str) -> str:
+        """File-name stem: recipe, sweep, step id (or type), then ``parts``."""
+        return "__".join([self.recipe.name, d.sweep, step.id or step.type, *parts])
+
+    def record(self, analysis: str, d: Design, statistic: str, value: float, n: int, n_excluded: int = 0,
+               factor: str = "", arch: str = "", suite: str = "", segment: str = "", band: str = "", note: str = "") -> None:
+        self.stats.append(dict(recipe=self.recipe.name, step=self.step or analysis, analysis=analysis, sweep=d.sweep, factor=factor, arch=arch, suite=suite,
+                               segment=segment, statistic=statistic, value=value, n=n, n_excluded=n_excluded, band=band, note=note))
+
+    def stats_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.stats, columns=STAT_COLUMNS)
+
+
+def attach(metrics: pd.DataFrame, trials: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """``metrics`` rows of the given ``trials`` (a subset of ``Results.trials``, its index
+    intact) with trial columns ``cols`` added, looked up through ``tidx``: an integer
+    index lookup, not a merge, since metrics can hold millions of rows."""
+    pos = trials.index.get_indexer(metrics["tidx"].to_numpy())
+    keep = pos >= 0
+    m = metrics[keep]
+    pos = pos[keep]
+    return m.assign(**{c: trials[c].to_numpy()[pos] for c in cols})
+
+
+def model_labels(trials: pd.DataFrame, factors: list[str]) -> pd.Series:
+    """A readable name per trial: arch, the factor levels, and the seed when seeds vary."""
+    seeds = trials["seed"].nunique() > 1
+    parts = [trials["arch"].astype(str)]
+    for f in factors:
+        names = {v: fmt_level(v) for v in trials[f].unique()}  # a few levels, many trials
+        parts.append(" " + f + "=" + trials[f].map(names))
+    if seeds:
+        parts.append(" seed " + trials["seed"].astype(str))
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + p
+    return out
+
+
+def excluded_text(trials: pd.DataFrame) -> str:
+    bad = trials[~trials["ok"]]
+    if bad.empty:
+        return "No trial was excluded."
+    counts = ", ".join(f"{k}: {v}" for k, v in bad["status"].astype(str).value_counts().items())
+    return f"{len(bad)} trial(s) excluded (status ≠ ok; {counts}); the n excluded columns count them per group."

@@ -1,0 +1,308 @@
+"""Reading results: ``trials.parquet`` + ``metrics.parquet`` + ``sweep.json``, validated.
+
+A results argument is a folder written by ``robust-ray run``, a folder holding several such
+folders, or a glob (``results/*``) naming them. Every file is checked against the Parquet
+contract of :mod:`robust_ray.results` before anything is computed: a file that is not
+robust_ray's (no ``robust_ray.schema`` key), one from a newer schema, or one missing a
+contract column is refused with a message naming the file and the column.
+
+The design of each sweep comes from its ``sweep.json`` (the validated spec); without one it
+is inferred from the factor columns. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import UserError
+from ..results import METRIC_COLUMNS, SCHEMA_KEY, SCHEMA_VERSION, TRIAL_COLUMNS
+
+TRIALS_FILE, METRICS_FILE, SPEC_FILE = "trials.parquet", "metrics.parquet", "sweep.json"
+OUTCOME_COLUMNS = ["train_acc", "val_acc", "epochs", "n_train", "wall_s", "error"]
+NUMERIC_METRIC_COLUMNS = ["level", "accuracy", "n"]
+
+
+class ResultsError(UserError):
+    """A results file that cannot be analysed: names the file (and the column)."""
+
+
+@dataclass
+class Design:
+    """What one sweep varied: its design type, factors with planned levels and baseline."""
+
+    sweep: str
+    type: str  # "one_factor", "grid", any other registered design, or "inferred: ..."
+    factors: dict[str, list[float]]  # planned levels
+    baselines: dict[str, float | None]  # the column value of each factor's untouched level
+    suites: list[str]
+    archs: list[str]
+    folder: str
+
+    @property
+    def one_factor(self) -> bool:
+        return self.type.endswith("one_factor")
+
+    def at_baseline(self, trials: pd.DataFrame, factor: str) -> np.ndarray:
+        """Rows whose ``factor`` column sits at its baseline.
+
+        NaN counts as baseline: results.py writes NaN exactly where the plan left the
+        factor untouched (level None) and the trial failed before reporting the level it
+        achieved, so a failed trial still lands in its series and is counted as excluded.
+        """
+        col = trials[factor].to_numpy(float)
+        base = self.baselines.get(factor)
+        if base is None:
+            return np.isnan(col)
+        return np.isclose(col, base, rtol=0.0, atol=1e-9 * max(1.0, abs(base))) | np.isnan(col)
+
+    def series(self, trials: pd.DataFrame, factor: str) -> np.ndarray:
+        """Rows of ``factor``'s analysis: for a one_factor design, the rows where every other
+        factor is at its baseline (the all-baseline row belongs to every series); else all."""
+        mask = np.ones(len(trials), bool)
+        if self.one_factor:
+            for other in self.factors:
+                if other != factor:
+                    mask &= self.at_baseline(trials, other)
+        return mask
+
+    def clean(self, trials: pd.DataFrame) -> np.ndarray:
+        """Rows trained on the untouched data: every factor at its baseline."""
+        mask = np.ones(len(trials), bool)
+        for f in self.factors:
+            mask &= self.at_baseline(trials, f)
+        return mask
+
+
+@dataclass
+class Results:
+    """All trials (``ok`` marks the usable ones) and the ok trials' metrics, of one or more
+    sweeps; ``sweep`` keys every frame and design."""
+
+    trials: pd.DataFrame
+    metrics: pd.DataFrame
+    designs: dict[str, Design]
+    files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        return self.trials[self.trials["ok"]]
+
+
+def find_folders(where: str) -> list[Path]:
+    """Folders holding a ``trials.parquet``: ``where`` itself, its subfolders, or a glob."""
+    if any(c in where for c in "*?["):
+        hits = sorted(glob.glob(where))
+        folders = [Path(h).parent if Path(h).name == TRIALS_FILE else Path(h) for h in hits]
+        folders = [f for f in folders if (f / TRIALS_FILE).is_file()]
+        if not folders:
+            raise ResultsError(f"{where}: no results match (no {TRIALS_FILE} in any matching folder)")
+        return sorted(set(folders))
+    path = Path(where)
+    if path.is_file() and path.name == TRIALS_FILE:
+        return [path.parent]
+    if not path.exists():
+        raise ResultsError(f"{where}: no such folder")
+    if (path / TRIALS_FILE).is_file():
+        return [path]
+    folders = sorted(p.parent for p in path.glob(f"*/{TRIALS_FILE}"))
+    if not folders:
+        raise ResultsError(
+            f"{where}: no results here ({TRIALS_FILE} is missing, in this folder and its subfolders);"
+            " run `robust-ray run SWEEP.yaml --output FOLDER` first"
+        )
+    return folders
+
+
+def check_schema(path: Path, required: list[str]) -> pa.Schema:
+    """The file's Arrow schema, once it is known to be robust_ray's, not newer, and complete."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise ResultsError(f"{path}: not a readable Parquet file ({e})") from None
+    meta = schema.metadata or {}
+    if SCHEMA_KEY not in meta:
+        raise ResultsError(
+            f"{path}: not a robust_ray results file (its Parquet metadata has no "
+            f"{SCHEMA_KEY.decode()!r} key); was it written by another tool?"
+        )
+    try:
+        version = int(meta[SCHEMA_KEY])
+    except ValueError:
+        raise ResultsError(f"{path}: unreadable {SCHEMA_KEY.decode()} value {meta[SCHEMA_KEY]!r}") from None
+    if version > SCHEMA_VERSION:
+        raise ResultsError(
+            f"{path}: written with results schema {version}, newer than this robust_ray reads "
+            f"({SCHEMA_VERSION}); upgrade robust_ray to analyse it"
+        )
+    missing = [c for c in required if c not in schema.names]
+    if missing:
+        raise ResultsError(f"{path}: missing column {missing[0]!r} (the results contract needs {', '.join(required)})")
+    return schema
+
+
+def _numeric(df: pd.DataFrame, cols: list[str], path: Path) -> None:
+    for c in cols:
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            raise ResultsError(f"{path}: column {c!r} must be numeric, not {df[c].dtype}")
+
+
+def _factor_columns(trials: pd.DataFrame) -> list[str]:
+    fixed = set(TRIAL_COLUMNS) | set(OUTCOME_COLUMNS) | {"ok"}
+    return [c for c in trials.columns if c not in fixed and not c.startswith("acc_")]
+
+
+def _mode(values: np.ndarray) -> float | None:
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return None
+    uniq, counts = np.unique(np.round(values, 9), return_counts=True)
+    return float(uniq[np.argmax(counts)])
+
+
+def read_spec(folder: Path) -> dict | None:
+    path = folder / SPEC_FILE
+    if not path.is_file():
+        return None
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ResultsError(f"{path}: not readable JSON ({e})") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("design"), dict):
+        raise ResultsError(f"{path}: not a sweep spec (no 'design' mapping)")
+    return spec
+
+
+def make_design(sweep: str, folder: Path, spec: dict | None, trials: pd.DataFrame, notes: list[str]) -> Design:
+    """The sweep's design from its spec; baselines from the spec, else from the data.
+
+    A ``null`` baseline in sweep.json means "the factor's identity level": its column value
+    is then read from the data (one_factor: the most common value, since every other
+    factor's rows hold it; other designs: 0.0 when present, else there is no clean level).
+    """
+    columns = _factor_columns(trials)
+    if spec is not None:
+        fspec = spec["design"].get("factors") or {}
+        unknown = [f for f in fspec if f not in trials.columns]
+        if unknown:
+            raise ResultsError(f"{folder / TRIALS_FILE}: no column {unknown[0]!r} for the factor named in {folder / SPEC_FILE}")
+        dtype = str(spec["design"].get("type", "one_factor"))
+        factors = {f: [float(v) for v in (fs.get("levels") or [])] for f, fs in fspec.items()}
+        given = {f: fs.get("baseline") for f, fs in fspec.items()}
+        suites = list(spec.get("suites") or {})
+        archs = list(spec.get("architectures") or sorted(trials["arch"].unique()))
+    else:
+        notes.append(f"{folder}: no {SPEC_FILE}; design inferred from the factor columns {columns}")
+        factors = {f: sorted(trials[f].dropna().unique().tolist()) for f in columns}
+        given = {f: None for f in columns}
+        # one_factor when every row differs from the per-column mode in at most one factor
+        modes = {f: _mode(trials[f].to_numpy(float)) for f in columns}
+        off = sum((~np.isclose(trials[f].to_numpy(float), modes[f] if modes[f] is not None else np.nan)).astype(int) for f in columns)
+        dtype = "inferred: one_factor" if len(columns) > 1 and np.all(np.asarray(off) <= 1) else "inferred: grid"
+        suites = sorted(c[4:] for c in trials.columns if c.startswith("acc_"))
+        archs = sorted(trials["arch"].unique())
+    baselines: dict[str, float | None] = {}
+    for f in factors:
+        col = trials[f].to_numpy(float)
+        if given.get(f) is not None:
+            baselines[f] = float(given[f])
+        elif dtype.endswith("one_factor") and len(factors) > 1:
+            baselines[f] = _mode(col)
+        else:
+            baselines[f] = 0.0 if np.any(np.isclose(col, 0.0)) else None
+    return Design(sweep, dtype, factors, baselines, suites, archs, str(folder))
+
+
+def _read_folder(folder: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict | None, list[str]]:
+    tpath, mpath = folder / TRIALS_FILE, folder / METRICS_FILE
+    check_schema(tpath, TRIAL_COLUMNS)
+    trials = pd.read_parquet(tpath)
+    _numeric(trials, [c for c in ["seed", "train_acc", "val_acc"] if c in trials], tpath)
+    files = [str(tpath)]
+    if mpath.is_file():
+        check_schema(mpath, METRIC_COLUMNS)
+        # dictionary-encoded ids: millions of rows map to trials through their few categories
+        metrics = pq.read_table(mpath, columns=METRIC_COLUMNS, read_dictionary=["trial_id", "suite"]).to_pandas()
+        _numeric(metrics, NUMERIC_METRIC_COLUMNS, mpath)
+        files.append(str(mpath))
+    else:
+        notes.append(f"{folder}: no {METRICS_FILE}; per-level analyses (mCV, severity curves, mCE, Pi) are skipped")
+        metrics = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(METRIC_COLUMNS, ["category", "category", "float", "float", "int"])})
+    return trials, metrics, read_spec(folder), files
+
+
+def _suite_accuracy(trials: pd.DataFrame, metrics: pd.DataFrame, suites: list[str]) -> pd.DataFrame:
+    """Add ``acc_<suite>`` (n-weighted over levels) from metrics where trials lacks it."""
+    missing = [s for s in suites if f"acc_{s}" not in trials]
+    if not missing or metrics.empty:
+        return trials
+    m = metrics[metrics["suite"].isin(missing)]
+    w = m.assign(hit=m["accuracy"] * m["n"]).groupby(["trial_id", "suite"])[["hit", "n"]].sum()
+    acc = (w["hit"] / w["n"]).unstack("suite").add_prefix("acc_")
+    return trials.join(acc, on="trial_id")
+
+
+def _row_index(metrics: pd.DataFrame, trials: pd.DataFrame, offset: int) -> np.ndarray:
+    """Each metric row's position in the combined trials frame (-1: no such trial)."""
+    ids = metrics["trial_id"]
+    if not isinstance(ids.dtype, pd.CategoricalDtype):
+        ids = ids.astype("category")
+    where = pd.Index(trials["trial_id"].astype(str)).get_indexer(ids.cat.categories.astype(str))
+    where = np.where(where >= 0, where + offset, -1)
+    codes = ids.cat.codes.to_numpy()
+    return np.where(codes >= 0, where[codes], -1)
+
+
+def load_results(where: str) -> Results:
+    """Read and validate every results folder under ``where`` (see the module doc).
+
+    ``metrics`` keeps the ok trials' rows only and gains ``tidx``, the row of the trial in
+    ``trials`` (unique across sweeps, cheap to group by), and ``sweep``.
+    """
+    notes: list[str] = []
+    trial_frames, metric_frames, designs, files = [], [], {}, []
+    offset = 0
+    for folder in find_folders(str(where)):
+        trials, metrics, spec, fs = _read_folder(folder, notes)
+        files += fs
+        names = trials["sweep"].dropna().unique().tolist()
+        name = str(spec.get("name")) if spec and spec.get("name") else (names[0] if names else folder.name)
+        label = name if name not in designs else f"{name}@{folder}"
+        suites = list(spec.get("suites") or {}) if spec else []
+        trials = _suite_accuracy(trials, metrics, suites).reset_index(drop=True)
+        for s in suites:  # a suite no trial reported (all failed) still gets its rows, with n = 0
+            if f"acc_{s}" not in trials:
+                trials[f"acc_{s}"] = np.nan
+        trials = trials.assign(sweep=label, ok=trials["status"].astype(str).eq("ok"))
+        tidx = _row_index(metrics, trials, offset)
+        keep = tidx >= 0
+        keep[keep] = trials["ok"].to_numpy()[tidx[keep] - offset]
+        metrics = metrics[keep].assign(tidx=tidx[keep], sweep=label)
+        designs[label] = make_design(label, folder, spec, trials, notes)
+        trial_frames.append(trials)
+        metric_frames.append(metrics)
+        offset += len(trials)
+    trials = pd.concat(trial_frames, ignore_index=True) if len(trial_frames) > 1 else trial_frames[0]
+    metrics = pd.concat(metric_frames, ignore_index=True) if len(metric_frames) > 1 else metric_frames[0]
+    if trials.empty:
+        raise ResultsError(f"{where}: the results hold no trials")
+    for col in ("suite", "sweep"):
+        if not isinstance(metrics[col].dtype, pd.CategoricalDtype):
+            metrics[col] = metrics[col].astype("category")
+    return Results(trials, metrics.reset_index(drop=True), designs, files, notes)
+
+
+def fmt_level(v: float) -> str:
+    """A level as a short label (2.0 -> '2', 0.25 -> '0.25')."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:g}"

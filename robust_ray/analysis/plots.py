@@ -1,0 +1,242 @@
+"""Figures for the report: matplotlib (Agg), colour-blind-safe colours, labelled axes.
+
+Lines use the Okabe-Ito palette (distinguishable under the common colour-vision
+deficiencies) plus distinct markers; ordered levels use cividis (perceptually uniform,
+CVD-safe). Every function takes tidy frames and returns a Figure; the caller saves it.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .load import fmt_level  # noqa: E402
+
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+UNITS = {
+    "gaussian_l2": "Gaussian noise in training images, L2 distance in [0,1] pixel space (000 eq. 1)",
+    "fgsm_l2": "FGSM perturbation in training images, L2 distance in [0,1] pixel space (000 eq. 1)",
+    "label_error": "label error rate LD of the training set (000 eq. 3)",
+    "class_imbalance": "class imbalance CI of the training set (000 eq. 2)",
+}
+ACC = "accuracy (fraction correct)"
+
+
+def factor_label(name: str) -> str:
+    return textwrap.fill(UNITS.get(name, f"{name} (training-set level)"), 48)
+
+
+def _title(fig: Figure, title: str) -> None:
+    fig.suptitle(textwrap.fill(title, 70), fontsize=11)
+
+
+def _style(ax, grid: bool = True) -> None:
+    ax.spines[["top", "right"]].set_visible(False)
+    if grid:
+        ax.grid(True, color="#dddddd", linewidth=0.6)
+
+
+def _legend(ax, **kw) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, **kw)
+
+
+def _panels(n: int, width: float = 4.6, height: float = 3.6, right: float = 0.3) -> tuple[Figure, list]:
+    """A grid of ``n`` panels with fixed margins in inches (constrained layout costs seconds
+    per figure; fixed margins keep a report with dozens of figures fast)."""
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    width = max(width, 6.0 / cols)
+    W, H = width * cols, height * rows + 0.7
+    fig, axes = plt.subplots(rows, cols, figsize=(W, H), squeeze=False)
+    fig.subplots_adjust(left=0.85 / W, right=1 - right / W, bottom=0.8 / H, top=1 - 0.75 / H, wspace=0.32 * 4.6 / width + 0.05, hspace=0.55 * 3.6 / height)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _draw(ax, s: pd.DataFrame, label: str, color, marker: str, dashed: bool = False) -> None:
+    """``s``: indexed by x, columns mean/min/max/count; a min-max band where there are repeats."""
+    x = s.index.to_numpy(float)
+    mean, lo, hi, count = (s[c].to_numpy(float) for c in ("mean", "min", "max", "count"))
+    keep = np.isfinite(mean)
+    if not keep.any():
+        return
+    order = np.argsort(x[keep])
+    x, mean, lo, hi, count = (v[keep][order] for v in (x, mean, lo, hi, count))
+    ax.plot(x, mean, marker=marker, markersize=4, color=color, label=label, linestyle="--" if dashed else "-", linewidth=1.4)
+    if (count > 1).any():
+        ax.fill_between(x, lo, hi, color=color, alpha=0.15, linewidth=0)
+
+
+def _line(ax, g: pd.DataFrame, x: str, y: str, label: str, color, marker: str, dashed: bool = False) -> None:
+    """Mean over repeats (seeds) per x, with a min-max band when there are repeats."""
+    _draw(ax, g.groupby(x)[y].agg(["mean", "min", "max", "count"]), label, color, marker, dashed)
+
+
+def accuracy_lines(df: pd.DataFrame, factor: str, suites: list[str], archs: list[str], title: str, train: str | None = "train_acc") -> Figure:
+    """000 Figs. 2-5: accuracy on every suite (and on the training set) against the
+    training-set level of ``factor``; one panel per architecture."""
+    fig, axes = _panels(len(archs))
+    for ax, arch in zip(axes, archs):
+        g = df[df["arch"] == arch]
+        if train and train in g:
+            _line(ax, g, factor, train, "train", "#000000", "x", dashed=True)
+        for i, s in enumerate(suites):
+            _line(ax, g, factor, f"acc_{s}", s, OKABE_ITO[i % 7], MARKERS[i % len(MARKERS)])
+        ax.set_title(arch)
+        ax.set_xlabel(factor_label(factor), fontsize=8)
+        ax.set_ylabel(ACC)
+        _style(ax)
+    _legend(axes[0], fontsize=8)
+    _title(fig, title)
+    return fig
+
+
+MAX_LINES = 9
+
+
+def shown_levels(values: pd.Series) -> np.ndarray:
+    """The levels drawn as lines: all of them, or MAX_LINES spread evenly from the lowest
+    to the highest (more lines than that cannot be told apart)."""
+    levels = np.sort(values.dropna().unique())
+    if len(levels) <= MAX_LINES:
+        return levels
+    return levels[np.unique(np.round(np.linspace(0, len(levels) - 1, MAX_LINES)).astype(int))]
+
+
+def severity_lines(agg: pd.DataFrame, factor: str, suites: list[str], archs: list[str], title: str) -> Figure:
+    """Accuracy against each suite's own level, one line per training level of ``factor``
+    (cividis: dark = low level, light = high level); a panel per suite x architecture.
+    ``agg``: arch, factor, suite, level and the mean/min/max/count of accuracy there."""
+    panels = [(s, a) for s in suites for a in archs]
+    fig, axes = _panels(len(panels), width=4.2, height=3.3)
+    levels = shown_levels(agg[factor])
+    agg = agg[agg[factor].isin(levels)]
+    cmap = plt.get_cmap("cividis")
+    rank = {lv: i for i, lv in enumerate(levels)}
+    groups = {key: g for key, g in agg.groupby(["suite", "arch"], observed=True)}
+    for ax, (suite, arch) in zip(axes, panels):
+        g = groups.get((suite, arch))
+        if g is not None:
+            for lv, h in g.groupby(factor, sort=True):
+                i = rank[lv]
+                _draw(ax, h.set_index("level"), f"{factor}={fmt_level(lv)}", cmap(i / max(1, len(levels) - 1) * 0.9), MARKERS[i % len(MARKERS)])
+        ax.set_title(f"{suite} / {arch}" if len(archs) > 1 else suite, fontsize=10)
+        ax.set_xlabel(f"{suite} level")
+        ax.set_ylabel(ACC)
+        _style(ax)
+    _legend(axes[0], fontsize=7)
+    _title(fig, title)
+    return fig
+
+
+def heatmaps(df: pd.DataFrame, fx: str, fy: str, columns: dict[str, str], title: str) -> Figure:
+    """000 Fig. 6: mean accuracy over the (fx, fy) grid, one panel per column (train and
+    suites); cells annotated when the grid is small enough to read."""
+    fig, axes = _panels(len(columns), width=4.6, height=3.9)
+    for ax, (label, col) in zip(axes, columns.items()):
+        piv = df.pivot_table(index=fy, columns=fx, values=col, aggfunc="mean").sort_index(ascending=False)
+        ax.set_title(label)
+        if not np.isfinite(piv.to_numpy(float)).any():
+            ax.text(0.5, 0.5, "no ok trial", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
+        im = ax.imshow(piv.to_numpy(float), cmap="cividis", aspect="auto", vmin=np.nanmin(piv.to_numpy(float)), vmax=np.nanmax(piv.to_numpy(float)))
+        ax.set_xticks(range(piv.shape[1]), [fmt_level(v) for v in piv.columns], fontsize=7)
+        ax.set_yticks(range(piv.shape[0]), [fmt_level(v) for v in piv.index], fontsize=7)
+        ax.set_xlabel(fx)
+        ax.set_ylabel(fy)
+        if piv.shape[0] * piv.shape[1] <= 64:  # 000 Fig. 6 is 6 x 6; larger grids are read by colour
+            vals = piv.to_numpy(float)
+            mid = np.nanmean(vals) if np.isfinite(vals).any() else 0
+            for (r, c), v in np.ndenumerate(vals):
+                if np.isfinite(v):
+                    ax.text(c, r, f"{v:.3f}", ha="center", va="center", fontsize=6, color="black" if v > mid else "white")
+        fig.colorbar(im, ax=ax, shrink=0.8, label=ACC)
+    _title(fig, title)
+    return fig
+
+
+def main_effects(levels: pd.DataFrame, factors: list[str], suites: list[str], title: str) -> Figure:
+    """Main-effect plot of an orthogonal design: k (mean response) per level of each
+    factor, one line per suite (``levels``: factor, level, k, suite)."""
+    fig, axes = _panels(len(factors), width=3.8, height=3.2)
+    for ax, f in zip(axes, factors):
+        for i, s in enumerate(suites):
+            g = levels[(levels["factor"] == f) & (levels["suite"] == s)].sort_values("level")
+            ax.plot(g["level"], g["k"], marker=MARKERS[i % len(MARKERS)], color=OKABE_ITO[i % 7], label=s)
+        ax.set_xlabel(f)
+        ax.set_ylabel("mean accuracy k at the level")
+        _style(ax)
+    _legend(axes[0], fontsize=8)
+    _title(fig, title)
+    return fig
+
+
+def mcv_plot(models: pd.DataFrame, refs: dict[str, tuple[float, float]], archs: list[str], title: str, ref_label: str) -> Figure:
+    """003 Fig. 2: mean accuracy (%) against CV (%), split into Groups I-IV by the
+    reference point (one per architecture when ``refs`` differ, in its colour); clean-trained
+    models drawn as triangles."""
+    fig, ax = plt.subplots(figsize=(8.2, 5.2))
+    fig.subplots_adjust(left=0.09, right=0.70, bottom=0.11, top=0.9)
+    for i, arch in enumerate(archs):
+        g = models[models["arch"] == arch]
+        for clean, marker, size in ((False, "o", 22), (True, "^", 70)):
+            h = g[g["clean"] == clean]
+            if len(h):
+                ax.scatter(h["CV"], 100 * h["MA"], s=size, marker=marker, color=OKABE_ITO[i % 7], edgecolor="black" if clean else "none",
+                           linewidth=0.6, label=f"{arch}{' (clean)' if clean else ''}", zorder=4 if clean else 3, rasterized=len(h) > 2000, alpha=0.8 if len(h) > 200 else 1)
+    points = {tuple(np.round(v, 12)) for v in refs.values()}
+    shared = len(points) == 1
+    for i, arch in enumerate(archs if not shared else archs[:1]):
+        ma, cv = refs[arch]
+        color = "#555555" if shared else OKABE_ITO[i % 7]
+        ax.axvline(cv, color=color, linestyle="--" if shared else ":", linewidth=1)
+        ax.axhline(100 * ma, color=color, linestyle="--" if shared else ":", linewidth=1)
+        ax.scatter([cv], [100 * ma], marker="+", s=200, color="#D55E00" if shared else color, linewidth=2, zorder=2,
+                   label=textwrap.fill(f"reference: {ref_label}" + ("" if shared else f" ({arch})"), 30))
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    for text, x, y, ha, va in (("Group I", x0, y1, "left", "top"), ("Group II", x1, y1, "right", "top"),
+                               ("Group III", x0, y0, "left", "bottom"), ("Group IV", x1, y0, "right", "bottom")):
+        ax.text(x, y, f" {text} ", ha=ha, va=va, fontsize=9, color="#333333", fontweight="bold")
+    ax.set_xlabel("coefficient of variation CV (%) across test sets")
+    ax.set_ylabel("mean accuracy across test sets (%)")
+    ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    _style(ax)
+    ax.set_title(textwrap.fill(title, 60), fontsize=11)
+    return fig
+
+
+def pixel_plot(df: pd.DataFrame, x: str, archs: list[str], title: str, xlabel: str) -> Figure:
+    """002 Fig. 8: accuracy and Pixel-index against the number of modified pixels."""
+    fig, axes = _panels(2, width=5.0, height=3.8)
+    a1, a2 = axes
+    for i, arch in enumerate(archs):
+        g = df[df["arch"] == arch]
+        _line(a1, g, x, "accuracy", arch, OKABE_ITO[i % 7], MARKERS[i % len(MARKERS)])
+        _line(a2, g, x, "Pi", arch, OKABE_ITO[i % 7], MARKERS[i % len(MARKERS)])
+    a1.set_ylabel(ACC)
+    a2.set_ylabel("Pixel-index Pi = w / (p r a)")
+    for ax in (a1, a2):
+        ax.set_xlabel(xlabel)
+        _style(ax)
+    _legend(a1, fontsize=8)
+    _title(fig, title)
+    return fig
+
+
+def save(fig: Figure, path) -> None:
+    fig.savefig(path, dpi=130)
+    plt.close(fig)

@@ -1,0 +1,295 @@
+"""Analysis recipes (YAML): which statistics, tables and plots to make from which sweeps.
+
+The format is documented in ``analysis/README.md``. A recipe is validated twice, both
+before anything is written: its structure here (pydantic; errors name the key path), then
+against the results (:func:`check_recipe`; a factor, suite or architecture the data does
+not have is named together with the file that lacks it). Without a recipe,
+:func:`default_recipe` derives one from each sweep's design.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator, PrivateAttr
+
+from ..config import key_path
+from ..errors import UserError
+from .load import Results
+
+
+class RecipeError(UserError):
+    """A recipe that is malformed or names something the results do not have."""
+
+    def __init__(self, file: str | None, path: str, message: str):
+        where = f"{file}: " if file else ""
+        at = f"{path}: " if path else ""
+        super().__init__(f"{where}{at}{message}")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Step(Strict):
+    id: str | None = Field(None, description="name used for this step's tables and plots")
+
+
+class Correlation(Step):
+    """Spearman (and/or Pearson) r, p, mean and variance per factor x arch x suite (000
+    Tables 2, 4, 5) and the accuracy-vs-level line plots (000 Figs. 2-5)."""
+
+    type: Literal["correlation"]
+    factors: list[str] | None = None
+    methods: list[Literal["spearman", "pearson"]] = ["spearman"]
+    plot: bool = True
+
+
+class Segments(Step):
+    """000 Table 3: split each factor's levels at the peak of a suite's accuracy (per
+    architecture) or at fixed breakpoints; r, p, mean, variance per segment."""
+
+    type: Literal["segments"]
+    factor: str
+    peak_of: str | None = Field(None, description="suite whose mean accuracy peaks at the split")
+    breakpoints: list[float] | None = Field(None, description="segment k holds b[k-1] < level <= b[k]")
+    methods: list[Literal["spearman", "pearson"]] = ["spearman"]
+
+    @model_validator(mode="after")
+    def _one_split(self):
+        if (self.peak_of is None) == (self.breakpoints is None):
+            raise ValueError("give exactly one of peak_of (a suite) or breakpoints (levels)")
+        return self
+
+
+class MultipleStep(Step):
+    """000 Tables 6-7: multiple correlation R of accuracy with several factors (OLS)."""
+
+    type: Literal["multiple"]
+    factors: list[str] | None = None
+
+
+class OrthogonalStep(Step):
+    """Range analysis, ANOVA (empty columns as error) and main-effect plots."""
+
+    type: Literal["orthogonal"]
+    factors: list[str] | None = None
+
+
+class Heatmap(Step):
+    """000 Fig. 6: mean accuracy over a grid of two factors, per architecture."""
+
+    type: Literal["heatmap"]
+    factors: list[str] | None = Field(None, min_length=2, max_length=2)
+
+
+class Severity(Step):
+    """Accuracy against each suite's own level, one line per training level."""
+
+    type: Literal["severity"]
+    factors: list[str] | None = None
+
+
+class RefPoint(Strict):
+    mean: float = Field(ge=0, le=1, description="reference mean accuracy (fraction)")
+    cv: float = Field(ge=0, description="reference coefficient of variation (%)")
+
+
+class MCVStep(Step):
+    """003: mean accuracy, CV (%), the four-quadrant mCV plot and Algorithm 1's groups."""
+
+    type: Literal["mcv"]
+    reference: Literal["clean", "clean-per-arch", "all"] | RefPoint = "clean"
+
+
+class CorruptionStep(Step):
+    """004: per-corruption and aggregate accuracy; mCE against a baseline model."""
+
+    type: Literal["corruption"]
+    baseline_arch: str | None = Field(None, description="mCE against this arch's clean-trained model")
+
+
+class PixelStep(Step):
+    """002: Pixel-index Pi = w / (p r a) and accuracy against the number of pixels."""
+
+    type: Literal["pixel_index"]
+    suite: str
+    image_pixels: int | None = Field(None, ge=1, description="pixels per image (needed for level_unit: pixels)")
+    level_unit: Literal["pixels", "fraction"] = "pixels"
+    value_range: float = Field(1.0, gt=0, le=1)
+    area: float = Field(1.0, gt=0, le=1)
+    w: Literal["error", "drop"] = "error"
+    clean_suite: str | None = None
+
+    @model_validator(mode="after")
+    def _needs(self):
+        if self.level_unit == "pixels" and self.image_pixels is None:
+            raise ValueError("level_unit 'pixels' needs image_pixels (e.g. 784 for 28x28)")
+        if self.w == "drop" and self.clean_suite is None:
+            raise ValueError("w: drop needs clean_suite")
+        return self
+
+
+class Corruption(Strict):
+    factor: str
+    level: float
+    suite: str
+
+
+class OverlapStep(Step):
+    """001: corruption overlapping score of every pair of the named corruptions."""
+
+    type: Literal["overlap"]
+    clean_suite: str
+    corruptions: dict[str, Corruption] = Field(min_length=2)
+
+
+Analysis = Annotated[
+    Union[Correlation, Segments, MultipleStep, OrthogonalStep, Heatmap, Severity, MCVStep, CorruptionStep, PixelStep, OverlapStep],
+    Field(discriminator="type"),
+]
+
+
+class Recipe(Strict):
+    name: str
+    description: str = ""
+    sweeps: list[str] | None = Field(None, description="sweep names this recipe reads (default: all)")
+    architectures: list[str] | None = None
+    suites: list[str] | None = Field(None, description="suites to analyse, in table order (default: all)")
+    variance_ddof: Literal[0, 1] = Field(1, description="1: sample variance; 0: population variance")
+    alpha: float = Field(0.05, gt=0, lt=1, description="significance level used in the text")
+    defaults: bool = Field(False, description="also run the design-driven default analyses")
+    analyses: list[Analysis] = Field(default_factory=list)
+    reference: str | None = Field(None, description="published-values CSV, relative to this recipe")
+    _file: str | None = PrivateAttr(None)
+
+    @property
+    def file(self) -> str | None:
+        return self._file
+
+    def reference_path(self) -> Path | None:
+        if self.reference is None:
+            return None
+        base = Path(self.file).parent if self.file else Path.cwd()
+        return base / self.reference
+
+
+STEP_TYPES = {"correlation", "segments", "multiple", "orthogonal", "heatmap", "severity", "mcv", "corruption", "pixel_index", "overlap"}
+
+
+def _clean_loc(loc: tuple) -> tuple:
+    """Drop the union tag pydantic inserts after a list index (analyses.2.segments.factor)."""
+    return tuple(p for i, p in enumerate(loc) if not (p in STEP_TYPES and i and isinstance(loc[i - 1], int)))
+
+
+def parse_recipe(data, file: str | None = None) -> Recipe:
+    if not isinstance(data, dict):
+        raise RecipeError(file, "", "a recipe must be a YAML mapping (key: value)")
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {str(err['loc'][-1])!r}"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        raise RecipeError(file, key_path(_clean_loc(err["loc"])), msg) from None
+    recipe._file = file
+    return recipe
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise RecipeError(str(path), "", f"cannot read the recipe: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise RecipeError(str(path), "", f"not valid YAML: {e}") from None
+    return parse_recipe(data, str(path))
+
+
+def default_recipe(results: Results) -> Recipe:
+    """What a sweep's design calls for (issue 3's minimum and more).
+
+    one_factor: correlation + mean/variance and line plots per factor, severity curves;
+    other designs with two or more factors: multiple correlation, range analysis/ANOVA,
+    per-factor correlation over all rows, and a heatmap when there are exactly two;
+    always: per-suite accuracy (004) and the mCV plot (003) when per-level metrics exist.
+    """
+    steps: list[dict] = []
+    kinds = {d.one_factor for d in results.designs.values()}
+    nfactors = max(len(d.factors) for d in results.designs.values())
+    steps.append({"type": "correlation"})
+    if True in kinds and not results.metrics.empty:
+        steps.append({"type": "severity"})
+    if False in kinds and nfactors >= 2:
+        steps += [{"type": "multiple"}, {"type": "orthogonal"}, {"type": "heatmap"}]
+    if not results.metrics.empty:
+        steps += [{"type": "corruption"}, {"type": "mcv"}]
+    return Recipe(name="default", description="design-driven default analysis", analyses=steps)
+
+
+def _path(i: int, key: str, j: int | None = None) -> str:
+    return f"analyses[{i}].{key}" + (f"[{j}]" if j is not None else "")
+
+
+def check_recipe(recipe: Recipe, results: Results) -> None:
+    """Every sweep, architecture, suite and factor the recipe names must be in the data."""
+    file = recipe.file
+    sweeps = list(results.designs)
+    names = {d.sweep.split("@")[0]: d.sweep for d in results.designs.values()}
+    for j, s in enumerate(recipe.sweeps or []):
+        if s not in results.designs and s not in names:
+            raise RecipeError(file, f"sweeps[{j}]", f"no sweep {s!r} in the results (sweeps: {', '.join(sweeps)})")
+    targets = [results.designs[names.get(s, s)] for s in recipe.sweeps] if recipe.sweeps else list(results.designs.values())
+    trials = results.trials
+    where = ", ".join(d.folder for d in targets) or "the results"
+
+    def need_column(col: str, path: str, what: str) -> None:
+        for d in targets:
+            t = trials[trials["sweep"] == d.sweep]
+            if col not in t.columns or t[col].isna().all():
+                known = ", ".join(d.factors) or "none"
+                raise RecipeError(file, path, f"no {what} column {col!r} in {d.folder}/trials.parquet (factors: {known})")
+
+    def need_suite(suite: str, path: str, per_level: bool = False) -> None:
+        for d in targets:
+            has = suite in d.suites or f"acc_{suite}" in trials.columns
+            if per_level:
+                has = bool((results.metrics["suite"] == suite).any())
+            if not has:
+                src = "metrics.parquet" if per_level else "trials.parquet"
+                raise RecipeError(file, path, f"no suite {suite!r} in {d.folder}/{src} (suites: {', '.join(d.suites)})")
+
+    for j, a in enumerate(recipe.architectures or []):
+        if not (trials["arch"] == a).any():
+            raise RecipeError(file, f"architectures[{j}]", f"no architecture {a!r} in {where} (architectures: {', '.join(sorted(trials['arch'].unique()))})")
+    for j, s in enumerate(recipe.suites or []):
+        need_suite(s, f"suites[{j}]")
+    for i, step in enumerate(recipe.analyses):
+        for j, f in enumerate(getattr(step, "factors", None) or []):
+            need_column(f, _path(i, "factors", j), "factor")
+        if isinstance(step, Segments):
+            need_column(step.factor, _path(i, "factor"), "factor")
+            if step.peak_of:
+                need_suite(step.peak_of, _path(i, "peak_of"))
+        if isinstance(step, CorruptionStep) and step.baseline_arch and not (trials["arch"] == step.baseline_arch).any():
+            raise RecipeError(file, _path(i, "baseline_arch"), f"no architecture {step.baseline_arch!r} in {where}")
+        if isinstance(step, PixelStep):
+            need_suite(step.suite, _path(i, "suite"), per_level=True)
+            if step.clean_suite:
+                need_suite(step.clean_suite, _path(i, "clean_suite"), per_level=True)
+        if isinstance(step, OverlapStep):
+            need_suite(step.clean_suite, _path(i, "clean_suite"))
+            for name, c in step.corruptions.items():
+                need_column(c.factor, f"analyses[{i}].corruptions.{name}.factor", "factor")
+                need_suite(c.suite, f"analyses[{i}].corruptions.{name}.suite")
+        if isinstance(step, (MCVStep, CorruptionStep, Severity, PixelStep)) and results.metrics.empty:
+            raise RecipeError(file, _path(i, "type"), f"{step.type} needs per-level metrics, and {where} has none (no metrics.parquet, or no ok trial in it)")
+    ref = recipe.reference_path()
+    if ref is not None and not ref.is_file():
+        raise RecipeError(file, "reference", f"no reference table at {ref}")

@@ -1,0 +1,174 @@
+"""``robust-ray analyze``: results folder(s) -> tables (CSV), plots (PNG), report (MD + HTML).
+
+Everything the user gave is validated first (results files, recipes, reference tables);
+the report is then built in a hidden temporary folder next to the output and renamed into
+place at the end, so a failure never leaves a half-written report (an older report in the
+output folder stays until the new one is complete).
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+from .. import __version__
+from ..errors import UserError
+from .context import Ctx
+from .load import Results, fmt_level, load_results
+from .recipes import Recipe, check_recipe, default_recipe, load_recipe
+from .reference import compare, load_reference
+from .render import Section, Sink, html_report, markdown
+from .steps_models import corruption_step, mcv_step, overlap_step, pixel_step
+from .steps_multi import heatmap_step, multiple_step, orthogonal_step
+from .steps_single import correlation_step, segments_step, severity_step
+
+STEPS = {
+    "correlation": correlation_step,
+    "segments": segments_step,
+    "severity": severity_step,
+    "multiple": multiple_step,
+    "orthogonal": orthogonal_step,
+    "heatmap": heatmap_step,
+    "mcv": mcv_step,
+    "corruption": corruption_step,
+    "pixel_index": pixel_step,
+    "overlap": overlap_step,
+}
+MARK = "report.md"  # what makes a folder a robust_ray analysis folder (safe to replace)
+
+
+def default_output(where: str) -> Path:
+    p = Path(where)
+    if any(c in where for c in "*?["):
+        p = Path(os.path.commonpath([str(Path(x).parent) for x in glob.glob(where)] or ["."]))
+    elif p.is_file():
+        p = p.parent
+    return p / "analysis"
+
+
+def _check_output(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARK).is_file())):
+        raise UserError(f"{out}: exists and is not a robust_ray analysis folder; choose another --output")
+
+
+def _overview(res: Results, recipes: list[Recipe]) -> list[Section]:
+    import scipy
+    import statsmodels
+
+    head = Section("Inputs")
+    head.text.append("- " + "\n- ".join(f"`{f}`" for f in res.files))
+    for d in res.designs.values():
+        t = res.trials[res.trials["sweep"] == d.sweep]
+        status = ", ".join(f"{k} {v}" for k, v in t["status"].astype(str).value_counts().items())
+        factors = "; ".join(f"{f}: levels {', '.join(fmt_level(v) for v in lv)} (baseline {fmt_level(d.baselines.get(f))})"
+                            for f, lv in d.factors.items()) or "none"
+        head.text.append(f"**{d.sweep}** ({d.folder}): design `{d.type}`; {len(t)} trials ({status}); "
+                         f"architectures {', '.join(d.archs)}; suites {', '.join(d.suites)}; factors: {factors}.")
+    head.text += [f"Note: {n}" for n in res.notes]
+    head.text.append(f"Recipes: {', '.join(f'`{r.name}`' + (f' ({r.file})' if r.file else '') for r in recipes)}. "
+                     f"robust_ray {__version__}, scipy {scipy.__version__}, statsmodels {statsmodels.__version__}; "
+                     f"written {datetime.datetime.now().isoformat(timespec='seconds')}.")
+    head.text.append("Trials whose status is not `ok` are left out of every statistic and counted as *n excluded* "
+                     "(with trials that lack the accuracy in question). Every table states the n behind each statistic.")
+    return [head]
+
+
+def _methods() -> Section:
+    s = Section("Methods")
+    s.text += [
+        "- Spearman r and two-sided p: scipy.stats.spearmanr (000 eq. 5); Pearson: scipy.stats.pearsonr. r is undefined "
+        "(n/a) for a constant variable or fewer than 3 points.\n"
+        "- Correlation strength (000 §2.4): |r| > 0.95 significant; 0.8-0.95 high; 0.5-0.8 moderate; 0.3-0.5 low; < 0.3 weak or none.\n"
+        "- Multiple correlation R (000 eq. 6): sqrt(R²) of statsmodels OLS with an intercept (as R's lm); p = F-test p.\n"
+        "- Range analysis and ANOVA of orthogonal designs: K, k, R per factor; main-effects ANOVA (statsmodels, type II), "
+        "whose residual equals the empty columns' sum of squares.\n"
+        "- mCV (003): MA = mean, CV = 100 x population sd / mean over a model's test sets; Algorithm 1 groups I-IV.\n"
+        "- Per-corruption accuracy (004 §4.2): mean over severities; aggregate = mean over corruptions; "
+        "mCE = mean over corruptions of summed error / the baseline model's summed error.\n"
+        "- Pixel-index (002 eq. 7): Pi = w / (p r a).\n"
+        "- Overlapping score (001; Laugros et al. 2021): see the overlap section."
+    ]
+    return s
+
+
+def _run_recipe(ctx: Ctx) -> list[Section]:
+    r = ctx.recipe
+    out = [Section(f"Recipe {r.name}" + (f": {r.description}" if r.description else ""))]
+    designs = ctx.designs()
+    for d in designs:
+        if len(designs) > 1:
+            out.append(Section(f"Sweep {d.sweep}", level=3))
+        for step in r.analyses:
+            ctx.step = step.id or step.type
+            secs = STEPS[step.type](ctx, step, d)
+            for s in secs:
+                s.level = 4 if len(designs) > 1 else 3
+            out += secs
+    ref = r.reference_path()
+    if ref is not None:
+        table = compare(load_reference(ref), ctx.stats_frame(), r.alpha)
+        sec = Section(f"Comparison with the published values ({ref.name})", level=3)
+        agree = table["agreement"].str.startswith("same").sum()
+        sec.text.append(f"{agree} of {len(table)} published numbers agree (same band and sign for r/R, same verdict at "
+                        f"alpha={r.alpha} for p); the rest differ or were not reproduced.")
+        sec.items.append(ctx.sink.table(f"{r.name}__reference", table, f"Published vs reproduced ({ref.name})"))
+        out.append(sec)
+    return out
+
+
+def analyze(results: str | Path, output: str | Path | None = None, recipes: list[str] | None = None, plots: bool = True) -> Path:
+    """Analyse the results under ``results`` (a run folder, a folder of them, or a glob)
+    with the given recipe files (default: the design-driven recipe) and write the report
+    to ``output`` (default: RESULTS/analysis); ``plots=False`` writes tables and report
+    only. Returns the output folder."""
+    where = str(results)
+    res = load_results(where)
+    recs = [load_recipe(p) for p in recipes] if recipes else [default_recipe(res)]
+    for r in recs:
+        check_recipe(r, res)
+        if r.defaults:
+            r.analyses = default_recipe(res).analyses + r.analyses
+        if r.reference_path() is not None:
+            load_reference(r.reference_path())
+    out = Path(output) if output else default_output(where)
+    _check_output(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        sink = Sink(tmp, plots)
+        sections = _overview(res, recs)
+        stats = []
+        for r in recs:
+            ctx = Ctx(res, r, sink)
+            sections += _run_recipe(ctx)
+            stats.append(ctx.stats_frame())
+        allstats = pd.concat(stats, ignore_index=True)
+        t = sink.table("statistics", allstats, "All statistics (long form)")
+        sections.append(Section("All statistics", [f"Every statistic above, one row per number with its n and n excluded, is in "
+                                                   f"[{t.csv}]({t.csv}) ({len(allstats)} rows): the table to compare reproductions with."]))
+        sections.append(_methods())
+        title = "robust_ray analysis: " + ", ".join(res.designs)
+        (tmp / "report.md").write_text(markdown(title, sections))
+        (tmp / "report.html").write_text(html_report(title, sections, tmp))
+        _replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """Move the finished report into place; an older one is removed only afterwards."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,153 @@
+"""Single-factor steps: correlation tables and line plots (000 Tables 2, 4, 5; Figs. 2-5),
+segments (000 Table 3) and severity curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import plots
+from .context import Ctx, attach, excluded_text
+from .load import Design, fmt_level
+from .recipes import Correlation, Segments, Severity
+from .render import Section
+from .stats import ROMAN, band, correlation, describe, peak_level, segment_of
+
+METHOD_NAMES = {"spearman": "Spearman", "pearson": "Pearson"}
+
+
+def rows_text(d: Design, factor: str) -> str:
+    if d.one_factor:
+        base = {f: fmt_level(b) for f, b in d.baselines.items() if f != factor}
+        at = ", ".join(f"{f}={b}" for f, b in base.items()) or "none"
+        return (f"Rows: the trials of the {factor} series of a one_factor design (every other factor at its baseline: {at}; "
+                "the all-baseline trial included). Each trial (architecture x level x seed) is one point.")
+    return f"Rows: every trial of the {d.type} design (the correlation with {factor} is marginal over the other factors)."
+
+
+def _stat_names(method: str) -> tuple[str, str]:
+    """Spearman is the papers' r; a Pearson r next to it gets its own name."""
+    if method == "spearman":
+        return "r", "p"
+    return "pearson_r", "pearson_p"
+
+
+def _corr_cells(ctx: Ctx, d: Design, analysis: str, factor: str, arch: str, suite: str, x, y, n_all: int,
+                methods: list[str], segment: str = "") -> dict:
+    row: dict = {}
+    for method in methods:
+        c = correlation(x, y, method)
+        rname, pname = _stat_names(method)
+        label = "" if method == "spearman" else "Pearson "
+        row.update({f"{label}r": c.r, f"{label}p": c.p, f"{label}band": band(c.r)})
+        kw = dict(factor=factor, arch=arch, suite=suite, segment=segment, n_excluded=n_all - c.n, note=c.note)
+        ctx.record(analysis, d, rname, c.r, c.n, band=band(c.r), **kw)
+        ctx.record(analysis, d, pname, c.p, c.n, **kw)
+        if c.note:
+            row["note"] = c.note
+    mean, var, n = describe(y, ctx.recipe.variance_ddof)
+    kw = dict(factor=factor, arch=arch, suite=suite, segment=segment, n_excluded=n_all - n)
+    ctx.record(analysis, d, "mean", mean, n, **kw)
+    ctx.record(analysis, d, "variance", var, n, **kw)
+    row.update({"mean": mean, "variance": var, "n": n, "n excluded": n_all - n})
+    return row
+
+
+def _notes_last(df: pd.DataFrame) -> pd.DataFrame:
+    if "note" not in df:
+        return df
+    return df[[c for c in df.columns if c != "note"] + ["note"]].fillna({"note": ""})
+
+
+def correlation_step(ctx: Ctx, step: Correlation, d: Design) -> list[Section]:
+    """000 Tables 2, 4, 5: r, p, band, mean and variance of accuracy per factor x arch x
+    suite, and the Figs. 2-5 line plots. scipy computes r and p (see :mod:`.stats`)."""
+    T, archs, suites = ctx.trials(d), ctx.archs(d), ctx.suites(d)
+    factors = step.factors or list(d.factors)
+    out = []
+    for f in factors:
+        G = T[d.series(T, f)] if f in d.factors else T
+        rows = []
+        for arch in archs:
+            ga = G[G["arch"] == arch]
+            ok = ga[ga["ok"]]
+            for s in suites:
+                y = ok[f"acc_{s}"].to_numpy(float)
+                x = ok[f].to_numpy(float)
+                n_all = len(ga)
+                rows.append({"arch": arch, "suite": s, **_corr_cells(ctx, d, "correlation", f, arch, s, x, y, n_all, step.methods)})
+        df = _notes_last(pd.DataFrame(rows))
+        sec = Section(f"{d.sweep}: accuracy against {f}", level=3)
+        methods = " and ".join(METHOD_NAMES[m] for m in step.methods)
+        sec.text += [rows_text(d, f), excluded_text(G),
+                     f"{methods} correlation of each suite's accuracy with the {f} level (scipy.stats; two-sided p); "
+                     f"band per 000 §2.4; variance with ddof={ctx.recipe.variance_ddof}."]
+        sec.items.append(ctx.sink.table(ctx.stem(step, d, f), df, f"Correlation of accuracy with {f} ({d.sweep})"))
+        if step.plot and G["ok"].any():
+            sec.add(ctx.sink.figure(ctx.stem(step, d, f), lambda: plots.accuracy_lines(G[G["ok"]], f, suites, archs, f"{d.sweep}: accuracy against {f}"),
+                                    f"Accuracy on every suite and on the training set against {f} (mean of the trials at each level; band: their min-max)"))
+        out.append(sec)
+    return out
+
+
+def segments_step(ctx: Ctx, step: Segments, d: Design) -> list[Section]:
+    """000 Table 3: the levels split at the peak of ``peak_of``'s mean accuracy (per
+    architecture; the peak closes Segment I) or at fixed breakpoints; r, p, mean and
+    variance per segment x suite."""
+    T, archs, suites = ctx.trials(d), ctx.archs(d), ctx.suites(d)
+    f = step.factor
+    G = T[d.series(T, f)] if f in d.factors else T
+    rows = []
+    for arch in archs:
+        ga = G[G["arch"] == arch]
+        ok = ga[ga["ok"]]
+        if step.peak_of:
+            peak = peak_level(ok[f], ok[f"acc_{step.peak_of}"])
+            cuts = [peak] if np.isfinite(peak) else []
+        else:
+            cuts = list(step.breakpoints)
+        seg_all = segment_of(ga[f].to_numpy(float), cuts)
+        for k in range(len(cuts) + 1):
+            in_seg = seg_all == k
+            part, part_ok = ga[in_seg], ga[in_seg & ga["ok"].to_numpy()]
+            lv = part_ok[f]
+            span = f"[{fmt_level(lv.min())}, {fmt_level(lv.max())}]" if len(lv) else "empty"
+            name = ROMAN[k] if k < len(ROMAN) else str(k + 1)
+            for s in suites:
+                y, x = part_ok[f"acc_{s}"].to_numpy(float), part_ok[f].to_numpy(float)
+                cells = _corr_cells(ctx, d, "segments", f, arch, s, x, y, len(part), step.methods, segment=name)
+                rows.append({"arch": arch, "segment": name, "levels": span, "suite": s, **cells})
+    df = _notes_last(pd.DataFrame(rows))
+    how = f"at the peak of {step.peak_of} accuracy (per architecture; the peak level closes Segment I)" if step.peak_of \
+        else f"at the breakpoints {', '.join(fmt_level(b) for b in step.breakpoints)} (segment k: b[k-1] < level <= b[k])"
+    sec = Section(f"{d.sweep}: {f} in segments" + (f" ({step.id})" if step.id else ""), level=3)
+    sec.text += [rows_text(d, f), excluded_text(G), f"Levels split {how}; Spearman r and p, mean and variance per segment (000 Table 3)."]
+    sec.items.append(ctx.sink.table(ctx.stem(step, d, f), df, f"Segmented analysis of {f} ({d.sweep})"))
+    return [sec]
+
+
+def severity_step(ctx: Ctx, step: Severity, d: Design) -> list[Section]:
+    """Accuracy against each suite's own level (its severity), one line per training
+    level: how training on a perturbation moves the whole robustness curve."""
+    T, archs = ctx.trials(d), ctx.archs(d)
+    M = ctx.metrics(d, ctx.suites(d) if ctx.recipe.suites else None)
+    multi = [s for s, n in M.groupby("suite")["level"].nunique().items() if n > 1]
+    order = [s for s in (ctx.recipe.suites or d.suites) if s in multi] + sorted(set(multi) - set(d.suites))
+    sec = Section(f"{d.sweep}: robustness curves", level=3)
+    if not order or not ctx.sink.plots:
+        sec.text.append("No suite has more than one level; nothing to plot." if not order else "Plots are off.")
+        return [sec]
+    for f in step.factors or list(d.factors):
+        G = T[d.series(T, f) & T["ok"].to_numpy()] if f in d.factors else T[T["ok"]]
+        # group on one small integer per (arch, level) so millions of metric rows group fast
+        code, keys = pd.factorize(pd.MultiIndex.from_arrays([G["arch"], G[f]]))
+        m = attach(M, G.assign(_code=code), ["_code"])
+        agg = m.groupby(["_code", "suite", "level"], observed=True)["accuracy"].agg(["mean", "min", "max", "count"]).reset_index()
+        agg["arch"] = keys.get_level_values(0)[agg["_code"]]
+        agg[f] = keys.get_level_values(1)[agg["_code"]]
+        shown = len(plots.shown_levels(G[f]))
+        some = "" if shown == G[f].nunique() else f" ({shown} of {G[f].nunique()} levels, evenly spread)"
+        sec.add(ctx.sink.figure(ctx.stem(step, d, f), lambda: plots.severity_lines(agg, f, order, archs, f"{d.sweep}: accuracy by suite level, per {f} training level"),
+                                f"Accuracy on each suite against the suite's level, one line per {f} training level{some}"))
+    sec.text.append("Lines: mean of the trials at each training level (seeds); band: their min-max.")
+    return [sec]
