@@ -18,7 +18,8 @@ from .storage import Storage
 
 SCHEMA_VERSION = 1
 SCHEMA_KEY = b"robust_ray.schema"
-TRIAL_COLUMNS = ["trial_id", "sweep", "arch", "seed", "status"]  # then factors, then metrics
+TRIAL_COLUMNS = ["trial_id", "sweep", "arch", "seed", "status"]  # then factors, then outcomes, acc_<suite>
+OUTCOME_COLUMNS = ["train_acc", "val_acc", "epochs", "n_train", "wall_s", "started_at", "error"]
 METRIC_COLUMNS = ["trial_id", "suite", "level", "accuracy", "n"]
 METRICS_SCHEMA = pa.schema(
     [("trial_id", pa.string()), ("suite", pa.string()), ("level", pa.float64()), ("accuracy", pa.float64()), ("n", pa.int64())]

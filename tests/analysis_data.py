@@ -11,6 +11,7 @@ import numpy as np
 
 from robust_ray.designs import grid, one_factor
 from robust_ray.results import trial_rows, write_results
+from robust_ray.storage import Storage
 
 
 def l25(factors: list[str], levels: dict[str, list[float]]) -> tuple[list[dict], np.ndarray]:
@@ -41,7 +42,7 @@ def make_sweep(
     suites = suites or {"mnist-test": [0.0], "mnist-c": [1.0, 2.0, 3.0]}
     if rows is None:
         fn = {"one_factor": one_factor, "grid": grid}[design]
-        rows = fn({f: (lv, b) for f, (lv, b) in factors.items()})
+        rows = fn({f: (lv, b) for f, (lv, b) in factors.items()}, [])
     plans, outcomes = [], {}
     for row in rows:
         for arch in archs:
@@ -60,7 +61,7 @@ def make_sweep(
                     "metrics_json": json.dumps(metrics), **summary,
                 }
     trials, metrics = trial_rows(name, plans, outcomes)
-    write_results(str(root), trials, metrics)
+    write_results(Storage(str(root)), trials, metrics)
     if spec:
         (root / "sweep.json").write_text(json.dumps({
             "name": name, "architectures": list(archs), "seeds": list(seeds),

@@ -24,10 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import UserError
-from ..results import METRIC_COLUMNS, SCHEMA_KEY, SCHEMA_VERSION, TRIAL_COLUMNS
+from ..results import METRIC_COLUMNS, OUTCOME_COLUMNS, SCHEMA_KEY, SCHEMA_VERSION, TRIAL_COLUMNS
 
 TRIALS_FILE, METRICS_FILE, SPEC_FILE = "trials.parquet", "metrics.parquet", "sweep.json"
-OUTCOME_COLUMNS = ["train_acc", "val_acc", "epochs", "n_train", "wall_s", "error"]
 NUMERIC_METRIC_COLUMNS = ["level", "accuracy", "n"]
 
 
