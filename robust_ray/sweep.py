@@ -72,7 +72,8 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     try:
-        ray.init(address=address, num_cpus=None if address else num_cpus, log_to_driver=False)
+        # no --address: a fresh local Ray, never a cluster some other process left running here
+        ray.init(address=address or "local", num_cpus=None if address else num_cpus, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise UserError(f"--address {address}: no Ray cluster reachable there ({e})") from None
 
