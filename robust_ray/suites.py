@@ -135,7 +135,7 @@ class SuiteDef:
             known = sorted({c.level for c in self.make(list(self.default_levels or []), shape or (1, 28, 28))})
             for i, lv in enumerate(levels):
                 if lv not in known:
-                    return i, f"suite {self.name} has no level {lv:g}; its levels are {', '.join(f'{k:g}' for k in known)}"
+                    return i, f"suite {self.name} has no level {lv:g}; its levels are {_spans(known)}"
         return None
 
     def n_images(self, levels: list[float], n_test: int, shape: Shape) -> int:
@@ -143,6 +143,17 @@ class SuiteDef:
 
 
 SUITES: Registry[SuiteDef] = Registry("suite")
+
+
+def _spans(values: list[float]) -> str:
+    """1, 2, 3, 5 -> "1-3, 5" (runs of whole numbers), for error messages."""
+    out: list[list[float]] = []
+    for v in values:
+        if out and v == int(v) and out[-1][-1] == v - 1:
+            out[-1].append(v)
+        else:
+            out.append([v])
+    return ", ".join(f"{r[0]:g}-{r[-1]:g}" if len(r) > 2 else ", ".join(f"{x:g}" for x in r) for r in out)
 
 
 def _pick(conds: list[Condition], levels: list[float]) -> list[Condition]:

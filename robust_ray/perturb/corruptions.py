@@ -136,7 +136,7 @@ for _name in NAMES:
         Perturbation(
             f"corruption:{_name}",
             lambda x, level, seed, _n=_name: corrupt(x, _n, int(level), seed),
-            unit="severity 1-5 (0: none)",
+            unit="severity, 1-5; 0 = none",
             min_level=0,
             max_level=5,
             integer=True,
