@@ -13,9 +13,10 @@ from .noise import _l2_limit
 def loss_gradient_sign(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, batch: int = 1024) -> torch.Tensor:
     """sign(grad_x J(theta, x, y)) for the cross-entropy J of ``model`` (eval mode).
 
-    A confident model saturates the softmax: in float32, p - onehot(y) is exactly 0 once
-    the logit margin passes ~17, and so is the gradient. The direction does not need the
-    gradient's size, only its sign, so we backpropagate
+    A confident model saturates the softmax: in float32, p_y - 1 rounds to 0 once the logit
+    margin passes ~17 (the true-class term of the gradient is lost and the sign can be
+    wrong), and every p_j underflows past ~104 (the gradient is exactly 0: no direction).
+    The direction needs only the gradient's sign, not its size, so we backpropagate
 
         v = q - onehot(y),  q = softmax of the logits with the true class left out,
 
