@@ -33,6 +33,7 @@ import torch
 
 from .data import ImageSet, as_float16, stratified_sample
 from .perturb import PERTURBATIONS, apply_to_array
+from .perturb.base import apply_levels
 from .perturb.base import Shape
 from .perturb.composition import STAGES
 from .perturb.corruptions import GRAYSCALE, NAMES as CORRUPTIONS
@@ -324,14 +325,20 @@ def build_suite(
         raise ValueError(f"suite {sdef.name} is built against a reference model; pass model=")
     m = len(test)
     out = np.empty((len(conds) * m, *test.images.shape[1:]), np.float16)
-    for ci, c in enumerate(conds):
-        part = out[ci * m : (ci + 1) * m]
-        if c.perturbation is None:
-            part[:] = as_float16(test.images)
-            continue
-        p = PERTURBATIONS.get(c.perturbation)
-        cseed = derive_seed(seed, sdef.name, c.perturbation)  # shared by its levels
-        apply_to_array(p, test.images, c.plevel, cseed, c.options, model=model, labels=test.labels, chunk=chunk, out=part)
+    parts = [out[ci * m : (ci + 1) * m] for ci in range(len(conds))]
+    if sdef.perturbation is not None:  # one perturbation at many levels: share its direction
+        p = PERTURBATIONS.get(sdef.perturbation)
+        cseed = derive_seed(seed, sdef.name, p.name)
+        lv = [c.plevel for c in conds]
+        apply_levels(p, test.images, lv, cseed, None, model=model, labels=test.labels, chunk=chunk, out=parts)
+    else:
+        for c, part in zip(conds, parts):
+            if c.perturbation is None:
+                part[:] = as_float16(test.images)
+                continue
+            p = PERTURBATIONS.get(c.perturbation)
+            cseed = derive_seed(seed, sdef.name, c.perturbation)  # shared by its levels
+            apply_to_array(p, test.images, c.plevel, cseed, c.options, model=model, labels=test.labels, chunk=chunk, out=part)
     levels_arr = np.repeat(np.asarray([c.level for c in conds], np.float32), m)
     condition = np.repeat(np.arange(len(conds), dtype=np.int16), m)
     return Suite(ImageSet(out, np.tile(test.labels, len(conds))), levels_arr, tuple(conds), condition)

@@ -226,3 +226,15 @@ def test_fgsm_leaves_the_model_as_it_was(mnist5k, tiny_model):
     assert tiny_model.training and all(torch.equal(a, b) for a, b in zip(before, tiny_model.parameters()))
     assert all(p.grad is None for p in tiny_model.parameters())
     tiny_model.eval()
+
+
+@pytest.mark.parametrize("name", sorted(n for n in PERTURBATIONS if PERTURBATIONS.get(n).direction is not None))
+def test_shared_direction_gives_the_same_images_as_level_by_level(name, mnist5k, tiny_model):
+    from robust_ray.perturb.base import apply_levels, apply_to_array
+
+    p = PERTURBATIONS.get(name)
+    images, labels = mnist5k.test.images[:100], mnist5k.test.labels[:100]
+    ctx = {"model": tiny_model, "labels": labels} if p.needs_model else {}
+    together = apply_levels(p, images, [0.0, 1.0, 5.0], 3, chunk=64, **ctx)
+    for level, got in zip([0.0, 1.0, 5.0], together):
+        assert np.array_equal(got, apply_to_array(p, images, level, 3, chunk=64, **ctx))

@@ -45,7 +45,11 @@ def loss_gradient_sign(model: torch.nn.Module, x: torch.Tensor, labels: torch.Te
     return out
 
 
-@perturbation("fgsm_l2", unit="L2 distance", needs_model=True, limits=_l2_limit)
+def _fgsm_direction(x: torch.Tensor, seed: int, *, model: torch.nn.Module, labels: torch.Tensor) -> torch.Tensor:
+    return loss_gradient_sign(model, x, labels)
+
+
+@perturbation("fgsm_l2", unit="L2 distance", needs_model=True, limits=_l2_limit, direction=_fgsm_direction)
 def fgsm_l2(x: torch.Tensor, level: float, seed: int, *, model: torch.nn.Module, labels: torch.Tensor) -> torch.Tensor:
     """FGSM x' = clip(x + eps sign(grad_x J(theta, x, y))) with eps chosen per image so that
     ||x' - x||_2 = ``level`` exactly (000 §2.2.1 and eq. 1: "the stride eps is proportional

@@ -49,6 +49,9 @@ class Perturbation:
     # extra checks that need the options or the image shape: (level, options, shape) -> why
     limits: Callable[[float, BaseModel, Shape | None], str | None] | None = None
     description: str = ""
+    # exact-L2 perturbations: fn(x, level, seed, **ctx) == scale_to_l2(x, direction(x, seed, **ctx), level),
+    # so a suite computes the direction (a gradient, for FGSM) once for all its levels
+    direction: PerturbFn | None = None
 
     def check_level(self, level: float, options: BaseModel | dict | None = None, shape: Shape | None = None) -> str | None:
         """Why ``level`` is out of range for this perturbation, or None if it is fine.
@@ -97,6 +100,44 @@ def perturbation(name: str, unit: str, **kw) -> Callable[[PerturbFn], PerturbFn]
 
 def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     return torch.Generator(device=device).manual_seed(int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def apply_levels(
+    p: Perturbation,
+    images: np.ndarray,
+    levels: list[float],
+    seed: int,
+    options: BaseModel | dict | None = None,
+    *,
+    model: torch.nn.Module | None = None,
+    labels: np.ndarray | None = None,
+    chunk: int = 4096,
+    out: list[np.ndarray] | None = None,
+) -> list[np.ndarray]:
+    """:func:`apply_to_array` at every level of ``levels``, with identical results, but a
+    perturbation with a ``direction`` computes it once per chunk for all levels."""
+    if p.direction is None:
+        outs = out or [None] * len(levels)
+        return [
+            apply_to_array(p, images, lv, seed, options, model=model, labels=labels, chunk=chunk, out=o)
+            for lv, o in zip(levels, outs)
+        ]
+    from ..data import to_float
+    from ..seeding import derive_seed
+    from .l2 import scale_to_l2
+
+    if p.needs_model and (model is None or labels is None):
+        raise ValueError(f"perturbation {p.name} needs a reference model and the labels")
+    opts = p.parse_options(options).model_dump()
+    out = out or [np.empty(images.shape, np.float16) for _ in levels]
+    for s in range(0, len(images), chunk):
+        x = to_float(images[s : s + chunk])
+        ctx = {"model": model, "labels": torch.as_tensor(labels[s : s + chunk])} if p.needs_model else {}
+        with torch.no_grad():
+            z = p.direction(x, derive_seed(seed, s), **opts, **ctx)
+            for lv, o in zip(levels, out):
+                o[s : s + len(x)] = (x if p.is_identity(lv) else scale_to_l2(x, z, lv)).cpu().numpy()
+    return out
 
 
 def apply_to_array(

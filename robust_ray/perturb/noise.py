@@ -21,13 +21,16 @@ def _l2_limit(level: float, options, shape: Shape | None) -> str | None:
     return None
 
 
-@perturbation("gaussian_l2", unit="L2 distance", limits=_l2_limit)
+def gaussian_direction(x: torch.Tensor, seed: int) -> torch.Tensor:
+    return torch.randn(x.shape, generator=generator(seed, x.device), device=x.device, dtype=x.dtype)
+
+
+@perturbation("gaussian_l2", unit="L2 distance", limits=_l2_limit, direction=gaussian_direction)
 def gaussian_l2(x: torch.Tensor, level: float, seed: int) -> torch.Tensor:
     """Zero-mean Gaussian noise scaled so that every clipped image is at L2 distance
     ``level`` from ``x`` (000 §2.2.1 and eq. 1; the exact solve replaces the paper's
     pick-the-closest-draw search)."""
-    z = torch.randn(x.shape, generator=generator(seed, x.device), device=x.device, dtype=x.dtype)
-    return scale_to_l2(x, z, level)
+    return scale_to_l2(x, gaussian_direction(x, seed), level)
 
 
 @perturbation("gaussian_var", unit="Gaussian noise variance on [0, 1]")
