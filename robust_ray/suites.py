@@ -8,7 +8,8 @@ metrics report (L2 distance, 003's test-set number k, severity, number of pixels
 
 A suite is built once per sweep from the base test split with a fixed seed (it is the
 benchmark, the same for every trial) and stored compactly: uint8 when clean, float16
-otherwise. Conditions of one perturbation share its random draw (common random numbers),
+otherwise (uint8 for the suites of 8-bit image tools: two-factor-69, corruptions, pixel).
+Conditions of one perturbation share its random draw (common random numbers),
 so they differ only by the level. ``levels`` in the spec pick the levels of a suite
 (``mnist-c``: the L2 distances; ``corruptions``: the severities; ``two-factor-69``: the
 test-set numbers k). Any registered image perturbation is also a suite ``type`` given
@@ -31,9 +32,9 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .data import ImageSet, as_float16, stratified_sample
+from .data import ImageSet, stratified_sample, to_float
 from .perturb import PERTURBATIONS, apply_to_array
-from .perturb.base import apply_levels
+from .perturb.base import _store, apply_levels
 from .perturb.base import Shape
 from .perturb.composition import STAGES
 from .perturb.corruptions import GRAYSCALE, NAMES as CORRUPTIONS
@@ -117,6 +118,10 @@ class SuiteDef:
     make: MakeConditions | None = None  # named-condition suites: levels -> conditions
     needs_model: bool = False  # built against a reference model (FGSM)
     clean: bool = False
+    # how perturbed images are stored: float16 keeps exact L2 levels (error ~1e-4); uint8 is
+    # what 8-bit image tools produce (MATLAB imnoise/imrotate on uint8, imagecorruptions,
+    # few-pixel values) and halves the memory
+    storage: str = "float16"
 
     def conditions(self, levels: list[float], shape: Shape) -> list[Condition]:
         if self.clean:
@@ -141,6 +146,10 @@ class SuiteDef:
 
     def n_images(self, levels: list[float], n_test: int, shape: Shape) -> int:
         return n_test * len(self.conditions(levels, shape))
+
+    @property
+    def bytes_per_pixel(self) -> int:
+        return 1 if self.clean or self.storage == "uint8" else 2
 
 
 SUITES: Registry[SuiteDef] = Registry("suite")
@@ -281,15 +290,16 @@ SUITES.register(
 )  # fmt: skip
 SUITES.register(
     "two-factor-69",
-    SuiteDef("two-factor-69", None, [float(k) for k in range(1, 70)], "003 Table 4: the 69 two-factor test sets; level = k", _two_factor),
+    SuiteDef("two-factor-69", None, [float(k) for k in range(1, 70)], "003 Table 4: the 69 two-factor test sets; level = k", _two_factor,
+             storage="uint8"),
 )
 SUITES.register(
     "corruptions",
-    SuiteDef("corruptions", None, [1.0, 2.0, 3.0, 4.0, 5.0], "004 §4: common corruptions x severities 1-5", _corruptions),
+    SuiteDef("corruptions", None, [1.0, 2.0, 3.0, 4.0, 5.0], "004 §4: common corruptions x severities 1-5", _corruptions, storage="uint8"),
 )
 SUITES.register(
     "pixel",
-    SuiteDef("pixel", None, [float(n) for n in PIXEL_COUNTS], "002 §6.1: few-pixel changes; level = pixels changed", _pixel),
+    SuiteDef("pixel", None, [float(n) for n in PIXEL_COUNTS], "002 §6.1: few-pixel changes; level = pixels changed", _pixel, storage="uint8"),
 )
 
 
@@ -324,7 +334,7 @@ def build_suite(
     if sdef.needs_model and model is None:
         raise ValueError(f"suite {sdef.name} is built against a reference model; pass model=")
     m = len(test)
-    out = np.empty((len(conds) * m, *test.images.shape[1:]), np.float16)
+    out = np.empty((len(conds) * m, *test.images.shape[1:]), np.uint8 if sdef.storage == "uint8" else np.float16)
     parts = [out[ci * m : (ci + 1) * m] for ci in range(len(conds))]
     if sdef.perturbation is not None:  # one perturbation at many levels: share its direction
         p = PERTURBATIONS.get(sdef.perturbation)
@@ -334,7 +344,7 @@ def build_suite(
     else:
         for c, part in zip(conds, parts):
             if c.perturbation is None:
-                part[:] = as_float16(test.images)
+                _store(part, to_float(test.images))
                 continue
             p = PERTURBATIONS.get(c.perturbation)
             cseed = derive_seed(seed, sdef.name, c.perturbation)  # shared by its levels

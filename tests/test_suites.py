@@ -76,7 +76,10 @@ def test_two_factor_69_named_as_in_003_table_4():
 def test_two_factor_suite_applies_each_composition_in_its_order(mnist5k):
     levels = [1, 8, 25, 43, 63]
     suite = build_suite(suite_def("two-factor-69"), mnist5k.test, levels, 100, 0)
+    assert suite.data.images.dtype == np.uint8  # 003 perturbed 8-bit images with MATLAB
     groups = {name: idx for name, _, idx in suite.groups()}
+    sub = mnist5k.test.subset(stratified_sample(mnist5k.test.labels, 100 / len(mnist5k.test), 0))
+    assert np.array_equal(suite.data.images[groups["CLEAN"]], sub.images)
     assert list(groups) == ["CLEAN", "SP0.1GA0.2", "GA0.1SP0.1", "SP0.1RL30", "RL30SP0.1"]
     img = lambda n: to_float(suite.data.images[groups[n]])  # noqa: E731
     clean = img("CLEAN")
@@ -114,6 +117,10 @@ def test_pixel_suite_reports_the_pixel_index_terms(mnist5k):
     assert pixel_index(0.9, 1.0, 64 / 224**2, 1.0, 200**2 / 224**2) == pytest.approx(98.30, rel=1e-3)
     suite = build_suite(sdef, mnist5k.test, [4, 64], 50, 0)
     assert len(list(suite.groups())) == len([c for c in conds if c.level in (4, 64)])
+    sub = mnist5k.test.subset(stratified_sample(mnist5k.test.labels, 50 / len(mnist5k.test), 0))
+    for _, n, idx in suite.groups():  # 8-bit storage keeps few-pixel values exact
+        changed = (suite.data.images[idx] != sub.images).reshape(len(idx), -1).sum(1)
+        assert changed.max() <= n and changed.mean() > 0.3 * n  # shift mode clips at 0 on background
 
 
 def test_suite_save_and_load_keep_the_conditions(tmp_path, mnist5k):

@@ -103,6 +103,9 @@ def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
 
 
 def _store(dest: np.ndarray, y: torch.Tensor) -> None:
+    """Write images in [0, 1] into ``dest``: float16 as is, uint8 rounded to 1/255 steps."""
+    if dest.dtype == np.uint8:
+        y = y.mul(255).round_()
     # torch's float32 -> float16 copy is vectorised; NumPy's cast is ~20x slower
     torch.from_numpy(dest).copy_(y)
 
@@ -157,8 +160,8 @@ def apply_to_array(
     chunk: int = 4096,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``p`` at ``level`` over a stored image array (uint8 or float), chunk by chunk, as
-    float16. Chunk ``i`` gets seed ``derive_seed(seed, start)``, so a result depends on
+    """``p`` at ``level`` over a stored image array (uint8 or float), chunk by chunk, into
+    ``out`` (float16 by default; uint8 rounds to 8-bit values). Chunk ``i`` gets seed ``derive_seed(seed, start)``, so a result depends on
     (images, level, seed, options, chunk) only; the same seed at another level perturbs
     the same images with the same random draw (common random numbers)."""
     from ..data import to_float
