@@ -8,7 +8,7 @@ import torch
 
 from robust_ray.data import BaseDataset, ImageSet, to_float
 from robust_ray.factors import augment_options, compose, factor_def, perturb_pool, perturbation_options, pick_sources
-from robust_ray.perturb import class_imbalance, imbalance, l2_distance, label_error, label_error_rate
+from robust_ray.perturb import class_imbalance, imbalance, label_error, label_error_rate
 
 
 @pytest.mark.parametrize("ci", [0.25, 0.4, 0.6])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -15,7 +16,6 @@ from scipy import optimize, stats
 from robust_ray.data import to_float
 from robust_ray.perturb import PERTURBATIONS, LevelUnreachable, l2_distance, scale_to_l2
 from robust_ray.perturb.adversarial import loss_gradient_sign
-from robust_ray.perturb.base import generator
 from robust_ray.seeding import derive_seed
 
 
@@ -164,7 +164,7 @@ def test_two_factor_order_matters(mnist5k):
 
 
 def _float64_gradient(model, x, labels):
-    m64 = __import__("copy").deepcopy(model).double().eval()
+    m64 = copy.deepcopy(model).double().eval()
     x64 = x.double().requires_grad_(True)
     F.cross_entropy(m64(x64), labels, reduction="sum").backward()
     return x64.grad
@@ -185,7 +185,7 @@ def test_fgsm_moves_along_the_loss_gradient_sign_to_the_exact_distance(mnist5k, 
 def _stable_float64_gradient(model, x, labels):
     """The cross-entropy gradient in float64 with dJ/dlogit_y = -(sum of the other p_j)
     instead of p_y - 1, which cancels to 0 once 1 - p_y is below float64's epsilon."""
-    m64 = __import__("copy").deepcopy(model).double().eval()
+    m64 = copy.deepcopy(model).double().eval()
     x64 = x.double().requires_grad_(True)
     logits = m64(x64)
     true = F.one_hot(labels, logits.shape[1]).bool()
@@ -201,7 +201,7 @@ def test_fgsm_has_a_direction_when_the_softmax_saturates(mnist5k, tiny_model):
     the loss gradient."""
     x = to_float(mnist5k.test.images[:256])
     labels = torch.as_tensor(mnist5k.test.labels[:256])
-    confident = __import__("copy").deepcopy(tiny_model)
+    confident = copy.deepcopy(tiny_model)
     with torch.no_grad():
         confident[-1].weight.mul_(16.0)
         confident[-1].bias.mul_(16.0)

@@ -9,6 +9,7 @@ import torch
 
 from robust_ray.data import stratified_sample, to_float
 from robust_ray.perturb import PERTURBATIONS, l2_distance
+from robust_ray.perturb.corruptions import GRAYSCALE
 from robust_ray.suites import (
     PAPER_L2_LEVELS,
     TWO_FACTOR_69,
@@ -100,7 +101,7 @@ def test_corruptions_suite_grayscale_subset_and_aggregate(mnist5k):
     for s in (1, 2, 3):
         assert torch.allclose(PERTURBATIONS.get("corruption:saturate")(x, s, 0), x, atol=1.5 / 255)
     suite = build_suite(sdef, mnist5k.test, [3], 20, 0)
-    assert [g[0] for g in suite.groups()] == [f"{c}/3" for c in __import__("robust_ray.perturb.corruptions", fromlist=["x"]).GRAYSCALE]
+    assert [g[0] for g in suite.groups()] == [f"{c}/3" for c in GRAYSCALE]
     scores = corruption_scores({"fog/1": 0.9, "fog/2": 0.7, "snow/1": 0.5, "snow/2": 0.3})
     assert scores == pytest.approx({"fog": 0.8, "snow": 0.4, "mean": 0.6})
 
