@@ -19,8 +19,18 @@ def _known(registry, name: str, file, path: str) -> None:
         raise SpecError(file, path, registry.unknown(name))
 
 
+def _options_error(e: ValidationError, name: str, path: str) -> tuple[str, str]:
+    err = e.errors()[0]
+    sub = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"{path}.{sub}", f"unknown option {sub!r} of {name}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return (f"{path}.{sub}" if sub else path), msg
+
+
 def check_spec(spec: SweepSpec, file: str | None = None) -> None:
     _known(DATASETS, spec.dataset.name, file, "dataset.name")
+    shape = DATASETS.get(spec.dataset.name).shape
     for i, arch in enumerate(spec.architectures):
         _known(MODELS, arch, file, f"architectures[{i}]")
     _known(DESIGNS, spec.design.type, file, "design.type")
@@ -33,18 +43,15 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
         except KeyError as e:
             raise SpecError(file, path, e.args[0]) from None
         try:
-            fdef.options.model_validate(fs.model_extra or {})
+            opts = fdef.options.model_validate(fs.model_extra or {})
         except ValidationError as e:
-            err = e.errors()[0]
-            sub = ".".join(str(p) for p in err["loc"])
-            msg = f"unknown option {sub!r} of {name}" if err["type"] == "extra_forbidden" else err["msg"]
-            raise SpecError(file, f"{path}.{sub}", msg) from None
+            raise SpecError(file, *_options_error(e, name, path)) from None
         if not fs.levels and spec.design.type != "list":
             raise SpecError(file, f"{path}.levels", f"a {spec.design.type} design needs levels for every factor")
         for i, level in enumerate(fs.levels):
-            if (why := fdef.check_level(level)) is not None:
+            if (why := fdef.check_level(level, opts, shape)) is not None:
                 raise SpecError(file, f"{path}.levels[{i}]", why)
-        if fs.baseline is not None and (why := fdef.check_level(fs.baseline)) is not None:
+        if fs.baseline is not None and (why := fdef.check_level(fs.baseline, opts, shape)) is not None:
             raise SpecError(file, f"{path}.baseline", why)
 
     _check_design(spec, file)
@@ -57,11 +64,14 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
             raise SpecError(file, f"{path}.type" if ss.type else path, e.args[0]) from None
         if ss.levels is None and sdef.default_levels is None:
             raise SpecError(file, f"{path}.levels", f"suite type {sdef.name!r} needs levels")
-        if ss.levels is not None and sdef.perturbation is not None:
-            check = PERTURBATIONS.get(sdef.perturbation).check_level
-            for i, level in enumerate(ss.levels):
-                if (why := check(level)) is not None:
-                    raise SpecError(file, f"{path}.levels[{i}]", why)
+        if sdef.perturbation is not None:
+            try:
+                PERTURBATIONS.get(sdef.perturbation).parse_options({})
+            except ValidationError as e:
+                why = _options_error(e, sdef.perturbation, path)[1]
+                raise SpecError(file, path, f"{sdef.name} cannot be a suite without options ({why})") from None
+        if ss.levels is not None and (bad := sdef.check_levels(ss.levels, shape)) is not None:
+            raise SpecError(file, f"{path}.levels[{bad[0]}]", bad[1])
 
 
 def _check_design(spec: SweepSpec, file) -> None:

@@ -13,20 +13,20 @@ sample and relabel are cheap index/label operations done inside the trial.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from .data import ImageSet, concat
-from .perturb import PERTURBATIONS, class_imbalance, imbalance, label_error
+from .data import BaseDataset, ImageSet, concat
+from .perturb import PERTURBATIONS, NoOptions, apply_to_array, class_imbalance, imbalance, label_error
+from .perturb.base import Shape
+from .perturb.sampling import minority_count
 
 Stage = Literal["sample", "augment", "relabel"]
-
-
-class NoOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class AugmentOptions(BaseModel):
@@ -34,6 +34,24 @@ class AugmentOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     per_class: int = Field(2000, ge=1, description="perturbed copies added per class (000 §2.2.1: 2000)")
+
+
+@functools.cache
+def augment_options(name: str) -> type[BaseModel]:
+    """``per_class`` plus the perturbation's own options (few_pixel's value_range, ...)."""
+    own = PERTURBATIONS.get(name).options
+    if own is NoOptions:
+        return AugmentOptions
+    return type(f"{own.__name__}WithPerClass", (AugmentOptions, own), {})
+
+
+def perturbation_options(name: str, options: BaseModel | dict | None) -> dict:
+    """The perturbation's own options (validated, defaults filled) out of a factor's options:
+    what a pool's content key and its build need besides ``per_class``."""
+    opts = augment_options(name).model_validate(
+        options.model_dump() if isinstance(options, BaseModel) else (options or {})
+    )
+    return {k: v for k, v in opts.model_dump().items() if k != "per_class"}
 
 
 @dataclass(frozen=True)
@@ -46,11 +64,33 @@ class FactorDef:
     max_level: float  # exclusive
     unit: str
 
-    def check_level(self, level: float) -> str | None:
+    def check_level(self, level: float, options: BaseModel | dict | None = None, shape: Shape | None = None) -> str | None:
+        """Why ``level`` (with these factor options, on images of ``shape``) is out of range."""
         if self.stage == "augment":
-            return PERTURBATIONS.get(self.name).check_level(level)
+            own = perturbation_options(self.name, options) if options is not None else None
+            return PERTURBATIONS.get(self.name).check_level(level, own, shape)
         if not (self.min_level <= level < self.max_level):
             return f"{self.name} level {level} must be in [{self.min_level}, {self.max_level}) ({self.unit})"
+        return None
+
+    def is_identity(self, level: float | None) -> bool:
+        """True when the factor at ``level`` leaves the training set as it is (no pool)."""
+        return level is None or (self.identity is not None and level == self.identity)
+
+    def check_data(self, level: float, base: BaseDataset) -> str | None:
+        """Why ``level`` cannot be reached on this dataset (known once it is loaded)."""
+        counts = base.train.class_counts(base.num_classes)
+        if self.name == "class_imbalance":
+            keep, others = minority_count(counts, level), np.delete(counts, np.argmax(counts))
+            if keep > others.min():
+                return (
+                    f"class imbalance {level:g} is below the training set's own CI {imbalance(counts):.4f} "
+                    f"(000 eq. 2): samples can only be removed"
+                )
+        if self.name == "label_error":
+            m = int(round(level * len(base.train) / base.num_classes))
+            if m > counts.min():
+                return f"label error rate {level:g} needs {m} wrong labels per class; the smallest class has {counts.min()}"
         return None
 
 
@@ -66,10 +106,10 @@ def factor_def(name: str) -> FactorDef:
         return _SPECIAL[name]
     if name in PERTURBATIONS:
         p = PERTURBATIONS.get(name)
-        return FactorDef(name, "augment", AugmentOptions, 0.0, p.min_level or 0.0, float("inf"), p.unit)
+        low = p.min_level if p.min_level is not None else float("-inf")
+        return FactorDef(name, "augment", augment_options(name), p.identity, low, float("inf"), p.unit)
     known = sorted([*_SPECIAL, *PERTURBATIONS])
     raise KeyError(f"unknown factor {name!r}; known: {', '.join(known)}")
-
 
 
 def pick_sources(labels: np.ndarray, per_class: int, seed: int, num_classes: int) -> np.ndarray:
@@ -84,6 +124,30 @@ def pick_sources(labels: np.ndarray, per_class: int, seed: int, num_classes: int
         else:
             out.append(np.concatenate([idx, rng.choice(idx, size=per_class - len(idx), replace=True)]))
     return np.concatenate(out)
+
+
+def perturb_pool(
+    train: ImageSet,
+    name: str,
+    level: float,
+    per_class: int,
+    seed: int,
+    num_classes: int,
+    options: dict | None = None,
+    *,
+    model: torch.nn.Module | None = None,
+    chunk: int = 4096,
+) -> ImageSet:
+    """``per_class`` clean training images per class perturbed by ``name`` at ``level``
+    (000 §2.2.1), stored as float16. ``options`` are the perturbation's own options
+    (:func:`perturbation_options`); ``model`` is the reference model of perturbations
+    that need one (FGSM)."""
+    src = pick_sources(train.labels, per_class, seed, num_classes)
+    p = PERTURBATIONS.get(name)
+    images = apply_to_array(
+        p, train.images[src], level, seed, options, model=model, labels=train.labels[src], chunk=chunk
+    )
+    return ImageSet(images, train.labels[src])
 
 
 def compose(
@@ -109,9 +173,10 @@ def compose(
 
     added = []
     for name, level in levels.items():
-        if factor_def(name).stage == "augment":
-            achieved[name] = float(level or 0.0)
-            if level:
+        fdef = factor_def(name)
+        if fdef.stage == "augment":
+            achieved[name] = float(level) if level is not None else float(fdef.identity or 0.0)
+            if not fdef.is_identity(level):
                 added.append(pools[name])
     if added:
         train = concat([train, *added])

@@ -63,3 +63,26 @@ def mnist5k():
     from robust_ray import data
 
     return data.load("mnist-5k")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(mnist5k):
+    """A small CNN trained for a few seconds on mnist-5k: a reference model for FGSM tests."""
+    import torch
+    from torch import nn
+
+    from robust_ray.data import to_float
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 12 * 12, 10)
+    )  # fmt: skip
+    x, y = to_float(mnist5k.train.images), torch.as_tensor(mnist5k.train.labels)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step in range(60):
+        idx = torch.randint(0, len(x), (128,), generator=torch.Generator().manual_seed(step))
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    return model.eval()
