@@ -53,6 +53,8 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
                 raise SpecError(file, f"{path}.levels[{i}]", why)
         if fs.baseline is not None and (why := fdef.check_level(fs.baseline, opts, shape)) is not None:
             raise SpecError(file, f"{path}.baseline", why)
+        needs_model = fdef.stage == "augment" and PERTURBATIONS.get(name).needs_model
+        _check_reference(spec, fs.reference, needs_model, f"{path}.reference", file)
 
     _check_design(spec, file)
 
@@ -64,14 +66,18 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
             raise SpecError(file, f"{path}.type" if ss.type else path, e.args[0]) from None
         if ss.levels is None and sdef.default_levels is None:
             raise SpecError(file, f"{path}.levels", f"suite type {sdef.name!r} needs levels")
-        if sdef.perturbation is not None:
+        extra = ss.model_extra or {}
+        if sdef.perturbation is not None and sdef.make is None:
             try:
-                PERTURBATIONS.get(sdef.perturbation).parse_options({})
+                PERTURBATIONS.get(sdef.perturbation).parse_options(extra)
             except ValidationError as e:
-                why = _options_error(e, sdef.perturbation, path)[1]
-                raise SpecError(file, path, f"{sdef.name} cannot be a suite without options ({why})") from None
+                raise SpecError(file, *_options_error(e, sdef.perturbation, path)) from None
+        elif extra:
+            name = next(iter(extra))
+            raise SpecError(file, f"{path}.{name}", f"unknown key {name!r} for suite {sdef.name}")
         if ss.levels is not None and (bad := sdef.check_levels(ss.levels, shape)) is not None:
             raise SpecError(file, f"{path}.levels[{bad[0]}]", bad[1])
+        _check_reference(spec, ss.reference, sdef.needs_model, f"{path}.reference", file)
 
 
 def _check_design(spec: SweepSpec, file) -> None:
@@ -83,7 +89,8 @@ def _check_design(spec: SweepSpec, file) -> None:
             for name, level in row.items():
                 if name not in d.factors:
                     raise SpecError(file, f"design.rows[{i}].{name}", f"{name!r} is not in design.factors")
-                if (why := factor_def(name).check_level(level)) is not None:
+                opts = d.factors[name].model_extra or {}
+                if (why := factor_def(name).check_level(level, opts, DATASETS.get(spec.dataset.name).shape)) is not None:
                     raise SpecError(file, f"design.rows[{i}].{name}", why)
     elif d.rows:
         raise SpecError(file, "design.rows", f"rows belong to a list design, not {d.type!r}")
@@ -94,3 +101,12 @@ def _check_design(spec: SweepSpec, file) -> None:
             choose_orthogonal_array([len(fs.levels) for fs in d.factors.values()])
         except ValueError as e:
             raise SpecError(file, "design.factors", str(e)) from None
+
+
+def _check_reference(spec: SweepSpec, ref, needs_model: bool, path: str, file) -> None:
+    if ref.arch is None and ref.seed is None:
+        return
+    if not needs_model:
+        raise SpecError(file, path, "only a model-specific perturbation (e.g. fgsm_l2) has a reference model")
+    if ref.arch is not None:
+        _known(MODELS, ref.arch, file, f"{path}.arch")

@@ -68,13 +68,22 @@ class TrainingSpec(Strict):
     amp: bool = True
 
 
+class ReferenceSpec(Strict):
+    """The reference model a model-specific perturbation (FGSM) attacks: the clean-trained
+    model of this architecture and seed. Unset fields mean "the trial's own"."""
+
+    arch: str | None = None
+    seed: int | None = None
+
+
 class FactorSpec(BaseModel):
-    """``levels`` and ``baseline``; any other key is an option of that factor (checked
-    against the factor's own options model, e.g. ``per_class`` for augment factors)."""
+    """``levels``, ``baseline`` and ``reference``; any other key is an option of that factor
+    (checked against the factor's own options model, e.g. ``per_class`` for augment factors)."""
 
     model_config = ConfigDict(extra="allow")
     levels: list[float] = Field(default_factory=list, description="required except in a list design")
     baseline: float | None = None
+    reference: ReferenceSpec = ReferenceSpec()
 
     _expand = field_validator("levels", mode="before")(expand_levels)
 
@@ -85,11 +94,16 @@ class DesignSpec(Strict):
     rows: list[dict[str, float]] = Field(default_factory=list, description="the rows of a list design")
 
 
-class SuiteSpec(Strict):
+class SuiteSpec(BaseModel):
+    """Any key besides these is an option of the suite's perturbation (e.g. few_pixel's
+    ``value_range`` for a generic ``type: few_pixel`` suite)."""
+
+    model_config = ConfigDict(extra="allow")
     type: str | None = Field(None, description="registered suite or perturbation; default: the key")
     levels: list[float] | None = None
     n: int | None = Field(None, ge=1, description="use this many test images (stratified)")
     seed: int = 0
+    reference: ReferenceSpec = ReferenceSpec()
 
     _expand = field_validator("levels", mode="before")(expand_levels)
 
@@ -120,7 +134,7 @@ class SweepSpec(Strict):
 
 def _known_keys() -> set[str]:
     keys: set[str] = set()
-    for m in (SweepSpec, DatasetSpec, Resources, TrainingSpec, FactorSpec, DesignSpec, SuiteSpec, ExecutionSpec):
+    for m in (SweepSpec, DatasetSpec, Resources, TrainingSpec, FactorSpec, DesignSpec, SuiteSpec, ExecutionSpec, ReferenceSpec):
         keys.update(m.model_fields)
     return keys
 

@@ -21,10 +21,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from .data import BaseDataset, ImageSet, concat
+from .data import ImageSet, concat
 from .perturb import PERTURBATIONS, NoOptions, apply_to_array, class_imbalance, imbalance, label_error
 from .perturb.base import Shape
-from .perturb.sampling import minority_count
 
 Stage = Literal["sample", "augment", "relabel"]
 
@@ -76,22 +75,6 @@ class FactorDef:
     def is_identity(self, level: float | None) -> bool:
         """True when the factor at ``level`` leaves the training set as it is (no pool)."""
         return level is None or (self.identity is not None and level == self.identity)
-
-    def check_data(self, level: float, base: BaseDataset) -> str | None:
-        """Why ``level`` cannot be reached on this dataset (known once it is loaded)."""
-        counts = base.train.class_counts(base.num_classes)
-        if self.name == "class_imbalance":
-            keep, others = minority_count(counts, level), np.delete(counts, np.argmax(counts))
-            if keep > others.min():
-                return (
-                    f"class imbalance {level:g} is below the training set's own CI {imbalance(counts):.4f} "
-                    f"(000 eq. 2): samples can only be removed"
-                )
-        if self.name == "label_error":
-            m = int(round(level * len(base.train) / base.num_classes))
-            if m > counts.min():
-                return f"label error rate {level:g} needs {m} wrong labels per class; the smallest class has {counts.min()}"
-        return None
 
 
 _SPECIAL: dict[str, FactorDef] = {

@@ -13,7 +13,9 @@ from . import __version__
 from .config import SweepSpec
 from .data import DATASETS
 from .designs import DESIGNS
-from .factors import AugmentOptions, factor_def
+from .models import build_model, count_parameters
+from .factors import augment_options, factor_def, perturbation_options
+from .perturb import PERTURBATIONS
 from .seeding import derive_seed
 from .suites import suite_def
 
@@ -22,7 +24,7 @@ from .suites import suite_def
 class DatasetKey:
     """What a dataset is made of; equal keys mean equal bytes, so it is built once."""
 
-    kind: str  # "pool" (augment factor at a level) or "suite"
+    kind: str  # "model" (a clean-trained reference), "pool" (augment factor at a level), "suite"
     params: tuple  # sorted (name, value) pairs, JSON-able
 
     @classmethod
@@ -62,21 +64,39 @@ class Plan:
         return {d: estimate_bytes(spec, k) for d, k in self.datasets.items()}
 
 
-def pool_key(spec: SweepSpec, factor: str, level: float, seed: int) -> DatasetKey:
-    opts = AugmentOptions.model_validate(spec.design.factors[factor].model_extra or {})
+def model_key(spec: SweepSpec, arch: str, seed: int) -> DatasetKey:
+    """The clean-trained reference model of ``arch`` and ``seed`` (the standard recipe with
+    the sweep's training settings): what FGSM pools and suites attack (000 §2.2.1, §2.3)."""
+    training = spec.training.model_dump(mode="json") | {"recipe": "standard"}
+    return DatasetKey.of(
+        "model", dataset=spec.dataset.name, arch=arch, seed=seed, training=json.dumps(training, sort_keys=True)
+    )
+
+
+def _reference(spec: SweepSpec, ref, arch: str, seed: int, need) -> str:
+    """Digest of the reference model for a trial of (arch, seed), registering it."""
+    a, s = ref.arch or arch, seed if ref.seed is None else ref.seed
+    return need(model_key(spec, a, s), f"reference model {a} seed {s}")
+
+
+def pool_key(spec: SweepSpec, factor: str, level: float, seed: int, reference: str | None = None) -> DatasetKey:
+    fs = spec.design.factors[factor]
+    opts = augment_options(factor).model_validate(fs.model_extra or {})
     return DatasetKey.of(
         "pool",
         dataset=spec.dataset.name,
         perturbation=factor,
         level=float(level),
         per_class=opts.per_class,
+        options=json.dumps(perturbation_options(factor, opts), sort_keys=True),
         # one seed per (trial seed, factor): all levels perturb the same images with the
         # same noise draw, so levels differ only by the level (common random numbers)
         seed=derive_seed(seed, factor),
+        reference=reference,
     )
 
 
-def suite_key(spec: SweepSpec, key: str) -> DatasetKey:
+def suite_key(spec: SweepSpec, key: str, reference: str | None = None) -> DatasetKey:
     ss, sdef = spec.suites[key], suite_def(spec.suite_type(key))
     return DatasetKey.of(
         "suite",
@@ -85,6 +105,8 @@ def suite_key(spec: SweepSpec, key: str) -> DatasetKey:
         levels=[float(v) for v in (ss.levels or sdef.default_levels)],
         n=ss.n,
         seed=ss.seed,
+        options=json.dumps(ss.model_extra or {}, sort_keys=True),
+        reference=reference,
     )
 
 
@@ -111,17 +133,27 @@ def make_plan(spec: SweepSpec) -> Plan:
         where.setdefault(key.digest, path)
         return key.digest
 
-    suites = {k: need(suite_key(spec, k), f"suites.{k}") for k in spec.suites}
+    def suites_for(arch: str, seed: int) -> dict[str, str]:
+        out = {}
+        for k, ss in spec.suites.items():
+            ref = _reference(spec, ss.reference, arch, seed, need) if suite_def(spec.suite_type(k)).needs_model else None
+            out[k] = need(suite_key(spec, k, ref), f"suites.{k}")
+        return out
+
     trials = []
     for row in design_rows(spec):
         for arch in spec.architectures:
             for seed in spec.seeds:
-                pools = {
-                    f: need(pool_key(spec, f, lv, seed), level_path(spec, f, lv))
-                    for f, lv in row.items()
-                    if lv and factor_def(f).stage == "augment"
-                }
-                trials.append(TrialPlan(f"t{len(trials):04d}", arch, seed, dict(row), pools, suites))
+                pools = {}
+                for f, lv in row.items():
+                    fdef = factor_def(f)
+                    if fdef.stage != "augment" or fdef.is_identity(lv):
+                        continue
+                    ref = None
+                    if PERTURBATIONS.get(f).needs_model:
+                        ref = _reference(spec, spec.design.factors[f].reference, arch, seed, need)
+                    pools[f] = need(pool_key(spec, f, lv, seed, ref), level_path(spec, f, lv))
+                trials.append(TrialPlan(f"t{len(trials):04d}", arch, seed, dict(row), pools, suites_for(arch, seed)))
     return Plan(trials, datasets, where)
 
 
@@ -130,10 +162,11 @@ def estimate_bytes(spec: SweepSpec, key: DatasetKey) -> int:
     info = DATASETS.get(spec.dataset.name)
     pixels = int(np.prod(info.shape))
     p = key.p
+    if key.kind == "model":  # float32 weights
+        model = build_model(p["arch"], info.shape[0], info.num_classes, info.shape[1:])
+        return 4 * count_parameters(model)
     if key.kind == "pool":
-        n, per_pixel = p["per_class"] * info.num_classes, 2
-    else:
-        n_test = min(p["n"] or info.n_test, info.n_test)
-        clean = suite_def(p["type"]).perturbation is None
-        n, per_pixel = n_test * len(p["levels"]), 1 if clean else 2
-    return n * (pixels * per_pixel + 8 + 4)
+        return p["per_class"] * info.num_classes * (pixels * 2 + 8)
+    sdef = suite_def(p["type"])
+    n = sdef.n_images(list(p["levels"]), min(p["n"] or info.n_test, info.n_test), info.shape)
+    return n * (pixels * sdef.bytes_per_pixel + 8 + 4 + 2)

@@ -20,9 +20,16 @@ SCHEMA_VERSION = 1
 SCHEMA_KEY = b"robust_ray.schema"
 TRIAL_COLUMNS = ["trial_id", "sweep", "arch", "seed", "status"]  # then factors, then outcomes, acc_<suite>
 OUTCOME_COLUMNS = ["train_acc", "val_acc", "epochs", "n_train", "wall_s", "started_at", "error"]
-METRIC_COLUMNS = ["trial_id", "suite", "level", "accuracy", "n"]
+METRIC_COLUMNS = ["trial_id", "suite", "condition", "level", "accuracy", "n"]
 METRICS_SCHEMA = pa.schema(
-    [("trial_id", pa.string()), ("suite", pa.string()), ("level", pa.float64()), ("accuracy", pa.float64()), ("n", pa.int64())]
+    [
+        ("trial_id", pa.string()),
+        ("suite", pa.string()),
+        ("condition", pa.string()),  # "6.5", "SP0.1GA0.2", "fog/3": conditions may share a level
+        ("level", pa.float64()),
+        ("accuracy", pa.float64()),
+        ("n", pa.int64()),
+    ]
 )
 
 
@@ -58,8 +65,10 @@ def trial_rows(sweep: str, plans: list[dict], outcomes: dict[str, dict]) -> tupl
         row.update({k: v for k, v in out.items() if k.startswith("acc_")})
         row["error"] = out.get("error")
         trials.append(row)
-        for suite, level, acc, n in json.loads(out.get("metrics_json") or "[]"):
-            metrics.append({"trial_id": p["trial_id"], "suite": suite, "level": level, "accuracy": acc, "n": n})
+        for suite, condition, level, acc, n in json.loads(out.get("metrics_json") or "[]"):
+            metrics.append(
+                {"trial_id": p["trial_id"], "suite": suite, "condition": condition, "level": level, "accuracy": acc, "n": n}
+            )
     tdf = pd.DataFrame(trials)
     for col in ("train_acc", "val_acc", "wall_s"):
         tdf[col] = tdf[col].astype("float64")

@@ -1,10 +1,11 @@
 """Datasets in the Ray object store: built once per content key, as Ray tasks, cached on disk.
 
-Every pool and suite a plan needs is built by one Ray task whose result stays in the
-object store; trials get the ``ObjectRef`` and read the arrays zero-copy. A built dataset
-is also saved under its digest in the cache folder (``$ROBUST_RAY_CACHE``, default
-``~/.cache/robust_ray/datasets``; ``off`` disables it), so the next sweep over the same
-levels loads instead of rebuilding.
+Every reference model, pool and suite a plan needs is built by one Ray task whose result
+stays in the object store; trials get the ``ObjectRef`` and read the arrays zero-copy.
+Reference models are trained first: the FGSM pools and suites built against one take its
+``ObjectRef`` as an argument, so Ray orders the tasks. A built dataset is also saved under
+its digest in the cache folder (``$ROBUST_RAY_CACHE``, default ``~/.cache/robust_ray/datasets``;
+``off`` disables it), so the next sweep over the same levels loads instead of rebuilding.
 """
 
 from __future__ import annotations
@@ -19,13 +20,19 @@ import numpy as np
 import ray
 import torch
 
-from .data import BaseDataset, ImageSet, to_float
+from .config import SweepSpec, TrainingSpec
+from .data import BaseDataset, ImageSet
 from .errors import SpecError
-from .factors import pick_sources
-from .perturb import PERTURBATIONS, LevelUnreachable
+from .factors import perturb_pool
+from .models import build_model
+from .perturb import LevelUnreachable
 from .plan import DatasetKey, Plan
-from .seeding import derive_seed
+from .recipes import RECIPES
+from .seeding import seed_everything
 from .suites import Suite, build_suite, suite_def
+from .train import pick_device
+
+State = dict[str, np.ndarray]  # a reference model's weights, as arrays (zero-copy in the store)
 
 
 def cache_dir() -> Path | None:
@@ -35,35 +42,50 @@ def cache_dir() -> Path | None:
     return Path(env) if env else Path.home() / ".cache" / "robust_ray" / "datasets"
 
 
-def build_pool(key: DatasetKey, train: ImageSet, num_classes: int, chunk: int = 4096) -> ImageSet:
-    """``per_class`` clean training images per class, perturbed at ``level`` (000 §2.2.1)."""
+def load_model(state: State, arch: str, base: BaseDataset) -> torch.nn.Module:
+    c, h, w = base.train.images.shape[1:]
+    model = build_model(arch, c, base.num_classes, (h, w))
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+    return model.eval()
+
+
+def train_reference(key: DatasetKey, base: BaseDataset) -> State:
+    """The clean-trained model of ``key``'s architecture and seed (000: FGSM is computed
+    against the model trained on the clean set)."""
     p = key.p
-    src = pick_sources(train.labels, p["per_class"], p["seed"], num_classes)
-    fn = PERTURBATIONS.get(p["perturbation"]).fn
-    out = np.empty((len(src), *train.images.shape[1:]), np.float16)
-    for s in range(0, len(src), chunk):
-        x = to_float(train.images[src[s : s + chunk]])
-        with torch.no_grad():
-            out[s : s + len(x)] = fn(x, p["level"], derive_seed(p["seed"], s)).numpy()
-    return ImageSet(out, train.labels[src])
+    settings = TrainingSpec.model_validate(json.loads(p["training"]))
+    seed_everything(p["seed"])
+    c, h, w = base.train.images.shape[1:]
+    model = build_model(p["arch"], c, base.num_classes, (h, w))
+    RECIPES.get("standard")(model, base.train, settings, p["seed"], pick_device(settings.device))
+    return {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
 
 
-def build(key: DatasetKey, base: BaseDataset) -> ImageSet | Suite:
+def build(key: DatasetKey, base: BaseDataset, reference: State | None = None, ref_arch: str | None = None):
+    p = key.p
+    if key.kind == "model":
+        return train_reference(key, base)
+    model = load_model(reference, ref_arch, base) if reference is not None else None
+    options = json.loads(p["options"])
     if key.kind == "pool":
-        return build_pool(key, base.train, base.num_classes)
-    p = key.p
-    return build_suite(suite_def(p["type"]), base.test, list(p["levels"]), p["n"], p["seed"])
+        return perturb_pool(
+            base.train, p["perturbation"], p["level"], p["per_class"], p["seed"], base.num_classes, options, model=model
+        )
+    sdef = suite_def(p["type"])
+    return build_suite(sdef, base.test, list(p["levels"]), p["n"], p["seed"], model=model, options=options)
 
 
-def _save(folder: Path, key: DatasetKey, obj: ImageSet | Suite) -> None:
+def _save(folder: Path, key: DatasetKey, obj) -> None:
     tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    data = obj.data if isinstance(obj, Suite) else obj
-    np.save(tmp / "images.npy", data.images)
-    np.save(tmp / "labels.npy", data.labels)
     if isinstance(obj, Suite):
-        np.save(tmp / "levels.npy", obj.levels)
+        obj.save(tmp)
+    elif isinstance(obj, ImageSet):
+        np.save(tmp / "images.npy", obj.images)
+        np.save(tmp / "labels.npy", obj.labels)
+    else:
+        np.savez(tmp / "state.npz", **obj)
     (tmp / "key.json").write_text(json.dumps({"kind": key.kind, "params": key.p}, default=str))
     try:
         tmp.rename(folder)  # atomic: a reader sees a whole entry or none
@@ -71,35 +93,46 @@ def _save(folder: Path, key: DatasetKey, obj: ImageSet | Suite) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _load(folder: Path) -> ImageSet | Suite:
-    data = ImageSet(np.load(folder / "images.npy"), np.load(folder / "labels.npy"))
-    levels = folder / "levels.npy"
-    return Suite(data, np.load(levels)) if levels.exists() else data
+def _load(folder: Path, kind: str):
+    if kind == "suite":
+        return Suite.load(folder)
+    if kind == "pool":
+        return ImageSet(np.load(folder / "images.npy"), np.load(folder / "labels.npy"))
+    with np.load(folder / "state.npz") as z:
+        return {k: z[k] for k in z.files}
 
 
 @ray.remote(num_returns=2)
-def _build_task(key: DatasetKey, base: BaseDataset, cache: str | None):
+def _build_task(key: DatasetKey, base: BaseDataset, cache: str | None, reference: State | None, ref_arch: str | None):
     folder = Path(cache) / key.digest if cache else None
     if folder is not None and folder.exists():
-        return _load(folder), {"cached": True}
-    obj = build(key, base)
+        return _load(folder, key.kind), {"cached": True}
+    obj = build(key, base, reference, ref_arch)
     if folder is not None:
         _save(folder, key, obj)
     return obj, {"cached": False}
 
 
-def place(plan: Plan, base: BaseDataset, file: str | None, log=print) -> dict[str, ray.ObjectRef]:
+def place(plan: Plan, base: BaseDataset, spec: SweepSpec, file: str | None, log=print) -> dict[str, ray.ObjectRef]:
     """Build (or load) every dataset of ``plan`` in Ray tasks; return digest -> ObjectRef.
 
-    ``base-train``/``base-test`` hold the clean splits. Blocks until all are built, so a
-    level that cannot be reached is reported, naming its spec key, before any trial starts.
+    ``base`` holds the clean splits. Reference models are trained with the trials' resources
+    (a GPU when trials get one); pools and suites that attack one wait for it. Blocks until
+    all are built, so a level that cannot be reached is reported, naming its spec key,
+    before any trial starts.
     """
     base_ref = ray.put(base)
-    cache = cache_dir()
+    cache = str(cache_dir()) if cache_dir() else None
     refs: dict[str, ray.ObjectRef] = {"base": base_ref}
     status: dict[ray.ObjectRef, str] = {}
-    for digest, key in plan.datasets.items():
-        refs[digest], done = _build_task.remote(key, base_ref, str(cache) if cache else None)
+    # models first, so the keys that reference them find their ObjectRef
+    for digest, key in sorted(plan.datasets.items(), key=lambda kv: kv[1].kind != "model"):
+        ref_digest = key.p.get("reference")
+        task = _build_task
+        if key.kind == "model" or ref_digest:  # training or gradients: the trials' resources
+            task = _build_task.options(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)
+        ref_arch = plan.datasets[ref_digest].p["arch"] if ref_digest else None
+        refs[digest], done = task.remote(key, base_ref, cache, refs.get(ref_digest), ref_arch)
         status[done] = digest
     pending, built, cached, t0 = list(status), 0, 0, time.time()
     while pending:

@@ -323,9 +323,11 @@ def build_suite(
     chunk: int = 4096,
     *,
     model: torch.nn.Module | None = None,
+    options: dict | None = None,
 ) -> Suite:
     """The suite's images: ``n`` test images (stratified; all when None) under every
-    condition. ``model`` is the reference model of suites that need one (mnist-a)."""
+    condition. ``model`` is the reference model of suites that need one (mnist-a);
+    ``options`` are the perturbation's options of a one-perturbation suite."""
     if n is not None and n < len(test):
         test = test.subset(stratified_sample(test.labels, n / len(test), seed))
     conds = sdef.conditions(list(levels), test.images.shape[1:])
@@ -340,7 +342,7 @@ def build_suite(
         p = PERTURBATIONS.get(sdef.perturbation)
         cseed = derive_seed(seed, sdef.name, p.name)
         lv = [c.plevel for c in conds]
-        apply_levels(p, test.images, lv, cseed, None, model=model, labels=test.labels, chunk=chunk, out=parts)
+        apply_levels(p, test.images, lv, cseed, options, model=model, labels=test.labels, chunk=chunk, out=parts)
     else:
         for c, part in zip(conds, parts):
             if c.perturbation is None:

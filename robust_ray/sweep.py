@@ -177,7 +177,7 @@ def run_sweep(
     if resource_check:
         check_resources(spec)
     out.probe()
-    refs = place(plan, base, file, log)
+    refs = place(plan, base, spec, file, log)
 
     out.write_bytes("sweep.json", spec_json.encode())
     grid = _tuner(spec, plan, refs, out, resume, log).fit()

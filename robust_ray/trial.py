@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
 import ray
 import torch
 from ray import tune
@@ -22,23 +21,22 @@ from .seeding import seed_everything
 from .train import correct_counts, pick_device
 
 
-def evaluate_suites(model, suites: dict, device, settings) -> list[tuple[str, float, float, int]]:
-    """Rows (suite, level, accuracy, n) for every suite and level."""
+def evaluate_suites(model, suites: dict, device, settings) -> list[tuple[str, str, float, float, int]]:
+    """Rows (suite, condition, level, accuracy, n) for every condition of every suite."""
     rows = []
     amp = settings.amp and device.type == "cuda"
     for name, suite in suites.items():
         right = correct_counts(model, suite.data.images, suite.data.labels, device, settings.eval_batch_size, amp)
-        levels = torch.as_tensor(suite.levels, device=device)
-        for level in np.unique(suite.levels):
-            hit = right[levels == float(level)]
-            rows.append((name, float(level), float(hit.float().mean()), int(hit.numel())))
+        for condition, level, idx in suite.groups():
+            hit = right[torch.as_tensor(idx, device=device)]
+            rows.append((name, condition, float(level), float(hit.float().mean()), int(hit.numel())))
     return rows
 
 
-def summarize(rows: list[tuple[str, float, float, int]]) -> dict[str, float]:
-    """acc_<suite>: the suite's accuracy over all its images (= mean over equal-size levels)."""
+def summarize(rows: list[tuple[str, str, float, float, int]]) -> dict[str, float]:
+    """acc_<suite>: the suite's accuracy over all its images (= mean over equal-size conditions)."""
     out: dict[str, list[float]] = {}
-    for name, _, acc, n in rows:
+    for name, _, _, acc, n in rows:
         out.setdefault(name, [0.0, 0])
         out[name][0] += acc * n
         out[name][1] += n

@@ -53,8 +53,8 @@ def make_sweep(
                 if failed(arch, seed, levels):
                     outcomes[tid] = {"status": "failed", "error": "synthetic failure"}
                     continue
-                metrics = [(s, lv, acc(arch, seed, levels, s, lv), n_images) for s, lvs in suites.items() for lv in lvs]
-                summary = {f"acc_{s}": float(np.mean([m[2] for m in metrics if m[0] == s])) for s in suites}
+                metrics = [(s, f"{lv:g}", lv, acc(arch, seed, levels, s, lv), n_images) for s, lvs in suites.items() for lv in lvs]
+                summary = {f"acc_{s}": float(np.mean([m[3] for m in metrics if m[0] == s])) for s in suites}
                 outcomes[tid] = {
                     "status": "ok", "train_acc": acc(arch, seed, levels, "train", 0.0), "val_acc": 0.9, "epochs": 5,
                     "n_train": 1000, "wall_s": 1.0, "achieved_json": json.dumps({f: 0.0 for f, v in row.items() if v is None}),

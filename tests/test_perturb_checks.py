@@ -36,7 +36,9 @@ def _suite(key, **ss):
         (_factor("class_imbalance", levels=[1.2]), "design.factors.class_imbalance.levels[0]", "must be in"),
         (_suite("corruptions", levels=[0, 1]), "suites.corruptions.levels[0]", "no level 0"),
         (_suite("two-factor-69", levels=[70]), "suites.two-factor-69.levels[0]", "1-69"),
-        (_suite("x", type="sp>gaussian", levels=[0.1]), "suites.x", "without options"),
+        (_suite("x", type="sp>gaussian", levels=[0.1]), "suites.x", "exactly one fixed stage"),
+        (_suite("x", type="few_pixel", levels=[4], sides=0.5), "suites.x.sides", "unknown option"),
+        (_suite("mnist-test", value_range=0.5), "suites.mnist-test.value_range", "unknown key"),
         (_suite("mnist-c", levels=[0.5, 30]), "suites.mnist-c.levels[1]", "can reach"),
     ],
 )

@@ -48,7 +48,7 @@ def test_trials_parquet_contract(tiny_run):
 def test_metrics_parquet_agrees_with_trials(tiny_run):
     trials = pq.read_table(tiny_run / "trials.parquet").to_pandas().set_index("trial_id")
     m = pq.read_table(tiny_run / "metrics.parquet").to_pandas()
-    assert list(m.columns) == ["trial_id", "suite", "level", "accuracy", "n"]
+    assert list(m.columns) == ["trial_id", "suite", "condition", "level", "accuracy", "n"]
     assert len(m) == 3 * (1 + 2) and (m["n"] == 200).all()
     for (tid, suite), g in m.groupby(["trial_id", "suite"]):
         expected = (g.accuracy * g.n).sum() / g.n.sum()
@@ -67,3 +67,37 @@ def test_rerun_into_same_folder_needs_resume(tiny_run):
 
     with pytest.raises(UserError, match="--resume"):
         run_sweep(parse_spec(yaml.safe_load(yaml.safe_dump(TINY))), output=str(tiny_run), log=lambda *_: None)
+
+
+WIDE = {
+    "name": "wide",
+    "architectures": ["lenet5"],
+    "training": {"max_epochs": 1, "patience": 1},
+    "design": {
+        "type": "one_factor",
+        "factors": {
+            "fgsm_l2": {"levels": [2.0], "per_class": 10},
+            "sp>gaussian": {"levels": [0.05], "first": 0.1, "per_class": 10},
+        },
+    },
+    "suites": {
+        "mnist-a": {"levels": [1.0, 2.0], "n": 100},
+        "two-factor-69": {"levels": [1, 2, 50], "n": 100},
+        "corruptions": {"levels": [1], "n": 20},
+        "pixel": {"levels": [4], "n": 100},
+    },
+}
+
+
+def test_reference_model_fgsm_and_named_condition_suites_run_in_a_sweep(ray_session, tmp_path):
+    out = run_sweep(parse_spec(WIDE), output=str(tmp_path / "out"), log=lambda *_: None)
+    trials = pq.read_table(f"{out}/trials.parquet").to_pandas()
+    assert (trials["status"] == "ok").all() and len(trials) == 3
+    m = pq.read_table(f"{out}/metrics.parquet").to_pandas()
+    per_trial = m.groupby("suite")["condition"].nunique().to_dict()
+    assert per_trial["mnist-a"] == 2 and per_trial["two-factor-69"] == 3 and per_trial["corruptions"] == 18
+    assert set(m.loc[m.suite == "two-factor-69", "condition"]) == {"CLEAN", "SP0GA0.1", "SP0.2RL60"}
+    # FGSM at L2 = 2 against the clean model hurts that very model more than L2 = 1
+    clean = trials.loc[(trials["fgsm_l2"] == 0) & (trials["sp>gaussian"] == 0), "trial_id"].item()
+    a = m[(m.trial_id == clean) & (m.suite == "mnist-a")].set_index("level")["accuracy"]
+    assert a[2.0] < a[1.0]

@@ -230,12 +230,14 @@ def _read_folder(folder: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.DataF
     if mpath.is_file():
         check_schema(mpath, METRIC_COLUMNS)
         # dictionary-encoded ids: millions of rows map to trials through their few categories
-        metrics = pq.read_table(mpath, columns=METRIC_COLUMNS, read_dictionary=["trial_id", "suite"]).to_pandas()
+        metrics = pq.read_table(mpath, columns=METRIC_COLUMNS, read_dictionary=["trial_id", "suite", "condition"]).to_pandas()
         _numeric(metrics, NUMERIC_METRIC_COLUMNS, mpath)
         files.append(str(mpath))
     else:
         notes.append(f"{folder}: no {METRICS_FILE}; per-level analyses (mCV, severity curves, mCE, Pi) are skipped")
-        metrics = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(METRIC_COLUMNS, ["category", "category", "float", "float", "int"])})
+        metrics = pd.DataFrame(
+            {c: pd.Series(dtype=t) for c, t in zip(METRIC_COLUMNS, ["category", "category", "category", "float", "float", "int"])}
+        )
     return trials, metrics, read_spec(folder), files
 
 
