@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -17,6 +18,7 @@ from .feasibility import check_levels
 from .plan import Plan, make_plan
 from .results import trial_rows, write_results
 from .storage import Storage
+from .suites import suite_def
 from .store import place
 from .trial import run_trial
 
@@ -126,6 +128,19 @@ def error_text(result) -> str:
         return "".join(traceback.format_exception(result.error))
 
 
+def suite_conditions(spec: SweepSpec) -> dict[str, dict]:
+    """Per suite key: its type and its conditions (name, level, perturbation, parameters such
+    as 002's p, r, a or 004's corruption and severity): what ``analyze`` needs beyond the
+    ``condition`` column of metrics.parquet. Computed from the spec; nothing is built."""
+    shape = data.DATASETS.get(spec.dataset.name).shape
+    out = {}
+    for key, ss in spec.suites.items():
+        sdef = suite_def(spec.suite_type(key))
+        conds = sdef.conditions(list(ss.levels or sdef.default_levels), shape)
+        out[key] = {"type": sdef.name, "conditions": [dataclasses.asdict(c) for c in conds]}
+    return out
+
+
 def check_resources(spec: SweepSpec) -> None:
     """Refuse, before any trial starts, a per-trial request that no node can ever satisfy
     (Tune would otherwise wait forever). An autoscaling cluster may add such nodes later:
@@ -180,6 +195,7 @@ def run_sweep(
     refs = place(plan, base, spec, file, log)
 
     out.write_bytes("sweep.json", spec_json.encode())
+    out.write_bytes("suites.json", json.dumps(suite_conditions(spec), indent=1).encode())
     grid = _tuner(spec, plan, refs, out, resume, log).fit()
 
     outcomes = {}
