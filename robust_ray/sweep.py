@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import time
 import traceback
 import ray
@@ -69,10 +70,26 @@ class Progress(tune.Callback):
         self._line(trials, trial, "failed")
 
 
+def _reachable(address: str, timeout: float = 5.0) -> str | None:
+    """Why nothing listens at a ``host:port`` or ``ray://host:port`` address, or None. Ray's
+    own client retries an absent GCS for minutes; a TCP connect answers in seconds."""
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return None  # "auto" and other forms: Ray itself fails fast or knows better
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        return str(e)
+    return None
+
+
 def connect(address: str | None, num_cpus: int | None = None) -> None:
     """Start local Ray, or join the cluster at ``address``; a missing cluster is a user error."""
     if ray.is_initialized():
         return
+    if address and (why := _reachable(address)) is not None:
+        raise UserError(f"--address {address}: no Ray cluster reachable there ({why})")
     try:
         # no --address: a fresh local Ray, never a cluster some other process left running here
         ray.init(address=address or "local", num_cpus=None if address else num_cpus, log_to_driver=False)
@@ -141,13 +158,30 @@ def suite_conditions(spec: SweepSpec) -> dict[str, dict]:
     return out
 
 
+def _autoscaler_node_types() -> list[dict]:
+    """Resources of the node types the cluster's autoscaler may add: ``ray up`` leaves the
+    filled-out config on the head node (the driver runs there with --address auto)."""
+    path = os.path.expanduser("~/ray_bootstrap_config.yaml")
+    if not os.path.exists(path):
+        return []
+    import yaml
+
+    with open(path) as f:
+        types = (yaml.safe_load(f) or {}).get("available_node_types") or {}
+    return [t.get("resources") or {} for t in types.values() if t.get("max_workers", 1) > 0]
+
+
 def check_resources(spec: SweepSpec) -> None:
     """Refuse, before any trial starts, a per-trial request that no node can ever satisfy
-    (Tune would otherwise wait forever). An autoscaling cluster may add such nodes later:
-    ``--no-resource-check`` skips this."""
+    (Tune would otherwise wait forever): neither a node of the cluster now nor a node type its
+    autoscaler may add. ``--no-resource-check`` skips this."""
     need = {"CPU": spec.resources.cpu, "GPU": spec.resources.gpu}
+
+    def fits(r: dict) -> bool:
+        return all(r.get(k, 0.0) >= v for k, v in need.items() if v)
+
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    if any(all(r.get(k, 0.0) >= v for k, v in need.items() if v) for r in nodes):
+    if any(fits(r) for r in nodes) or any(fits(r) for r in _autoscaler_node_types()):
         return
     have = "; ".join(f"{r.get('CPU', 0):g} CPU, {r.get('GPU', 0):g} GPU" for r in nodes)
     raise UserError(
