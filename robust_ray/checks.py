@@ -25,6 +25,14 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
         _known(MODELS, arch, file, f"architectures[{i}]")
     _known(DESIGNS, spec.design.type, file, "design.type")
     _known(RECIPES, spec.training.recipe, file, "training.recipe")
+    try:
+        RECIPES.get(spec.training.recipe).options.model_validate(spec.training.recipe_options)
+    except ValidationError as e:
+        err = e.errors()[0]
+        sub = ".".join(str(p) for p in err["loc"])
+        unknown = err["type"] == "extra_forbidden"
+        msg = f"unknown option {sub!r} of recipe {spec.training.recipe}" if unknown else err["msg"]
+        raise SpecError(file, f"training.recipe_options.{sub}", msg) from None
 
     for name, fs in spec.design.factors.items():
         path = f"design.factors.{name}"

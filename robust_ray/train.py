@@ -2,9 +2,14 @@
 
 No DataLoader and no per-sample Python: the training set is one float32 tensor on the
 device, batches are index slices of a seeded permutation, evaluation runs in large batches
-under inference mode. "Until convergence" (000 §2.1) is early stopping on a held-out,
-stratified validation split with patience, capped by ``max_epochs``; the best epoch's
-weights are kept.
+under inference mode; on a GPU, bfloat16 autocast and channels-last layout. "Until
+convergence" (000 §2.1) is early stopping on a held-out, stratified validation split with
+patience, capped by ``max_epochs``; the best epoch's weights are kept. Seeds for Python,
+NumPy and torch are fixed from the trial seed (000 §2.1), so a rerun on the same hardware
+gives the same weights and numbers.
+
+What a batch is trained on is the recipe's *objective* (see :mod:`.recipes`); the loop
+itself is shared by every recipe.
 """
 
 from __future__ import annotations
@@ -16,19 +21,25 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .data import ImageSet, stratified_sample, to_float
+from .models import training_loss
+from .seeding import seed_everything
+
+# (model, images, targets) -> scalar loss to minimise on this batch
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
 class FitResult:
-    status: str  # "ok" or "diverged"
-    epochs: int
-    train_acc: float
-    val_acc: float
-    history: list[dict] = field(default_factory=list)
+    status: str  # "ok", or "diverged": a non-finite epoch loss stopped training
+    epochs: int  # epochs run (including the one that diverged)
+    train_acc: float  # training-fit accuracy of the kept weights on the training split
+    val_acc: float  # validation accuracy of the kept weights
+    history: list[dict] = field(default_factory=list)  # one dict per epoch, as reported
+    best_epoch: int = 0  # epoch whose weights were kept; 0: none (diverged in epoch 1)
+    train_loss: float = float("nan")  # mean training loss of the last epoch run
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -45,8 +56,23 @@ def make_optimizer(model: nn.Module, settings) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
 
 
-def _autocast(device: torch.device, enabled: bool):
+def autocast(device: torch.device, enabled: bool):
+    """bfloat16 autocast on CUDA (no loss scaling needed); a no-op elsewhere."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+
+
+def layout(t: torch.Tensor) -> torch.Tensor:
+    """Channels-last on CUDA, where cuDNN's convolutions are fastest in it (and in bf16)."""
+    if t.is_cuda and t.dim() == 4:
+        return t.contiguous(memory_format=torch.channels_last)
+    return t
+
+
+def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    return model
 
 
 @torch.inference_mode()
@@ -59,13 +85,13 @@ def correct_counts(
     amp: bool = False,
 ) -> torch.Tensor:
     """Bool [N] on the device: is the model's prediction for each image right? Images may be
-    stored uint8/float16 (converted per batch) or already float32 on the device."""
+    stored uint8/float16 (moved and converted per batch) or already float32 on the device."""
     model.eval()
     y = torch.as_tensor(labels, device=device)
     out = torch.empty(len(y), dtype=torch.bool, device=device)
     for s in range(0, len(y), batch_size):
-        xb = to_float(images[s : s + batch_size], device)
-        with _autocast(device, amp):
+        xb = layout(to_float(images[s : s + batch_size], device))
+        with autocast(device, amp):
             out[s : s + batch_size] = model(xb).argmax(1) == y[s : s + batch_size]
     return out
 
@@ -83,53 +109,62 @@ def fit(
     seed: int,
     device: torch.device,
     on_epoch: Callable[[dict], None] | None = None,
+    objective: Objective = training_loss,
 ) -> FitResult:
     """Train ``model`` on ``train`` until the validation accuracy stops improving for
-    ``settings.patience`` epochs (or ``max_epochs``). A non-finite loss stops training with
-    status ``diverged``; the best weights seen before it are restored."""
+    ``settings.patience`` epochs (or ``max_epochs``), minimising ``objective`` per batch.
+
+    A non-finite epoch loss stops training with status ``diverged``: that epoch is still
+    reported (its loss, NaN accuracy) and the best weights seen before it are restored;
+    with none (divergence in epoch 1) the accuracies are NaN. It never raises for it."""
+    seed_everything(seed)
     val_idx = stratified_sample(train.labels, settings.val_fraction, seed)
     mask = np.ones(len(train), bool)
     mask[val_idx] = False
-    x = to_float(train.images[mask], device)
+    x = layout(to_float(train.images[mask], device))
     y = torch.as_tensor(train.labels[mask], device=device)
-    xv = to_float(train.images[val_idx], device)
+    xv = layout(to_float(train.images[val_idx], device))
     yv = torch.as_tensor(train.labels[val_idx], device=device)
 
-    model.to(device)
+    prepare_model(model, device)
     opt = make_optimizer(model, settings)
     gen = torch.Generator().manual_seed(seed)
     amp = settings.amp and device.type == "cuda"
-    best_acc, best_state, bad, status, epochs = -1.0, None, 0, "ok", 0
+    best_acc, best_state, best_epoch, bad, status = -1.0, None, 0, 0, "ok"
     history: list[dict] = []
+    epoch, train_loss = 0, float("nan")
     for epoch in range(1, settings.max_epochs + 1):
         model.train()
         perm = torch.randperm(len(y), generator=gen).to(device)
         loss_sum = torch.zeros((), device=device)
         for s in range(0, len(perm), settings.batch_size):
             idx = perm[s : s + settings.batch_size]
-            with _autocast(device, amp):
-                loss = F.cross_entropy(model(x[idx]), y[idx])
+            with autocast(device, amp):
+                loss = objective(model, layout(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += loss.detach() * len(idx)
+            loss_sum += loss.detach().float() * len(idx)
         train_loss = float(loss_sum) / len(y)  # one sync per epoch, not per step
-        epochs = epoch
         if not math.isfinite(train_loss):
             status = "diverged"
+            history.append({"epoch": epoch, "train_loss": train_loss, "val_acc": float("nan")})
+            if on_epoch:
+                on_epoch(history[-1])
             break
         val_acc = accuracy(model, xv, yv, device, settings.eval_batch_size, amp)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_acc": val_acc})
         if on_epoch:
             on_epoch(history[-1])
         if val_acc > best_acc + settings.min_delta:
-            best_acc, best_state, bad = val_acc, copy.deepcopy(model.state_dict()), 0
+            best_acc, best_epoch, bad = val_acc, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
         else:
             bad += 1
             if bad >= settings.patience:
                 break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if best_state is None:
+        return FitResult(status, epoch, float("nan"), float("nan"), history, 0, train_loss)
+    model.load_state_dict(best_state)
     train_acc = accuracy(model, x, y, device, settings.eval_batch_size, amp)
-    val_acc = best_acc if best_state is not None else float("nan")
-    return FitResult(status, epochs, train_acc, val_acc, history)
+    return FitResult(status, epoch, train_acc, best_acc, history, best_epoch, train_loss)
