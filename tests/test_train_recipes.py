@@ -3,6 +3,7 @@ in the spec, and that they train every architecture on its own loss."""
 
 from __future__ import annotations
 
+import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,11 @@ def trained(small):
 def lenet(seed=0, name="lenet5"):
     seed_everything(seed)
     return build_model(name, 1, 10, (28, 28))
+
+
+def numbers(r):
+    """A fit's outcome without its timings."""
+    return dataclasses.replace(r, history=[{k: v for k, v in h.items() if k != "train_s"} for h in r.history])
 
 
 def settings(**kw) -> TrainingSpec:
@@ -94,7 +100,7 @@ def test_m_tlat_trains_and_is_reproducible(small):
         r = RECIPES.get("m_tlat")(model, small, settings(max_epochs=2), 2, CPU, eps=0.2)
         runs.append((r, model.state_dict()))
     (r1, w1), (r2, w2) = runs
-    assert r1 == r2 and all(torch.equal(w1[k], w2[k]) for k in w1)
+    assert numbers(r1) == numbers(r2) and all(torch.equal(w1[k], w2[k]) for k in w1)
     assert r1.status == "ok" and r1.val_acc > 0.5
 
 
