@@ -44,6 +44,12 @@ class FitResult:
     best_epoch: int = 0  # epoch whose weights were kept; 0: none (diverged in epoch 1)
     train_loss: float = float("nan")  # mean training loss of the last epoch run
 
+    @property
+    def has_weights(self) -> bool:
+        """False when training diverged before any epoch finished: the model's weights
+        are then non-finite and anything evaluated with them is meaningless."""
+        return self.best_epoch > 0
+
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":

@@ -83,7 +83,7 @@ def test_max_epochs_caps_training(small):
 def test_huge_learning_rate_diverges_without_raising(small, optimizer):
     seen = []
     r = RECIPES.get("standard")(lenet(), small, settings(lr=1e6, optimizer=optimizer), 0, CPU, seen.append)
-    assert r.status == "diverged" and r.epochs == 1 and r.best_epoch == 0
+    assert r.status == "diverged" and r.epochs == 1 and r.best_epoch == 0 and not r.has_weights
     assert not math.isfinite(r.train_loss) and not math.isfinite(seen[-1]["train_loss"])
     assert math.isnan(r.train_acc) and math.isnan(r.val_acc)
 
@@ -99,7 +99,7 @@ def test_divergence_after_good_epochs_keeps_the_best_weights(small):
 
     model = lenet()
     r = fit(model, small, settings(max_epochs=5, patience=5), 0, CPU, objective=nan_from_epoch_3)
-    assert r.status == "diverged" and r.epochs == 3 and r.best_epoch in (1, 2)
+    assert r.status == "diverged" and r.epochs == 3 and r.best_epoch in (1, 2) and r.has_weights
     assert math.isnan(r.history[-1]["train_loss"]) and len(r.history) == 3
     # the NaN step poisoned the live weights; the kept ones are the best epoch's, finite
     assert all(torch.isfinite(p).all() for p in model.parameters())
