@@ -38,7 +38,16 @@ from robust_ray import data  # noqa: E402
 from robust_ray.config import TrainingSpec  # noqa: E402
 from robust_ray.models import build_model  # noqa: E402
 from robust_ray.seeding import seed_everything  # noqa: E402
-from robust_ray.train import CPU_EVAL_BATCH, autocast, correct_counts, fit, layout, pick_device, prepare_model  # noqa: E402
+from robust_ray.train import (  # noqa: E402
+    CPU_EVAL_BATCH,
+    autocast,
+    correct_counts,
+    fit,
+    layout,
+    make_optimizer,
+    pick_device,
+    prepare_model,
+)  # noqa: E402
 
 BATCH = 128
 
@@ -93,7 +102,7 @@ def floor(train: data.ImageSet, device: torch.device, steps: int) -> float:
     """(c): the same model and optimiser stepping on one batch already on the device."""
     seed_everything(0)
     model = prepare_model(build_model("lenet5", 1, 10, (28, 28)), device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = make_optimizer(model, TrainingSpec())  # as fit's: Adam, lr 1e-3
     x = layout(data.to_float(train.images[:BATCH], device))
     y = torch.as_tensor(train.labels[:BATCH], device=device)
     amp = device.type == "cuda"
