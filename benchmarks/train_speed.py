@@ -15,9 +15,10 @@ trial evaluates a suite.
     python benchmarks/train_speed.py [--root DIR] [--device cpu|cuda] [--repeat N]
 
 ``--root`` defaults to $ROBUST_RAY_DATA, else ../shared/datasets next to the repository.
-With a machine shared by others, use ``--repeat`` and read the best of N (printed), and
-``--threads 1``: two intra-op threads on two busy cores spin against other processes and
-make every measurement several times slower and noisier.
+Each measurement runs ``--repeat`` times (default 3) and the best is kept. ``--threads``
+defaults to 1, as in a trial with ``resources.cpu: 1``: on a machine shared with other
+processes, two intra-op threads on two cores spin against them and make every
+measurement several times slower and noisier (the per-sample baseline most of all).
 """
 
 from __future__ import annotations
@@ -147,8 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeat", type=int, default=3, help="runs of each measurement; the best is kept")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers of the baseline")
     p.add_argument("--eval-batch-size", type=int, default=4096)
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads (default: torch's); 1 is steadier on a busy machine")  # fmt: skip
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (default 1, as a trial with resources.cpu: 1; 0: torch's default)")  # fmt: skip
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -21,8 +21,13 @@ def _known(registry, name: str, file, path: str) -> None:
 
 def check_spec(spec: SweepSpec, file: str | None = None) -> None:
     _known(DATASETS, spec.dataset.name, file, "dataset.name")
+    size = DATASETS.get(spec.dataset.name).shape[1:]
     for i, arch in enumerate(spec.architectures):
         _known(MODELS, arch, file, f"architectures[{i}]")
+        if size not in MODELS.get(arch).input_sizes:
+            ok = ", ".join(f"{h}x{w}" for h, w in MODELS.get(arch).input_sizes)
+            raise SpecError(file, f"architectures[{i}]", f"{arch} takes inputs of size {ok}; "
+                            f"{spec.dataset.name} images are {size[0]}x{size[1]}")  # fmt: skip
     _known(DESIGNS, spec.design.type, file, "design.type")
     _known(RECIPES, spec.training.recipe, file, "training.recipe")
     try:

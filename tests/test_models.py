@@ -174,3 +174,20 @@ def test_plain_models_train_on_cross_entropy():
     x, y = torch.rand(4, 1, 28, 28), torch.tensor([1, 2, 3, 4])
     torch.testing.assert_close(training_loss(model, x, y), F.cross_entropy(model(x), y))
     assert not hasattr(nn.Module, "training_loss")
+
+
+@pytest.mark.parametrize(
+    "dataset, archs, bad",
+    [("cifar10", ["lenet5", "alexnet8"], 1), ("mnist", ["alexnet8", "mocse:vgg19"], 1),
+     ("fashion-mnist", ["resnet50"], 0)],
+)  # fmt: skip
+def test_spec_validation_rejects_an_architecture_for_the_wrong_image_size(dataset, archs, bad):
+    from robust_ray.config import parse_spec
+    from robust_ray.errors import SpecError
+
+    spec = {"name": "t", "dataset": {"name": dataset}, "architectures": archs,
+            "design": {"factors": {"label_error": {"levels": [0.1]}}}}  # fmt: skip
+    with pytest.raises(SpecError) as e:
+        parse_spec(spec, "s.yaml")
+    assert e.value.path == f"architectures[{bad}]"
+    assert f"{archs[bad]} takes inputs of size" in e.value.message and dataset in e.value.message
