@@ -10,8 +10,9 @@ recipe's own pydantic model; ``settings.recipe_options`` (the spec's
 Every objective trains on :func:`~robust_ray.models.training_loss`, so a recipe works with
 any architecture, MoCSE's CE + BCE objective included (004 §4.3).
 
-Adversarial examples are computed with the model in training mode (as in Madry et al.'s
-and Rice et al.'s PGD training code), on the same batch, under the same autocast.
+Adversarial examples are computed with the model in training mode (batch-norm uses the
+batch's statistics, as common PGD-training code does), on the same batch, under the same
+autocast; their gradients reach the inputs only, never the parameters.
 """
 
 from __future__ import annotations
@@ -102,10 +103,10 @@ def _per_sample_norm(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (t.dim() - 1)))
 
 
-def project(delta: torch.Tensor, eps: float | torch.Tensor, norm: str) -> torch.Tensor:
+def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
     """Π of 004 §3.1: the nearest point of the ``norm`` ball of radius ``eps``."""
     if norm == "linf":
-        return torch.maximum(torch.minimum(delta, torch.as_tensor(eps)), -torch.as_tensor(eps))
+        return delta.clamp(-eps, eps)
     return delta * (eps / _per_sample_norm(delta)).clamp(max=1.0)
 
 
