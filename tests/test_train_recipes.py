@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import pytest
 import torch
-import torch.nn.functional as F
 import yaml
 from pydantic import ValidationError
 
