@@ -31,10 +31,19 @@ def _options_error(e: ValidationError, name: str, path: str) -> tuple[str, str]:
 def check_spec(spec: SweepSpec, file: str | None = None) -> None:
     _known(DATASETS, spec.dataset.name, file, "dataset.name")
     shape = DATASETS.get(spec.dataset.name).shape
+    size = shape[1:]
     for i, arch in enumerate(spec.architectures):
         _known(MODELS, arch, file, f"architectures[{i}]")
+        if size not in MODELS.get(arch).input_sizes:
+            ok = ", ".join(f"{h}x{w}" for h, w in MODELS.get(arch).input_sizes)
+            raise SpecError(file, f"architectures[{i}]", f"{arch} takes inputs of size {ok}; "
+                            f"{spec.dataset.name} images are {size[0]}x{size[1]}")  # fmt: skip
     _known(DESIGNS, spec.design.type, file, "design.type")
     _known(RECIPES, spec.training.recipe, file, "training.recipe")
+    try:
+        RECIPES.get(spec.training.recipe).options.model_validate(spec.training.recipe_options)
+    except ValidationError as e:
+        raise SpecError(file, *_options_error(e, f"recipe {spec.training.recipe}", "training.recipe_options")) from None
 
     for name, fs in spec.design.factors.items():
         path = f"design.factors.{name}"

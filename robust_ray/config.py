@@ -54,6 +54,9 @@ class Resources(Strict):
 
 class TrainingSpec(Strict):
     recipe: str = "standard"
+    recipe_options: dict[str, Any] = Field(
+        default_factory=dict, description="options of the recipe (e.g. eps, steps for pgd_at)"
+    )
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)

@@ -180,3 +180,35 @@ DATASETS.register(
         10000,
     ),
 )
+
+DATASETS.register(
+    "fashion-mnist",
+    DatasetInfo(
+        torchvision_loader(
+            "fashion-mnist",
+            "FashionMNIST",
+            "FashionMNIST/raw",
+            "python -c \"import torchvision; torchvision.datasets.FashionMNIST('{root}', download=True)\"",
+            "Fashion-MNIST (Xiao et al. 2017), 60,000 train / 10,000 test, through torchvision",
+        ),
+        (1, 28, 28),
+        60000,
+        10000,
+    ),
+)
+
+DATASETS.register(
+    "cifar10",
+    DatasetInfo(
+        torchvision_loader(
+            "cifar10",
+            "CIFAR10",
+            "cifar-10-batches-py",
+            "python -c \"import torchvision; torchvision.datasets.CIFAR10('{root}', download=True)\"",
+            "CIFAR-10 (Krizhevsky 2009), 50,000 train / 10,000 test, 32x32 RGB, through torchvision",
+        ),
+        (3, 32, 32),
+        50000,
+        10000,
+    ),
+)
