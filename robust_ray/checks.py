@@ -39,11 +39,7 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
             raise SpecError(file, f"architectures[{i}]", f"{arch} takes inputs of size {ok}; "
                             f"{spec.dataset.name} images are {size[0]}x{size[1]}")  # fmt: skip
     _known(DESIGNS, spec.design.type, file, "design.type")
-    _known(RECIPES, spec.training.recipe, file, "training.recipe")
-    try:
-        RECIPES.get(spec.training.recipe).options.model_validate(spec.training.recipe_options)
-    except ValidationError as e:
-        raise SpecError(file, *_options_error(e, f"recipe {spec.training.recipe}", "training.recipe_options")) from None
+    _check_recipes(spec, file)
 
     for name, fs in spec.design.factors.items():
         path = f"design.factors.{name}"
@@ -119,3 +115,20 @@ def _check_reference(spec: SweepSpec, ref, needs_model: bool, path: str, file) -
         raise SpecError(file, path, "only a model-specific perturbation (e.g. fgsm_l2) has a reference model")
     if ref.arch is not None:
         _known(MODELS, ref.arch, file, f"{path}.arch")
+
+
+def _check_recipes(spec: SweepSpec, file) -> None:
+    if spec.recipes is None:
+        entries = [(spec.training.recipe, spec.training.recipe_options, "training.recipe", "training.recipe_options")]
+    else:
+        if "recipe" in spec.training.model_fields_set or spec.training.recipe_options:
+            raise SpecError(file, "recipes", "give the recipes to compare here or training.recipe, not both")
+        if not spec.recipes:
+            raise SpecError(file, "recipes", "name at least one recipe")
+        entries = [(name, opts or {}, f"recipes.{name}", f"recipes.{name}") for name, opts in spec.recipes.items()]
+    for name, opts, name_path, opts_path in entries:
+        _known(RECIPES, name, file, name_path)
+        try:
+            RECIPES.get(name).options.model_validate(opts)
+        except ValidationError as e:
+            raise SpecError(file, *_options_error(e, f"recipe {name}", opts_path)) from None

@@ -127,6 +127,15 @@ class SweepSpec(Strict):
     design: DesignSpec
     suites: dict[str, SuiteSpec] = Field(default_factory=lambda: {"clean": SuiteSpec()}, min_length=1)
     execution: ExecutionSpec = ExecutionSpec()
+    recipes: dict[str, dict[str, Any]] | None = Field(
+        None, description="recipes to compare, name -> options; crossed with the design like architectures"
+    )
+
+    def recipe_list(self) -> list[tuple[str, dict[str, Any]]]:
+        """(recipe, options) of every trial variant: ``recipes`` or the one of ``training``."""
+        if self.recipes is not None:
+            return [(name, dict(opts or {})) for name, opts in self.recipes.items()]
+        return [(self.training.recipe, dict(self.training.recipe_options))]
 
     def suite_type(self, key: str) -> str:
         return self.suites[key].type or key

@@ -4,6 +4,7 @@ datasets they need, each dataset named by a content key so it is built once."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -47,6 +48,8 @@ class TrialPlan:
     arch: str
     seed: int
     levels: dict[str, float | None]
+    recipe: str = "standard"
+    recipe_options: dict = field(default_factory=dict)
     pools: dict[str, str] = field(default_factory=dict)  # factor -> dataset digest
     suites: dict[str, str] = field(default_factory=dict)  # suite key -> dataset digest
 
@@ -140,20 +143,25 @@ def make_plan(spec: SweepSpec) -> Plan:
             out[k] = need(suite_key(spec, k, ref), f"suites.{k}")
         return out
 
+    def pools_for(row: dict, arch: str, seed: int) -> dict[str, str]:
+        pools = {}
+        for f, lv in row.items():
+            fdef = factor_def(f)
+            if fdef.stage != "augment" or fdef.is_identity(lv):
+                continue
+            ref = None
+            if PERTURBATIONS.get(f).needs_model:
+                ref = _reference(spec, spec.design.factors[f].reference, arch, seed, need)
+            pools[f] = need(pool_key(spec, f, lv, seed, ref), level_path(spec, f, lv))
+        return pools
+
     trials = []
     for row in design_rows(spec):
-        for arch in spec.architectures:
-            for seed in spec.seeds:
-                pools = {}
-                for f, lv in row.items():
-                    fdef = factor_def(f)
-                    if fdef.stage != "augment" or fdef.is_identity(lv):
-                        continue
-                    ref = None
-                    if PERTURBATIONS.get(f).needs_model:
-                        ref = _reference(spec, spec.design.factors[f].reference, arch, seed, need)
-                    pools[f] = need(pool_key(spec, f, lv, seed, ref), level_path(spec, f, lv))
-                trials.append(TrialPlan(f"t{len(trials):04d}", arch, seed, dict(row), pools, suites_for(arch, seed)))
+        for arch, (recipe, opts), seed in itertools.product(spec.architectures, spec.recipe_list(), spec.seeds):
+            tid = f"t{len(trials):04d}"
+            trials.append(
+                TrialPlan(tid, arch, seed, dict(row), recipe, opts, pools_for(row, arch, seed), suites_for(arch, seed))
+            )
     return Plan(trials, datasets, where)
 
 

@@ -18,7 +18,7 @@ from .storage import Storage
 
 SCHEMA_VERSION = 1
 SCHEMA_KEY = b"robust_ray.schema"
-TRIAL_COLUMNS = ["trial_id", "sweep", "arch", "seed", "status"]  # then factors, then outcomes, acc_<suite>
+TRIAL_COLUMNS = ["trial_id", "sweep", "arch", "recipe", "seed", "status"]  # then factors, then outcomes, acc_<suite>
 OUTCOME_COLUMNS = ["train_acc", "val_acc", "epochs", "n_train", "wall_s", "started_at", "error"]
 METRIC_COLUMNS = ["trial_id", "suite", "condition", "level", "accuracy", "n"]
 METRICS_SCHEMA = pa.schema(
@@ -33,11 +33,14 @@ METRICS_SCHEMA = pa.schema(
 )
 
 
-def trial_rows(sweep: str, plans: list[dict], outcomes: dict[str, dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def trial_rows(
+    sweep: str, plans: list[dict], outcomes: dict[str, dict], suites: list[str] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Frames for the two files from the planned trials and what each reported.
 
     ``outcomes[trial_id]`` is the trial's last reported metrics, or ``{"status": "failed",
-    "error": traceback}``. A trial with no outcome (never ran) is ``failed`` too.
+    "error": traceback}``. A trial with no outcome (never ran) is ``failed`` too. Every
+    suite of ``suites`` gets its ``acc_<suite>`` column, NaN where a trial has no value.
     """
     factors = sorted({f for p in plans for f in p["levels"]})
     trials, metrics = [], []
@@ -48,6 +51,7 @@ def trial_rows(sweep: str, plans: list[dict], outcomes: dict[str, dict]) -> tupl
             "trial_id": p["trial_id"],
             "sweep": sweep,
             "arch": p["arch"],
+            "recipe": p.get("recipe", "standard"),
             "seed": int(p["seed"]),
             "status": out.get("status", "failed"),
         }
@@ -62,6 +66,7 @@ def trial_rows(sweep: str, plans: list[dict], outcomes: dict[str, dict]) -> tupl
             wall_s=out.get("wall_s"),
             started_at=out.get("started_at"),
         )
+        row.update({f"acc_{s}": float("nan") for s in suites})
         row.update({k: v for k, v in out.items() if k.startswith("acc_")})
         row["error"] = out.get("error")
         trials.append(row)

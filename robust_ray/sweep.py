@@ -239,7 +239,7 @@ def run_sweep(
             outcomes[tid] = {**(r.metrics or {}), "status": "failed", "error": error_text(r)}
         else:
             outcomes[tid] = r.metrics
-    trials, metrics = trial_rows(spec.name, [t.to_dict() for t in plan.trials], outcomes)
+    trials, metrics = trial_rows(spec.name, [t.to_dict() for t in plan.trials], outcomes, list(spec.suites))
     write_results(out, trials, metrics)
     ok = int((trials["status"] == "ok").sum())
     log(f"{spec.name}: {ok}/{len(trials)} trials ok -> {out.uri_of('trials.parquet')}, metrics.parquet")

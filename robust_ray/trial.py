@@ -58,11 +58,15 @@ def run_trial(config: dict, spec: SweepSpec, refs: dict) -> None:
 
     c, h, w = base.train.images.shape[1:]
     model = build_model(trial["arch"], c, base.num_classes, (h, w))
-    fitted = RECIPES.get(spec.training.recipe)(
-        model, train, spec.training, seed, device, on_epoch=lambda m: tune.report({**m, "done": False})
+    # the trial's recipe and options replace the spec's training.recipe(_options)
+    settings = spec.training.model_copy(update={"recipe_options": {}})
+    fitted = RECIPES.get(trial["recipe"])(
+        model, train, settings, seed, device, lambda m: tune.report({**m, "done": False}), **trial["recipe_options"]
     )
-    suites = {name: ray.get(refs[d]) for name, d in trial["suites"].items()}
-    rows = evaluate_suites(model, suites, device, spec.training)
+    rows = []
+    if fitted.has_weights:  # a run that diverged in its first epoch has no weights worth testing
+        suites = {name: ray.get(refs[d]) for name, d in trial["suites"].items()}
+        rows = evaluate_suites(model, suites, device, spec.training)
     tune.report(
         {
             "status": fitted.status,

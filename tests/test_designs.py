@@ -96,3 +96,33 @@ def test_bad_designs_name_the_key(design, path):
     with pytest.raises(SpecError) as e:
         parse_spec(spec(design), "x.yaml")
     assert e.value.path == path
+
+
+def test_recipes_cross_with_design_architectures_and_seeds():
+    s = parse_spec(
+        {
+            "name": "r",
+            "architectures": ["lenet5"],
+            "seeds": [0, 1],
+            "recipes": {"standard": {}, "pgd_at": {"eps": 0.1, "steps": 3}},
+            "design": {"type": "one_factor", "factors": {"label_error": {"levels": [0.1]}}},
+        }
+    )
+    trials = make_plan(s).trials
+    assert len(trials) == 2 * 2 * 2
+    assert {(t.recipe, t.seed) for t in trials} == {(r, sd) for r in ("standard", "pgd_at") for sd in (0, 1)}
+    assert {t.recipe_options.get("eps") for t in trials if t.recipe == "pgd_at"} == {0.1}
+
+
+@pytest.mark.parametrize(
+    "extra,path",
+    [
+        ({"recipes": {"pgd": {}}}, "recipes.pgd"),
+        ({"recipes": {"pgd_at": {"epz": 0.1}}}, "recipes.pgd_at.epz"),
+        ({"recipes": {"standard": {}}, "training": {"recipe": "pgd_at"}}, "recipes"),
+    ],
+)
+def test_bad_recipes_name_the_key(extra, path):
+    with pytest.raises(SpecError) as e:
+        parse_spec({**spec({"type": "one_factor", "factors": {"label_error": {"levels": [0.1]}}}), **extra}, "x.yaml")
+    assert e.value.path == path

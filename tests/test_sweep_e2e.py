@@ -35,7 +35,7 @@ def test_trials_parquet_contract(tiny_run):
     t = pq.read_table(tiny_run / "trials.parquet")
     assert t.schema.metadata[SCHEMA_KEY] == b"1"
     df = t.to_pandas()
-    assert list(df.columns[:5]) == ["trial_id", "sweep", "arch", "seed", "status"]
+    assert list(df.columns[:6]) == ["trial_id", "sweep", "arch", "recipe", "seed", "status"]
     for col in ["gaussian_l2", "label_error", "train_acc", "epochs", "wall_s", "acc_mnist-test", "acc_mnist-c"]:
         assert col in df.columns
     assert len(df) == 3 and (df["status"] == "ok").all()
@@ -101,3 +101,18 @@ def test_reference_model_fgsm_and_named_condition_suites_run_in_a_sweep(ray_sess
     clean = trials.loc[(trials["fgsm_l2"] == 0) & (trials["sp>gaussian"] == 0), "trial_id"].item()
     a = m[(m.trial_id == clean) & (m.suite == "mnist-a")].set_index("level")["accuracy"]
     assert a[2.0] < a[1.0]
+
+
+def test_a_diverging_trial_is_recorded_as_diverged_and_the_sweep_finishes(ray_session, tmp_path):
+    spec = {
+        "name": "boom",
+        "architectures": ["lenet5"],
+        "training": {"max_epochs": 2, "lr": 1.0e6, "optimizer": "sgd", "momentum": 0.0},
+        "design": {"type": "one_factor", "factors": {"label_error": {"levels": [0.2]}}},
+        "suites": {"mnist-test": {"n": 100}},
+        "execution": {"max_concurrent": 2},
+    }
+    out = run_sweep(parse_spec(spec), output=str(tmp_path / "out"), log=lambda *_: None)
+    trials = pq.read_table(f"{out}/trials.parquet").to_pandas()
+    assert (trials["status"] == "diverged").all() and trials["acc_mnist-test"].isna().all()
+    assert (trials["epochs"] >= 1).all()
