@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any, Callable
 
 import ray
 import torch
@@ -43,17 +44,18 @@ def summarize(rows: list[tuple[str, str, float, float, int]]) -> dict[str, float
     return {f"acc_{k}": v[0] / v[1] for k, v in out.items()}
 
 
-def run_trial(config: dict, spec: SweepSpec, refs: dict) -> None:
-    """The Ray Tune trainable (wrapped with ``tune.with_parameters``)."""
+def execute_trial(trial: dict, spec: SweepSpec, fetch: Callable[[str], Any], report: Callable[[dict], None]) -> dict:
+    """Compose, train, evaluate one planned trial (a :class:`~robust_ray.plan.TrialPlan`
+    dict). ``fetch(key)`` returns a dataset ("base" or a digest); ``report`` receives the
+    per-epoch metrics. Returns the final metrics."""
     t0 = time.time()
-    trial = config["trial"]
     torch.set_num_threads(max(1, int(spec.resources.cpu)))
     seed = int(trial["seed"])
     seed_everything(seed)
     device = pick_device(spec.training.device)
 
-    base = ray.get(refs["base"])
-    pools = {f: ray.get(refs[d]) for f, d in trial["pools"].items()}
+    base = fetch("base")
+    pools = {f: fetch(d) for f, d in trial["pools"].items()}
     train, achieved = compose(base.train, trial["levels"], pools, seed, base.num_classes)
 
     c, h, w = base.train.images.shape[1:]
@@ -61,24 +63,28 @@ def run_trial(config: dict, spec: SweepSpec, refs: dict) -> None:
     # the trial's recipe and options replace the spec's training.recipe(_options)
     settings = spec.training.model_copy(update={"recipe_options": {}})
     fitted = RECIPES.get(trial["recipe"])(
-        model, train, settings, seed, device, lambda m: tune.report({**m, "done": False}), **trial["recipe_options"]
+        model, train, settings, seed, device, lambda m: report({**m, "done": False}), **trial["recipe_options"]
     )
     rows = []
     if fitted.has_weights:  # a run that diverged in its first epoch has no weights worth testing
-        suites = {name: ray.get(refs[d]) for name, d in trial["suites"].items()}
+        suites = {name: fetch(d) for name, d in trial["suites"].items()}
         rows = evaluate_suites(model, suites, device, spec.training)
-    tune.report(
-        {
-            "status": fitted.status,
-            "train_acc": fitted.train_acc,
-            "val_acc": fitted.val_acc,
-            "epochs": fitted.epochs,
-            "n_train": len(train),
-            "wall_s": time.time() - t0,
-            "started_at": t0,
-            "achieved_json": json.dumps(achieved),
-            "metrics_json": json.dumps(rows),
-            **summarize(rows),
-            "done": True,
-        }
-    )
+    return {
+        "status": fitted.status,
+        "train_acc": fitted.train_acc,
+        "val_acc": fitted.val_acc,
+        "epochs": fitted.epochs,
+        "n_train": len(train),
+        "wall_s": time.time() - t0,
+        "started_at": t0,
+        "achieved_json": json.dumps(achieved),
+        "metrics_json": json.dumps(rows),
+        **summarize(rows),
+        "done": True,
+    }
+
+
+def run_trial(config: dict, spec: SweepSpec, refs: dict) -> None:
+    """The Ray Tune trainable (wrapped with ``tune.with_parameters``): datasets come from
+    the object store, zero-copy."""
+    tune.report(execute_trial(config["trial"], spec, lambda key: ray.get(refs[key]), tune.report))
