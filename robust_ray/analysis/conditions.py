@@ -21,7 +21,6 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 
@@ -58,8 +57,10 @@ _PIXEL = re.compile(r"^n(\d+)-(set|shift)-r([\d.]+)-a([\d.]+)$")
 
 def _pixel_params(name: str) -> dict:
     """002's terms from a few-pixel condition name (``n4-shift-r0.078-a1.000``); p needs the
-    image size, which the name does not hold. The experiment is recovered as the suite
-    names it: shift mode -> ``range{R}`` (R = r x 255 / 2), a < 1 -> ``area{side x 224}``."""
+    image size, which the name does not hold. The experiment is recovered as far as the name
+    allows: shift mode -> ``range{R}`` (R = r x 255 / 2, as the suite names it); a < 1 ->
+    ``area-a{a}`` (the suite's ``area{side}`` counts the side in 224-pixel units, which
+    rounding to whole pixels on small images loses)."""
     m = _PIXEL.match(name)
     if not m:
         return {}
@@ -67,7 +68,7 @@ def _pixel_params(name: str) -> dict:
     if mode == "shift":
         exp = f"range{round(r * 255 / 2)}"
     elif a < 1:
-        exp = f"area{round(math.sqrt(a) * 224)}"
+        exp = f"area-a{a:.3f}"
     else:
         exp = "count"
     return {"experiment": exp, "n": n, "r": r, "a": a}

@@ -280,14 +280,16 @@ def heatmap_panels(panels: list[tuple], title: str, xlabel: str, ylabel: str, cb
     cols = 1 if width > 7 else min(len(panels), 3)
     rows = -(-len(panels) // cols)
     label_w = 0.35 + 0.065 * max((len(str(i)) for t in tables for i in t.index), default=4)
-    longest = max((len(str(c)) for t in tables for c in t.columns), default=1)
-    rotate = t_rot = ncol > 6 or (ncol > 2 and longest > 6)
-    label_h = 0.45 + (0.065 * longest if t_rot else 0.15)
-    height += label_h
+    grouped = any(isinstance(t.columns, pd.MultiIndex) for t in tables)
+    longest = max((len(str(c if not grouped else c[1])) for t in tables for c in t.columns), default=1)
+    rotate = ncol > 6 or (ncol > 2 and longest > 6)
+    label_h = 0.45 + (0.065 * longest if rotate else 0.15)
+    top_h = 0.3 + 0.04 * max((len(str(c[0])) for t in tables for c in t.columns), default=0) if grouped else 0.0
+    height += label_h + top_h
     W, H = (width + label_w + 0.5) * cols, height * rows + 0.8
     fig, axes = plt.subplots(rows, cols, figsize=(W, H), squeeze=False)
-    fig.subplots_adjust(left=label_w / W, right=1 - 0.6 / W, bottom=label_h / H, top=1 - 0.8 / H,
-                        wspace=(label_w + 1.4) / width, hspace=(label_h + 0.6) / (height - label_h))
+    fig.subplots_adjust(left=label_w / W, right=1 - 0.6 / W, bottom=label_h / H, top=1 - (0.8 + top_h) / H,
+                        wspace=(label_w + 1.4) / width, hspace=(label_h + top_h + 0.6) / (height - label_h - top_h))
     flat = list(axes.ravel())
     for ax in flat[len(panels):]:
         ax.set_visible(False)
@@ -295,9 +297,22 @@ def heatmap_panels(panels: list[tuple], title: str, xlabel: str, ylabel: str, cb
         vmin, vmax = scales[key]
         vals = t.to_numpy(float)
         im = ax.imshow(vals, cmap=st["cmap"], aspect="auto", vmin=vmin, vmax=vmax, interpolation="nearest")
-        ax.set_title(textwrap.fill(label, 50), fontsize=9)
+        if label:
+            ax.set_title(textwrap.fill(label, 50), fontsize=9, pad=6 + 72 * top_h)
         small = 7 if t.shape[1] <= 24 else 5
-        ax.set_xticks(range(t.shape[1]), [str(c) for c in t.columns], fontsize=small, rotation=90 if rotate else 0)
+        if isinstance(t.columns, pd.MultiIndex):  # grouped columns: (group, column), groups named on top
+            groups = t.columns.get_level_values(0)
+            ax.set_xticks(range(t.shape[1]), [str(c) for c in t.columns.get_level_values(1)], fontsize=small)
+            starts = [i for i in range(len(groups)) if i == 0 or groups[i] != groups[i - 1]]
+            for i in starts[1:]:
+                ax.axvline(i - 0.5, color="white", linewidth=2.5)
+            ends = starts[1:] + [len(groups)]
+            top = ax.secondary_xaxis("top")
+            top.set_xticks([(a + b - 1) / 2 for a, b in zip(starts, ends)], [str(groups[i]) for i in starts], fontsize=7,
+                           rotation=30 if len(starts) > 2 else 0, ha="left" if len(starts) > 2 else "center")
+            top.tick_params(length=0)
+        else:
+            ax.set_xticks(range(t.shape[1]), [str(c) for c in t.columns], fontsize=small, rotation=90 if rotate else 0)
         ax.set_yticks(range(t.shape[0]), [str(i) for i in t.index], fontsize=7)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
@@ -306,7 +321,8 @@ def heatmap_panels(panels: list[tuple], title: str, xlabel: str, ylabel: str, cb
             mid = (vmin + vmax) / 2
             for (r, c), v in np.ndenumerate(vals):
                 dark = (v < mid) if c0 is None else abs(v - c0) > 0.6 * (vmax - c0)  # dark cell: white text
-                text, color = ("n/a", "#777777") if not np.isfinite(v) else (f"{v:.{digits}f}", "white" if dark else "black")
+                text = f"{v:.{digits}f}".replace(f"-0.{'0' * digits}", f"0.{'0' * digits}") if np.isfinite(v) else "n/a"
+                color = "#777777" if not np.isfinite(v) else ("white" if dark else "black")
                 ax.text(c, r, text, ha="center", va="center", fontsize=6, color=color)
         fig.colorbar(im, ax=ax, shrink=0.85, label=st["cbar_label"], pad=0.02)
     _title(fig, title)

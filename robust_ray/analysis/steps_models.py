@@ -27,7 +27,7 @@ from .recipes import CorruptionStep, MCVStep, OverlapStep, PixelStep, RefPoint, 
 from .render import Section
 from .stats import band, correlation
 
-MAX_PANELS = 9  # training sets drawn as panels of one figure
+MAX_GROUPS = 12  # training sets drawn side by side in one heatmap
 GROUP = ["arch", "training set"]
 
 
@@ -212,7 +212,7 @@ def mcv_step(ctx: Ctx, step: MCVStep, d: Design) -> list[Section]:
         corr_rows.append(row)
     sec.items.append(ctx.sink.table(ctx.stem(step, d, "correlations"), pd.DataFrame(corr_rows),
                                     f"Correlation of CV with mean and clean accuracy over all models (003 Table 2; {d.sweep})"))
-    cols = ["model", "training set", "arch", *d.factors, "seed", "clean", "MA", "CV", "clean accuracy", "test_sets", "group"]
+    cols = ["trial_id", "model", "training set", "arch", *d.factors, "seed", "clean", "MA", "CV", "clean accuracy", "test_sets", "group"]
     table = models[cols].rename(columns={"test_sets": "test sets", "CV": "CV (%)"})
     _table_or_link(ctx, sec, ctx.stem(step, d, "models"), table, f"Mean accuracy (MA, fraction) and CV (%) per model ({d.sweep})",
                    max_cols=99)
@@ -281,7 +281,7 @@ def corruption_step(ctx: Ctx, step: CorruptionStep, d: Design) -> list[Section]:
         cs = ctx.clean_suite(d)
         ref_acc, clean_from = (models[f"acc_{cs}"], f"suite {cs}") if cs else (pd.Series(dtype=float), "none")
     models["clean accuracy"] = ref_acc.reindex(models.index)
-    table = models[["model", "training set", "arch", "seed", "clean", "clean accuracy"]].join(pc, how="inner")
+    table = models[["trial_id", "model", "training set", "arch", "seed", "clean", "clean accuracy"]].join(pc, how="inner")
     if suite:
         sev = ctx.conditions(d, suite).groupby(lambda i: 0)["level"].agg(lambda s: sorted(set(s)))[0]
         how = (f"Conditions: the {len(ctx.conditions(d, suite))} corruption x severity conditions of suite {suite} "
@@ -333,19 +333,18 @@ def _corruption_figures(ctx, step, d, sec, m, conds, names, wide, archs, order) 
     m = m.assign(corr=m["condition"].astype(str).map(cname), sev=m["level"])
     for arch in archs:
         ma = m[m["arch"] == arch]
-        shown = [t for t in order if (ma["training set"] == t).any()][:MAX_PANELS]
-        panels = []
-        for t in shown:
-            piv = ma[ma["training set"] == t].pivot_table(index="corr", columns="sev", values="accuracy", aggfunc="mean")
-            piv = piv.reindex(index=[n for n in names if n in piv.index])
-            piv.columns = [fmt_level(c) for c in piv.columns]
-            panels.append((f"trained on {t}", piv))
-        more = len([t for t in order if (ma["training set"] == t).any()]) - len(shown)
-        if panels:
+        present = [t for t in order if (ma["training set"] == t).any()]
+        shown = present[:MAX_GROUPS]
+        piv = ma[ma["training set"].isin(shown)].pivot_table(index="corr", columns=["training set", "sev"], values="accuracy", aggfunc="mean")
+        if piv.size:
+            piv = piv.reindex(index=[n for n in names if n in piv.index], columns=[c for t in shown for c in piv.columns if c[0] == t])
+            piv.columns = pd.MultiIndex.from_tuples([(t, fmt_level(s)) for t, s in piv.columns])
+            more = len(present) - len(shown)
             sec.add(ctx.sink.figure(ctx.stem(step, d, arch, "severity"),
-                                    lambda: plots.heatmap_panels(panels, f"{d.sweep} / {arch}: accuracy per corruption and severity",
-                                                                 "severity", "corruption"),
-                                    f"Accuracy per corruption (rows) and severity (columns), one panel per training set ({arch}; mean over seeds)"
+                                    lambda piv=piv, arch=arch: plots.heatmap_panels(
+                                        [("", piv)],
+                                        f"{d.sweep} / {arch}: accuracy per corruption and severity, by training set", "severity", "corruption"),
+                                    f"Accuracy per corruption (rows) and severity (columns), grouped by training set ({arch}; mean over seeds)"
                                     + (f"; {more} more training sets in the tables" if more > 0 else "")))
         pa = wide[[c for c in wide.columns if len(archs) == 1 or c.startswith(f"{arch} / ")]]
         if len(archs) > 1:
@@ -376,6 +375,8 @@ def _family(exp: str) -> str:
 def _setting_label(exp: str) -> str:
     if exp.startswith("range"):
         return f"±{exp[5:]}"
+    if exp.startswith("area-a"):
+        return f"area a={exp[6:]}"
     if exp.startswith("area"):
         return f"{exp[4:]}x{exp[4:]} of 224"
     return exp
@@ -389,7 +390,7 @@ def pixel_step(ctx: Ctx, step: PixelStep, d: Design) -> list[Section]:
     archs = ctx.archs(d)
     suite = step.suite or ctx.suites_of_type(d, "pixel")[0]
     conds = ctx.conditions(d, suite)
-    m = attach(ctx.metrics(d, [suite]), models, ["model", "arch", "training set", "seed"])
+    m = attach(ctx.metrics(d, [suite]), models, ["trial_id", "model", "arch", "training set", "seed"])
     v = lookup(m, conds, ["experiment", "p", "r", "a"])
     p = v["p"].astype(float)
     given_p = ~np.isnan(p)
@@ -414,7 +415,7 @@ def pixel_step(ctx: Ctx, step: PixelStep, d: Design) -> list[Section]:
                  f"Pi = w / (p r a) (002 eq. 7) per model and condition: {w_text}; {terms}: p = changed pixels / image pixels, "
                  "r = value range / 255, a = position area / image area. Smaller Pi = more robust. Level 0 has no Pi."]
     order = _training_order(models)
-    cols = ["model", "training set", "arch", "seed", "condition", "experiment", "level", "p", "r", "a", "accuracy", "w", "Pi", "n"]
+    cols = ["trial_id", "model", "training set", "arch", "seed", "condition", "experiment", "level", "p", "r", "a", "accuracy", "w", "Pi", "n"]
     table = df[cols].assign(condition=df["condition"].astype(str))
     _table_or_link(ctx, sec, ctx.stem(step, d, "models"), table, f"Pixel-index per model and condition ({d.sweep})", max_cols=99)
     summ = df.groupby([*GROUP, "condition", "experiment", "level"], observed=True, sort=False).agg(
