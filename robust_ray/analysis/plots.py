@@ -284,11 +284,16 @@ def heatmap_panels(panels: list[tuple], title: str, xlabel: str, ylabel: str, cb
     longest = max((len(str(c if not grouped else c[1])) for t in tables for c in t.columns), default=1)
     rotate = ncol > 6 or (ncol > 2 and longest > 6)
     label_h = 0.45 + (0.065 * longest if rotate else 0.15)
-    top_h = 0.3 + 0.04 * max((len(str(c[0])) for t in tables for c in t.columns), default=0) if grouped else 0.0
+    group_long = max((len(str(c[0])) for t in tables for c in t.columns), default=0) if grouped else 0
+    group_cols = min((t.columns.get_level_values(0).value_counts().min() for t in tables if isinstance(t.columns, pd.MultiIndex)), default=1)
+    tilt = grouped and 0.065 * group_long > group_cols * cell  # group names wider than their columns: tilt them
+    top_h = (0.1 + 0.04 * group_long if tilt else 0.3) if grouped else 0.0
+    titled = any(p[0] for p in panels)
+    head = 0.8 if titled else 0.5
     height += label_h + top_h
-    W, H = (width + label_w + 0.5) * cols, height * rows + 0.8
+    W, H = (width + label_w + 0.5) * cols, height * rows + head
     fig, axes = plt.subplots(rows, cols, figsize=(W, H), squeeze=False)
-    fig.subplots_adjust(left=label_w / W, right=1 - 0.6 / W, bottom=label_h / H, top=1 - (0.8 + top_h) / H,
+    fig.subplots_adjust(left=label_w / W, right=1 - 0.6 / W, bottom=label_h / H, top=1 - (head + top_h) / H,
                         wspace=(label_w + 1.4) / width, hspace=(label_h + top_h + 0.6) / (height - label_h - top_h))
     flat = list(axes.ravel())
     for ax in flat[len(panels):]:
@@ -308,8 +313,9 @@ def heatmap_panels(panels: list[tuple], title: str, xlabel: str, ylabel: str, cb
                 ax.axvline(i - 0.5, color="white", linewidth=2.5)
             ends = starts[1:] + [len(groups)]
             top = ax.secondary_xaxis("top")
-            top.set_xticks([(a + b - 1) / 2 for a, b in zip(starts, ends)], [str(groups[i]) for i in starts], fontsize=7,
-                           rotation=30 if len(starts) > 2 else 0, ha="left" if len(starts) > 2 else "center")
+            at = [a - 0.4 if tilt else (a + b - 1) / 2 for a, b in zip(starts, ends)]  # tilted names start at their group
+            top.set_xticks(at, [str(groups[i]) for i in starts], fontsize=7,
+                           rotation=30 if tilt else 0, ha="left" if tilt else "center", rotation_mode="anchor")
             top.tick_params(length=0)
         else:
             ax.set_xticks(range(t.shape[1]), [str(c) for c in t.columns], fontsize=small, rotation=90 if rotate else 0)

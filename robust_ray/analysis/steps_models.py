@@ -81,13 +81,25 @@ def _record_groups(ctx: Ctx, d: Design, analysis: str, groups: pd.DataFrame, sta
                        segment=segment, note="mean over seeds" if r["models"] > 1 else "")
 
 
-def _per_condition(m: pd.DataFrame, conds: pd.DataFrame, archs: list[str], order: list[str], value: str = "accuracy") -> pd.DataFrame:
-    """Mean ``value`` per condition (rows, suite order) x architecture/training set (columns)."""
-    piv = m.pivot_table(index="condition", columns=GROUP, values=value, aggfunc="mean", observed=True)
-    cols = [(a, t) for a in archs for t in order if (a, t) in piv.columns]
-    piv = piv.reindex(index=[c for c in conds["condition"] if c in piv.index], columns=pd.MultiIndex.from_tuples(cols, names=GROUP))
-    piv.columns = [_group_label(a, t, archs) for a, t in cols]
-    return piv
+def _per_condition(M: pd.DataFrame, models: pd.DataFrame, conds: pd.DataFrame, archs: list[str], order: list[str]) -> pd.DataFrame:
+    """Mean accuracy per condition (rows, suite order) x architecture/training set (columns,
+    over seeds): one bincount over (group, condition) codes, as metrics can hold millions
+    of rows."""
+    gcode, gkeys = pd.factorize(pd.MultiIndex.from_arrays([models["arch"], models["training set"]]))
+    pos = models.index.get_indexer(M["tidx"].to_numpy())
+    cidx = condition_index(M, conds)
+    keep = (pos >= 0) & (cidx >= 0)
+    key = gcode[pos[keep]] * len(conds) + cidx[keep]
+    size = len(gkeys) * len(conds)
+    count = np.bincount(key, minlength=size).reshape(len(gkeys), len(conds))
+    total = np.bincount(key, weights=M["accuracy"].to_numpy(float)[keep], minlength=size).reshape(len(gkeys), len(conds))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(count > 0, total / count, np.nan)
+    cols = [(a, t) for a in archs for t in order if (a, t) in set(gkeys)]
+    at = {k: i for i, k in enumerate(gkeys)}
+    out = pd.DataFrame(mean[[at[c] for c in cols]].T, index=pd.Index(conds["condition"], name="condition"),
+                       columns=[_group_label(a, t, archs) for a, t in cols])
+    return out[count.sum(axis=0) > 0] if len(out) else out
 
 
 def _images_key(d: Design, suite: str) -> tuple | None:
@@ -223,8 +235,7 @@ def mcv_step(ctx: Ctx, step: MCVStep, d: Design) -> list[Section]:
                                 "mCV plot: mean accuracy against CV, one point per model (labelled by training set); dashed lines "
                                 "through the reference point"))
     if suite is not None and len(M):
-        m = attach(M, models, GROUP)
-        piv = _per_condition(m, ctx.conditions(d, suite), archs, _training_order(models))
+        piv = _per_condition(M, models, ctx.conditions(d, suite), archs, _training_order(models))
         piv.index = [f"{i + 1} {c}" if len(piv) == 69 else c for i, c in enumerate(piv.index)]
         t = ctx.sink.table(ctx.stem(step, d, "conditions"), piv.reset_index(names="test set"),
                            f"Accuracy per test set and training set ({d.sweep}; mean over seeds)")
@@ -318,32 +329,32 @@ def corruption_step(ctx: Ctx, step: CorruptionStep, d: Design) -> list[Section]:
     _table_or_link(ctx, sec, ctx.stem(step, d, "models"), table, f"Per-corruption accuracy per model ({d.sweep})", max_cols=12)
     if suite:
         conds = ctx.conditions(d, suite)
-        m = attach(M, models, GROUP)
-        cond = _per_condition(m, conds, archs, order)
+        cond = _per_condition(M, models, conds, archs, order)
         _table_or_link(ctx, sec, ctx.stem(step, d, "conditions"), cond.reset_index(names="condition"),
                        f"Accuracy per condition (corruption/severity) and training set, mean over seeds ({d.sweep})", max_cols=12)
-        _corruption_figures(ctx, step, d, sec, m, conds, names, wide, archs, order)
+        if ctx.sink.plots:
+            _corruption_figures(ctx, step, d, sec, cond, conds, names, wide, archs)
     return [sec]
 
 
-def _corruption_figures(ctx, step, d, sec, m, conds, names, wide, archs, order) -> None:
-    """Heatmaps: accuracy per corruption x severity for each training set; P_c per corruption x
-    training set next to its change against the clean-trained model."""
-    cname = conds.set_index("condition")["corruption"]
-    m = m.assign(corr=m["condition"].astype(str).map(cname), sev=m["level"])
+def _corruption_figures(ctx, step, d, sec, cond, conds, names, wide, archs) -> None:
+    """Heatmaps from the per-condition and per-corruption tables: accuracy per corruption x
+    severity grouped by training set; P_c per corruption x training set next to its change
+    against the clean-trained model."""
+    info = conds.set_index("condition").loc[cond.index]
+    cname = info["corruption"].where(info["corruption"].notna(), pd.Series(cond.index.str.split("/").str[0], index=cond.index))
     for arch in archs:
-        ma = m[m["arch"] == arch]
-        present = [t for t in order if (ma["training set"] == t).any()]
-        shown = present[:MAX_GROUPS]
-        piv = ma[ma["training set"].isin(shown)].pivot_table(index="corr", columns=["training set", "sev"], values="accuracy", aggfunc="mean")
-        if piv.size:
-            piv = piv.reindex(index=[n for n in names if n in piv.index], columns=[c for t in shown for c in piv.columns if c[0] == t])
-            piv.columns = pd.MultiIndex.from_tuples([(t, fmt_level(s)) for t, s in piv.columns])
-            more = len(present) - len(shown)
+        labels = [c for c in cond.columns if len(archs) == 1 or c.startswith(f"{arch} / ")][:MAX_GROUPS]
+        more = len([c for c in cond.columns if len(archs) == 1 or c.startswith(f"{arch} / ")]) - len(labels)
+        if labels:
+            long = cond[labels].assign(corr=cname.to_numpy(), sev=info["level"].to_numpy()).melt(id_vars=["corr", "sev"], var_name="set")
+            piv = long.pivot_table(index="corr", columns=["set", "sev"], values="value", aggfunc="mean", sort=False)
+            piv = piv.reindex(index=[n for n in names if n in piv.index], columns=[c for t in labels for c in piv.columns if c[0] == t])
+            strip = (lambda t: t.split(" / ", 1)[1]) if len(archs) > 1 else (lambda t: t)
+            piv.columns = pd.MultiIndex.from_tuples([(strip(t), fmt_level(s)) for t, s in piv.columns])
             sec.add(ctx.sink.figure(ctx.stem(step, d, arch, "severity"),
                                     lambda piv=piv, arch=arch: plots.heatmap_panels(
-                                        [("", piv)],
-                                        f"{d.sweep} / {arch}: accuracy per corruption and severity, by training set", "severity", "corruption"),
+                                        [("", piv)], f"{d.sweep} / {arch}: accuracy per corruption and severity, by training set", "severity", "corruption"),
                                     f"Accuracy per corruption (rows) and severity (columns), grouped by training set ({arch}; mean over seeds)"
                                     + (f"; {more} more training sets in the tables" if more > 0 else "")))
         pa = wide[[c for c in wide.columns if len(archs) == 1 or c.startswith(f"{arch} / ")]]
