@@ -46,9 +46,9 @@ def factor_label(name: str, options: dict | None = None) -> str:
     elif ">" in name:
         a, b = name.split(">", 1)
         if options.get("first") is not None:
-            text = f"{STAGE_NAMES.get(b, b)} after {STAGE_NAMES.get(a, a)} {options['first']:g} (003 two-factor training images)"
+            text = f"{STAGE_NAMES.get(b, b)} after {STAGE_NAMES.get(a, a)} {options['first']:g} (003 two-factor training images; 0: none added)"
         elif options.get("second") is not None:
-            text = f"{STAGE_NAMES.get(a, a)}, then {STAGE_NAMES.get(b, b)} {options['second']:g} (003 two-factor training images)"
+            text = f"{STAGE_NAMES.get(a, a)}, then {STAGE_NAMES.get(b, b)} {options['second']:g} (003 two-factor training images; 0: none added)"
         else:
             text = f"{name} (003 two-factor training images)"
     else:
