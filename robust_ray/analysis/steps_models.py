@@ -294,7 +294,7 @@ def corruption_step(ctx: Ctx, step: CorruptionStep, d: Design) -> list[Section]:
     models["clean accuracy"] = ref_acc.reindex(models.index)
     table = models[["trial_id", "model", "training set", "arch", "seed", "clean", "clean accuracy"]].join(pc, how="inner")
     if suite:
-        sev = ctx.conditions(d, suite).groupby(lambda i: 0)["level"].agg(lambda s: sorted(set(s)))[0]
+        sev = sorted(set(ctx.conditions(d, suite)["level"]))
         how = (f"Conditions: the {len(ctx.conditions(d, suite))} corruption x severity conditions of suite {suite} "
                f"({len(names)} corruptions at severities {', '.join(fmt_level(s) for s in sev)}).")
     else:
