@@ -1,8 +1,12 @@
 """Synthetic results folders for the analysis tests, written through the real Parquet
-contract (robust_ray.results.trial_rows / write_results) plus a sweep.json, no Ray."""
+contract (robust_ray.results.trial_rows / write_results) plus sweep.json and suites.json,
+no Ray. Suites of a registered type get their real conditions (robust_ray.suites), so the
+condition names and parameters are the ones a sweep writes."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 from pathlib import Path
 from typing import Callable
@@ -12,6 +16,24 @@ import numpy as np
 from robust_ray.designs import grid, one_factor
 from robust_ray.results import trial_rows, write_results
 from robust_ray.storage import Storage
+from robust_ray.suites import SUITES
+
+MNIST_SHAPE = (1, 28, 28)
+
+
+def suite_conditions(key: str, suite) -> tuple[str, list[dict], dict]:
+    """(type, conditions as suites.json holds them, spec) of one synthetic suite: ``suite`` is
+    a list of levels (a registered suite called ``key``, else ``key`` as a perturbation at
+    those levels) or ``{"type", "levels", "n", "seed"}``."""
+    spec = dict(suite) if isinstance(suite, dict) else {"levels": list(suite)}
+    stype = spec.get("type") or key
+    levels = spec.get("levels")
+    if stype in SUITES:
+        sdef = SUITES.get(stype)
+        conds = [dataclasses.asdict(c) for c in sdef.conditions(list(levels or sdef.default_levels), MNIST_SHAPE)]
+    else:
+        conds = [{"name": f"{lv:g}", "level": float(lv), "perturbation": stype, "plevel": float(lv), "options": {}, "params": {}} for lv in levels]
+    return stype, conds, {"type": spec.get("type"), "levels": levels, "n": spec.get("n"), "seed": spec.get("seed", 0)}
 
 
 def l25(factors: list[str], levels: dict[str, list[float]]) -> tuple[list[dict], np.ndarray]:
@@ -26,23 +48,28 @@ def l25(factors: list[str], levels: dict[str, list[float]]) -> tuple[list[dict],
 def make_sweep(
     root: Path,
     name: str,
-    factors: dict[str, tuple[list[float], float | None]],
+    factors: dict[str, tuple],
     acc: Callable[[str, int, dict, str, float], float],
     design: str = "one_factor",
     rows: list[dict] | None = None,
     archs: tuple[str, ...] = ("lenet5",),
     seeds: tuple[int, ...] = (0,),
-    suites: dict[str, list[float]] | None = None,
+    suites: dict[str, list[float] | dict] | None = None,
     failed: Callable[[str, int, dict], bool] = lambda a, s, lv: False,
     n_images: int = 100,
     spec: bool = True,
+    suites_json: bool = True,
 ) -> Path:
-    """Write ``root`` as ``robust-ray run`` would. ``acc(arch, seed, levels, suite, level)``
-    gives each accuracy (levels: factor -> value, a baseline of None read as 0.0)."""
+    """Write ``root`` as ``robust-ray run`` would. ``factors``: name -> (levels, baseline) or
+    (levels, baseline, options). ``acc(arch, seed, levels, suite, level[, condition])``
+    gives each accuracy (levels: factor -> value, a baseline of None read as 0.0; condition:
+    the suites.json entry, passed when ``acc`` takes six arguments; None for the training set)."""
     suites = suites or {"mnist-test": [0.0], "mnist-c": [1.0, 2.0, 3.0]}
+    defs = {k: suite_conditions(k, v) for k, v in suites.items()}
+    with_condition = len(inspect.signature(acc).parameters) >= 6
     if rows is None:
         fn = {"one_factor": one_factor, "grid": grid}[design]
-        rows = fn({f: (lv, b) for f, (lv, b) in factors.items()}, [])
+        rows = fn({f: (v[0], v[1]) for f, v in factors.items()}, [])
     plans, outcomes = [], {}
     for row in rows:
         for arch in archs:
@@ -53,10 +80,14 @@ def make_sweep(
                 if failed(arch, seed, levels):
                     outcomes[tid] = {"status": "failed", "error": "synthetic failure"}
                     continue
-                metrics = [(s, f"{lv:g}", lv, acc(arch, seed, levels, s, lv), n_images) for s, lvs in suites.items() for lv in lvs]
+                metrics = []
+                for s, (_, conds, sspec) in defs.items():
+                    for c in conds:
+                        args = (arch, seed, levels, s, c["level"]) + ((c,) if with_condition else ())
+                        metrics.append((s, c["name"], c["level"], acc(*args), sspec["n"] or n_images))
                 summary = {f"acc_{s}": float(np.mean([m[3] for m in metrics if m[0] == s])) for s in suites}
                 outcomes[tid] = {
-                    "status": "ok", "train_acc": acc(arch, seed, levels, "train", 0.0), "val_acc": 0.9, "epochs": 5,
+                    "status": "ok", "train_acc": acc(arch, seed, levels, "train", 0.0, *((None,) if with_condition else ())), "val_acc": 0.9, "epochs": 5,
                     "n_train": 1000, "wall_s": 1.0, "achieved_json": json.dumps({f: 0.0 for f, v in row.items() if v is None}),
                     "metrics_json": json.dumps(metrics), **summary,
                 }
@@ -65,7 +96,10 @@ def make_sweep(
     if spec:
         (root / "sweep.json").write_text(json.dumps({
             "name": name, "architectures": list(archs), "seeds": list(seeds),
-            "design": {"type": design, "factors": {f: {"levels": lv, "baseline": b} for f, (lv, b) in factors.items()}},
-            "suites": {s: {"type": None, "levels": lv} for s, lv in suites.items()},
+            "design": {"type": design, "factors": {f: {"levels": v[0], "baseline": v[1], **(v[2] if len(v) > 2 else {})}
+                                                   for f, v in factors.items()}},
+            "suites": {s: sspec for s, (_, _, sspec) in defs.items()},
         }))
+    if suites_json:
+        (root / "suites.json").write_text(json.dumps({s: {"type": t, "conditions": c} for s, (t, c, _) in defs.items()}))
     return root

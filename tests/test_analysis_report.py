@@ -252,7 +252,7 @@ def test_mce_pixel_index_and_overlap(rq2):
     models = pd.read_csv(next((out / "tables").glob("*corruption__models.csv")))
     got = models[models["model"].str.startswith("alexnet8 gaussian_l2=0 fgsm_l2=0")]["mCE"].iloc[0]
     assert got == pytest.approx(want)
-    assert stat(st, analysis="corruption", arch="lenet5", statistic="mCE")["value"] == pytest.approx(1.0)
+    assert stat(st, analysis="corruption", arch="lenet5", factor="clean", statistic="mCE")["value"] == pytest.approx(1.0)
 
     pix = pd.read_csv(next((out / "tables").glob("*pixel_index__models.csv")))
     row = pix[(pix["model"] == "lenet5 gaussian_l2=0 fgsm_l2=0") & (pix["level"] == 16)].iloc[0]

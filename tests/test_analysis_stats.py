@@ -262,3 +262,70 @@ def test_anova_matches_statsmodels_anova_lm_on_unbalanced_replicated_data():
             assert ours.loc[f, col] == pytest.approx(ref.loc[f"C({f})", rcol], rel=1e-7)
     assert ours.loc["error", "SS"] == pytest.approx(ref.loc["Residual", "sum_sq"], rel=1e-9)
     assert ours.loc["error", "df"] == ref.loc["Residual", "df"]
+
+
+# --- conditions -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("factor, level, options, name", [
+    ("salt_pepper", 0.1, {}, "SP0.1"), ("gaussian_var", 0.1, {}, "GA0.1"), ("rotation", -30.0, {}, "RL30"),
+    ("rotation", 30.0, {}, "RR30"), ("rotation", 0.0, {}, "RO0"), ("sp>gaussian", 0.1, {"first": 0.1}, "SP0.1GA0.1"),
+    ("gaussian>sp", 0.1, {"first": 0.1}, "GA0.1SP0.1"), ("sp>rotation", -30.0, {"first": 0.1}, "SP0.1RL30"),
+    ("sp>rotation", 0.2, {"second": 30.0}, "SP0.2RR30"), ("fgsm_l2", 2.0, {}, None), ("corruption:fog", 3.0, {}, None),
+])
+def test_training_sets_in_003_notation(factor, level, options, name):
+    from robust_ray.analysis.conditions import name_003
+    from robust_ray.suites import TWO_FACTOR_69
+
+    assert name_003(factor, level, options) == name
+    if ">" in factor:
+        assert name in TWO_FACTOR_69  # the names of 003 Table 4
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 40), st.integers(0, 2**31 - 1))
+def test_condition_lookup_equals_a_merge(rows, seed):
+    from robust_ray.analysis.conditions import lookup
+
+    rng = np.random.default_rng(seed)
+    conds = pd.DataFrame({"condition": [f"c{i}/{i % 3}" for i in range(7)], "p": rng.uniform(size=7), "corruption": list("abcdefg")})
+    names = rng.choice(list(conds["condition"]) + ["unknown"], rows)
+    m = pd.DataFrame({"condition": pd.Categorical(names)})
+    got = lookup(m, conds.iloc[rng.permutation(7)], ["p", "corruption"])
+    want = m.astype(str).merge(conds, on="condition", how="left")
+    assert np.allclose(got["p"], want["p"], equal_nan=True)
+    missing = lambda x: x if isinstance(x, str) else None  # noqa: E731
+    assert [missing(x) for x in got["corruption"]] == [missing(x) for x in want["corruption"]]
+
+
+def test_suite_kinds_and_parameters_from_condition_names():
+    from robust_ray.analysis.conditions import condition_table
+
+    m = pd.DataFrame({"suite": ["mnist-test", "mnist-c", "mnist-c", "corruptions", "corruptions", "pixel", "pixel"],
+                      "condition": ["clean", "1", "2", "fog/3", "snow/3", "n4-set-r1.000-a1.000", "n4-shift-r0.078-a1.000"],
+                      "level": [0, 1, 2, 3, 3, 4, 4.0]})
+    c = condition_table("s", None, {"mnist-c": "mnist-c"}, m).set_index("condition")
+    assert c.loc["clean", "kind"] == "clean" and c.loc["1", "kind"] == "levels" and c.loc["fog/3", "kind"] == "named"
+    assert c.loc["snow/3", "corruption"] == "snow" and c.loc["snow/3", "severity"] == 3
+    assert c.loc["n4-shift-r0.078-a1.000", "experiment"] == "range10" and c.loc["n4-set-r1.000-a1.000", "experiment"] == "count"
+    assert c.loc["n4-shift-r0.078-a1.000", "r"] == pytest.approx(0.078) and math.isnan(c.loc["n4-set-r1.000-a1.000", "p"])
+
+
+def test_wrong_share_modes_by_hand():
+    from robust_ray.analysis.pixel import wrong_share
+
+    acc, clean = np.array([0.8, 0.95, 0.5]), np.array([0.9, 0.9, 0.0])
+    assert wrong_share(acc, mode="error") == pytest.approx([0.2, 0.05, 0.5])
+    assert wrong_share(acc, clean, "drop") == pytest.approx([0.1, 0.0, 0.0])  # a gain is no wrong image
+    rel = wrong_share(acc, clean, "relative")
+    assert rel[:2] == pytest.approx([0.1 / 0.9, 0.0]) and math.isnan(rel[2])
+
+
+def test_per_corruption_groups_conditions_by_their_corruption_column():
+    m = pd.DataFrame({"tidx": [0] * 4 + [1] * 4, "corruption": pd.Categorical(["fog", "fog", "snow", "snow"] * 2),
+                      "level": [1, 3, 1, 3.0] * 2, "accuracy": [0.9, 0.5, 0.8, 0.8, 0.7, 0.7, 0.6, 0.2]})
+    p = per_corruption(m, ["fog", "snow"], key="corruption")
+    assert p.loc[0, "fog"] == pytest.approx(0.7) and p.loc[1, "snow"] == pytest.approx(0.4)
+    assert p["aggregate"].tolist() == pytest.approx([0.75, 0.55])
+    e = corruption_errors(m, ["fog", "snow"], key="corruption")
+    assert e.loc[1, "snow"] == pytest.approx(0.4 + 0.8)

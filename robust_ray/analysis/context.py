@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
+from .conditions import name_003
 from .load import Design, Results, fmt_level
 from .recipes import Recipe
 from .render import Sink
@@ -53,6 +55,30 @@ class Ctx:
         order = self.recipe.suites or d.suites
         return [s for s in order if f"acc_{s}" in cols]
 
+    def conditions(self, d: Design, suite: str) -> pd.DataFrame:
+        """The conditions of ``suite`` in ``d``'s sweep, in suite order (:mod:`.conditions`)."""
+        c = self.res.conditions
+        if c.empty:
+            return c
+        return c[(c["sweep"] == d.sweep) & (c["suite"] == suite)].reset_index(drop=True)
+
+    def suite_kind(self, d: Design, suite: str) -> str:
+        """``clean``, ``levels`` or ``named`` (see :mod:`.conditions`); ``none`` without metrics."""
+        c = self.conditions(d, suite)
+        return str(c["kind"].iloc[0]) if len(c) else "none"
+
+    def suites_of_type(self, d: Design, stype: str) -> list[str]:
+        """The sweep's suites of a registered type (``corruptions``, ``pixel``...), in order."""
+        order = self.recipe.suites or d.suites or sorted(d.suite_types)
+        return [s for s in order if d.suite_types.get(s, s) == stype and self.suite_kind(d, s) != "none"]
+
+    def clean_suite(self, d: Design) -> str | None:
+        """The sweep's clean test set (mnist-test / clean), if it has one."""
+        for s in self.recipe.suites or d.suites:
+            if self.suite_kind(d, s) == "clean" and f"acc_{s}" in self.res.trials:
+                return s
+        return None
+
     def stem(self, step, d: Design, *parts: str) -> str:
         """File-name stem: recipe, sweep, step id (or type), then ``parts``."""
         return "__".join([self.recipe.name, d.sweep, step.id or step.type, *parts])
@@ -90,6 +116,25 @@ def model_labels(trials: pd.DataFrame, factors: list[str]) -> pd.Series:
     for p in parts[1:]:
         out = out + p
     return out
+
+
+def training_labels(trials: pd.DataFrame, d: Design) -> pd.Series:
+    """The training set of each trial in a few words: ``clean`` when every factor is at
+    its baseline, else the factors that are not, in 003's notation where the factor is one of
+    its perturbations (``SP0.1GA0.1``, ``RL30``) and as ``factor=level`` otherwise."""
+    factors = list(d.factors)
+    if not factors:
+        return pd.Series("clean", index=trials.index)
+    at_base = pd.DataFrame({f: d.at_baseline(trials, f) for f in factors}, index=trials.index)
+    key = trials[factors].astype(float).round(9).where(~at_base).fillna(np.inf)  # inf: at baseline
+    if key.empty:
+        return pd.Series([], index=trials.index, dtype=object)
+    codes, uniq = pd.factorize(pd.MultiIndex.from_frame(key))  # a few training sets, many trials
+    names = []
+    for row in uniq:
+        parts = [name_003(f, v, d.options.get(f)) or f"{f}={fmt_level(v)}" for f, v in zip(factors, row) if np.isfinite(v)]
+        names.append(" + ".join(parts) or "clean")
+    return pd.Series(np.asarray(names, dtype=object)[codes], index=trials.index, dtype=object)
 
 
 def excluded_text(trials: pd.DataFrame) -> str:

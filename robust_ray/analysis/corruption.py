@@ -33,21 +33,24 @@ import pandas as pd
 from .groups import by_trial_suite
 
 
-def per_corruption(metrics: pd.DataFrame, suites: list[str]) -> pd.DataFrame:
-    """Per model (index ``tidx``): P_c for each suite (columns) and ``aggregate`` (004 §4.2).
+def per_corruption(metrics: pd.DataFrame, suites: list[str], key: str = "suite") -> pd.DataFrame:
+    """Per model (index ``tidx``): P_c for each corruption (columns) and ``aggregate`` (004
+    §4.2). A row's corruption is its ``key`` column: ``corruption`` for the conditions of a
+    ``corruptions`` suite (``"fog/3"`` -> fog), ``suite`` when each corruption is a suite of
+    its own; P_c is the mean over the rows (severities) of that corruption.
 
-    A model missing a suite gets NaN there and no aggregate (the mean over a partial set of
-    corruptions would not be comparable)."""
-    trials, count, total = by_trial_suite(metrics, suites, metrics["accuracy"].to_numpy(float))
+    A model missing a corruption gets NaN there and no aggregate (the mean over a partial set
+    of corruptions would not be comparable)."""
+    trials, count, total = by_trial_suite(metrics, suites, metrics["accuracy"].to_numpy(float), key)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = pd.DataFrame(np.where(count > 0, total / count, np.nan), index=pd.Index(trials, name="tidx"), columns=suites)
     p["aggregate"] = p[suites].mean(axis=1, skipna=False)
     return p
 
 
-def corruption_errors(metrics: pd.DataFrame, suites: list[str]) -> pd.DataFrame:
-    """sum_s E_{c,s} per model (index ``tidx``) and suite (columns)."""
-    trials, count, total = by_trial_suite(metrics, suites, 1.0 - metrics["accuracy"].to_numpy(float))
+def corruption_errors(metrics: pd.DataFrame, suites: list[str], key: str = "suite") -> pd.DataFrame:
+    """sum_s E_{c,s} per model (index ``tidx``) and corruption (columns; see :func:`per_corruption`)."""
+    trials, count, total = by_trial_suite(metrics, suites, 1.0 - metrics["accuracy"].to_numpy(float), key)
     return pd.DataFrame(np.where(count > 0, total, np.nan), index=pd.Index(trials, name="tidx"), columns=suites)
 
 

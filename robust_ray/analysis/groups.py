@@ -12,15 +12,18 @@ import numpy as np
 import pandas as pd
 
 
-def suite_codes(metrics: pd.DataFrame, suites: list[str]) -> np.ndarray:
-    """Position of each row's suite in ``suites`` (-1 if not there)."""
-    return pd.Categorical(metrics["suite"].astype(str) if not isinstance(metrics["suite"].dtype, pd.CategoricalDtype)
-                          else metrics["suite"], categories=suites).codes.astype(np.int64)
+def suite_codes(metrics: pd.DataFrame, suites: list[str], column: str = "suite") -> np.ndarray:
+    """Position of each row's ``column`` value (its suite) in ``suites`` (-1 if not there)."""
+    col = metrics[column]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.cat.set_categories(suites).cat.codes.to_numpy().astype(np.int64)
+    return pd.Categorical(col.astype(str), categories=suites).codes.astype(np.int64)
 
 
-def by_trial_suite(metrics: pd.DataFrame, suites: list[str], values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(trial indices present, count[trial, suite], sum of ``values``[trial, suite])."""
-    code = suite_codes(metrics, suites)
+def by_trial_suite(metrics: pd.DataFrame, suites: list[str], values: np.ndarray, column: str = "suite") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(trial indices present, count[trial, key], sum of ``values``[trial, key]) where the
+    key is the row's ``column`` (its suite, or its corruption) among ``suites``."""
+    code = suite_codes(metrics, suites, column)
     keep = code >= 0
     tidx = metrics["tidx"].to_numpy(np.int64)[keep]
     size = (int(tidx.max()) + 1 if len(tidx) else 0) * len(suites)

@@ -7,7 +7,10 @@ robust_ray's (no ``robust_ray.schema`` key), one from a newer schema, or one mis
 contract column is refused with a message naming the file and the column.
 
 The design of each sweep comes from its ``sweep.json`` (the validated spec); without one it
-is inferred from the factor columns. Nothing here imports torch.
+is inferred from the factor columns. The suites' conditions and their parameters come from
+``suites.json`` (:mod:`.conditions`); metrics files written before conditions existed (no
+``condition`` column) get one condition per level, named by the level. Nothing here
+imports torch.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pyarrow.parquet as pq
 
 from ..errors import UserError
 from ..results import METRIC_COLUMNS, OUTCOME_COLUMNS, SCHEMA_KEY, SCHEMA_VERSION, TRIAL_COLUMNS
+from .conditions import condition_table, read_suites
 
 TRIALS_FILE, METRICS_FILE, SPEC_FILE = "trials.parquet", "metrics.parquet", "sweep.json"
 NUMERIC_METRIC_COLUMNS = ["level", "accuracy", "n"]
@@ -45,6 +49,9 @@ class Design:
     suites: list[str]
     archs: list[str]
     folder: str
+    suite_types: dict[str, str] = field(default_factory=dict)  # suite key -> registered type
+    options: dict[str, dict] = field(default_factory=dict)  # factor -> its options (003's first/second, ...)
+    suite_specs: dict[str, dict] = field(default_factory=dict)  # suite key -> its spec (n, seed: which test images)
 
     @property
     def one_factor(self) -> bool:
@@ -91,6 +98,7 @@ class Results:
     designs: dict[str, Design]
     files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    conditions: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per sweep x suite x condition
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -199,6 +207,8 @@ def make_design(sweep: str, folder: Path, spec: dict | None, trials: pd.DataFram
         given = {f: fs.get("baseline") for f, fs in fspec.items()}
         suites = list(spec.get("suites") or {})
         archs = list(spec.get("architectures") or sorted(trials["arch"].unique()))
+        fixed = {"levels", "baseline", "reference"}
+        options = {f: {k: v for k, v in fs.items() if k not in fixed} for f, fs in fspec.items()}
     else:
         notes.append(f"{folder}: no {SPEC_FILE}; design inferred from the factor columns {columns}")
         factors = {f: sorted(trials[f].dropna().unique().tolist()) for f in columns}
@@ -209,6 +219,7 @@ def make_design(sweep: str, folder: Path, spec: dict | None, trials: pd.DataFram
         dtype = "inferred: one_factor" if len(columns) > 1 and np.all(np.asarray(off) <= 1) else "inferred: grid"
         suites = sorted(c[4:] for c in trials.columns if c.startswith("acc_"))
         archs = sorted(trials["arch"].unique())
+        options = {}
     baselines: dict[str, float | None] = {}
     for f in factors:
         col = trials[f].to_numpy(float)
@@ -218,7 +229,9 @@ def make_design(sweep: str, folder: Path, spec: dict | None, trials: pd.DataFram
             baselines[f] = _mode(col)
         else:
             baselines[f] = 0.0 if np.any(np.isclose(col, 0.0)) else None
-    return Design(sweep, dtype, factors, baselines, suites, archs, str(folder))
+    sspec = {k: dict(v or {}) for k, v in (spec.get("suites") or {}).items()} if spec else {}
+    types = {k: str(v.get("type") or k) for k, v in sspec.items()}
+    return Design(sweep, dtype, factors, baselines, suites, archs, str(folder), types, options, sspec)
 
 
 def _read_folder(folder: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict | None, list[str]]:
@@ -228,10 +241,15 @@ def _read_folder(folder: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.DataF
     _numeric(trials, [c for c in ["seed", "train_acc", "val_acc"] if c in trials], tpath)
     files = [str(tpath)]
     if mpath.is_file():
-        check_schema(mpath, METRIC_COLUMNS)
+        schema = check_schema(mpath, [c for c in METRIC_COLUMNS if c != "condition"])
+        cols = [c for c in METRIC_COLUMNS if c in schema.names]
         # dictionary-encoded ids: millions of rows map to trials through their few categories
-        metrics = pq.read_table(mpath, columns=METRIC_COLUMNS, read_dictionary=["trial_id", "suite", "condition"]).to_pandas()
+        metrics = pq.read_table(mpath, columns=cols, read_dictionary=[c for c in ("trial_id", "suite", "condition") if c in cols]).to_pandas()
         _numeric(metrics, NUMERIC_METRIC_COLUMNS, mpath)
+        if "condition" not in cols:  # written before suites had named conditions: one per level
+            notes.append(f"{mpath}: no 'condition' column (an older results layout); each level is its own condition")
+            names = {v: fmt_level(v) for v in metrics["level"].unique()}
+            metrics.insert(2, "condition", metrics["level"].map(names).astype("category"))
         files.append(str(mpath))
     else:
         notes.append(f"{folder}: no {METRICS_FILE}; per-level analyses (mCV, severity curves, mCE, Pi) are skipped")
@@ -270,7 +288,7 @@ def load_results(where: str) -> Results:
     ``trials`` (unique across sweeps, cheap to group by), and ``sweep``.
     """
     notes: list[str] = []
-    trial_frames, metric_frames, designs, files = [], [], {}, []
+    trial_frames, metric_frames, designs, files, cond_frames = [], [], {}, [], []
     offset = 0
     for folder in find_folders(str(where)):
         trials, metrics, spec, fs = _read_folder(folder, notes)
@@ -289,6 +307,14 @@ def load_results(where: str) -> Results:
         keep[keep] = trials["ok"].to_numpy()[tidx[keep] - offset]
         metrics = metrics[keep].assign(tidx=tidx[keep], sweep=label)
         designs[label] = make_design(label, folder, spec, trials, notes)
+        suites_json = read_suites(folder)
+        if suites_json is None and not metrics.empty:
+            notes.append(f"{folder}: no suites.json; conditions and their parameters are read from the condition names")
+        elif suites_json is not None:
+            files.append(str(folder / "suites.json"))
+            for key, s in suites_json.items():
+                designs[label].suite_types.setdefault(key, str(s.get("type") or key))
+        cond_frames.append(condition_table(label, suites_json, designs[label].suite_types, metrics))
         trial_frames.append(trials)
         metric_frames.append(metrics)
         offset += len(trials)
@@ -296,10 +322,11 @@ def load_results(where: str) -> Results:
     metrics = pd.concat(metric_frames, ignore_index=True) if len(metric_frames) > 1 else metric_frames[0]
     if trials.empty:
         raise ResultsError(f"{where}: the results hold no trials")
-    for col in ("suite", "sweep"):
+    for col in ("suite", "sweep", "condition"):
         if not isinstance(metrics[col].dtype, pd.CategoricalDtype):
             metrics[col] = metrics[col].astype("category")
-    return Results(trials, metrics.reset_index(drop=True), designs, files, notes)
+    conditions = pd.concat(cond_frames, ignore_index=True)
+    return Results(trials, metrics.reset_index(drop=True), designs, files, notes, conditions)
 
 
 def fmt_level(v: float) -> str:

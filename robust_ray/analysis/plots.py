@@ -27,12 +27,33 @@ UNITS = {
     "fgsm_l2": "FGSM perturbation in training images, L2 distance in [0,1] pixel space (000 eq. 1)",
     "label_error": "label error rate LD of the training set (000 eq. 3)",
     "class_imbalance": "class imbalance CI of the training set (000 eq. 2)",
+    "few_pixel": "pixels changed in the added training images (002)",
+    "salt_pepper": "salt & pepper density of the added training images (003)",
+    "gaussian_var": "Gaussian noise variance of the added training images (003)",
+    "rotation": "rotation of the added training images, degrees clockwise (003)",
 }
+STAGE_NAMES = {"sp": "salt & pepper", "gaussian": "Gaussian variance", "rotation": "rotation (degrees)"}
 ACC = "accuracy (fraction correct)"
 
 
-def factor_label(name: str) -> str:
-    return textwrap.fill(UNITS.get(name, f"{name} (training-set level)"), 48)
+def factor_label(name: str, options: dict | None = None) -> str:
+    """An axis label for a training factor, with its unit (and 003's fixed stage)."""
+    options = options or {}
+    if name in UNITS:
+        text = UNITS[name]
+    elif name.startswith("corruption:"):
+        text = f"{name.split(':', 1)[1]} severity (1-5) of the added training images (004)"
+    elif ">" in name:
+        a, b = name.split(">", 1)
+        if options.get("first") is not None:
+            text = f"{STAGE_NAMES.get(b, b)} after {STAGE_NAMES.get(a, a)} {options['first']:g} (003 two-factor training images; 0: none added)"
+        elif options.get("second") is not None:
+            text = f"{STAGE_NAMES.get(a, a)}, then {STAGE_NAMES.get(b, b)} {options['second']:g} (003 two-factor training images; 0: none added)"
+        else:
+            text = f"{name} (003 two-factor training images)"
+    else:
+        text = f"{name} (training-set level)"
+    return textwrap.fill(text, 48)
 
 
 def _title(fig: Figure, title: str) -> None:
@@ -84,7 +105,8 @@ def _line(ax, g: pd.DataFrame, x: str, y: str, label: str, color, marker: str, d
     _draw(ax, g.groupby(x)[y].agg(["mean", "min", "max", "count"]), label, color, marker, dashed)
 
 
-def accuracy_lines(df: pd.DataFrame, factor: str, suites: list[str], archs: list[str], title: str, train: str | None = "train_acc") -> Figure:
+def accuracy_lines(df: pd.DataFrame, factor: str, suites: list[str], archs: list[str], title: str, train: str | None = "train_acc",
+                   options: dict | None = None) -> Figure:
     """000 Figs. 2-5: accuracy on every suite (and on the training set) against the
     training-set level of ``factor``; one panel per architecture."""
     fig, axes = _panels(len(archs))
@@ -95,7 +117,7 @@ def accuracy_lines(df: pd.DataFrame, factor: str, suites: list[str], archs: list
         for i, s in enumerate(suites):
             _line(ax, g, factor, f"acc_{s}", s, OKABE_ITO[i % 7], MARKERS[i % len(MARKERS)])
         ax.set_title(arch)
-        ax.set_xlabel(factor_label(factor), fontsize=8)
+        ax.set_xlabel(factor_label(factor, options), fontsize=8)
         ax.set_ylabel(ACC)
         _style(ax)
     _legend(axes[0], fontsize=8)
@@ -184,6 +206,9 @@ def main_effects(levels: pd.DataFrame, factors: list[str], suites: list[str], ti
     return fig
 
 
+MAX_LABELS = 40
+
+
 def mcv_plot(models: pd.DataFrame, refs: dict[str, tuple[float, float]], archs: list[str], title: str, ref_label: str) -> Figure:
     """003 Fig. 2: mean accuracy (%) against CV (%), split into Groups I-IV by the
     reference point (one per architecture when ``refs`` differ, in its colour); clean-trained
@@ -206,6 +231,10 @@ def mcv_plot(models: pd.DataFrame, refs: dict[str, tuple[float, float]], archs: 
         ax.axhline(100 * ma, color=color, linestyle="--" if shared else ":", linewidth=1)
         ax.scatter([cv], [100 * ma], marker="+", s=200, color="#D55E00" if shared else color, linewidth=2, zorder=2,
                    label=textwrap.fill(f"reference: {ref_label}" + ("" if shared else f" ({arch})"), 30))
+    if "training set" in models and len(models) <= MAX_LABELS:  # 003 Figs. 4-6 name each point
+        for _, r in models.iterrows():
+            if np.isfinite(r["CV"]) and np.isfinite(r["MA"]):
+                ax.annotate(str(r["training set"]), (r["CV"], 100 * r["MA"]), textcoords="offset points", xytext=(4, 3), fontsize=6, color="#333333")
     x0, x1 = ax.get_xlim()
     y0, y1 = ax.get_ylim()
     for text, x, y, ha, va in (("Group I", x0, y1, "left", "top"), ("Group II", x1, y1, "right", "top"),
@@ -216,6 +245,116 @@ def mcv_plot(models: pd.DataFrame, refs: dict[str, tuple[float, float]], archs: 
     ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
     _style(ax)
     ax.set_title(textwrap.fill(title, 60), fontsize=11)
+    return fig
+
+
+def _scale(tables: list[pd.DataFrame], center: float | None) -> tuple[float, float]:
+    values = np.concatenate([t.to_numpy(float).ravel() for t in tables])
+    finite = values[np.isfinite(values)]
+    if center is not None:
+        span = float(np.max(np.abs(finite - center))) if len(finite) else 0.0
+        return center - (span or 1.0), center + (span or 1.0)
+    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    return (lo - 0.01, hi + 0.01) if lo == hi else (lo, hi)
+
+
+def heatmap_panels(panels: list[tuple], title: str, xlabel: str, ylabel: str, cbar_label: str = ACC,
+                   cmap: str = "cividis", center: float | None = None, annotate: bool = True, digits: int = 2,
+                   limits: tuple[float, float] | None = None) -> Figure:
+    """Heatmaps of labelled tables (rows x columns), one panel each: ``(label, table)`` or
+    ``(label, table, style)`` with a style overriding ``cmap``, ``center``, ``cbar_label``,
+    ``limits`` (a fixed colour range).
+    Panels of one style share a colour scale so they compare: cividis for accuracies; a
+    diverging PuOr (ColorBrewer's colour-blind safe) centred on ``center`` for changes.
+    Cells are annotated when there are few enough to read."""
+    base = {"cmap": cmap, "center": center, "cbar_label": cbar_label, "limits": limits}
+    styles = [{**base, **(p[2] if len(p) > 2 else {})} for p in panels]
+    tables = [p[1] for p in panels]
+    keys = [(st["cmap"], st["center"], st["cbar_label"], st["limits"]) for st in styles]
+    scales = {k: k[3] or _scale([t for t, k2 in zip(tables, keys) if k2 == k], k[1]) for k in set(keys)}
+    nrow = max(len(t) for t in tables)
+    ncol = max(t.shape[1] for t in tables)
+    cell = 0.42 if annotate and ncol <= 12 else 0.16
+    width = max(3.6, cell * ncol + 2.4)
+    height = max(2.6, 0.24 * nrow + 1.6)
+    cols = 1 if width > 7 else min(len(panels), 3)
+    rows = -(-len(panels) // cols)
+    label_w = 0.35 + 0.065 * max((len(str(i)) for t in tables for i in t.index), default=4)
+    grouped = any(isinstance(t.columns, pd.MultiIndex) for t in tables)
+    longest = max((len(str(c if not grouped else c[1])) for t in tables for c in t.columns), default=1)
+    rotate = ncol > 6 or (ncol > 2 and longest > 6)
+    label_h = 0.45 + (0.065 * longest if rotate else 0.15)
+    group_long = max((len(str(c[0])) for t in tables for c in t.columns), default=0) if grouped else 0
+    group_cols = min((t.columns.get_level_values(0).value_counts().min() for t in tables if isinstance(t.columns, pd.MultiIndex)), default=1)
+    tilt = grouped and 0.065 * group_long > group_cols * cell  # group names wider than their columns: tilt them
+    top_h = (0.1 + 0.04 * group_long if tilt else 0.3) if grouped else 0.0
+    titled = any(p[0] for p in panels)
+    head = 0.8 if titled else 0.5
+    height += label_h + top_h
+    W, H = (width + label_w + 0.5) * cols, height * rows + head
+    fig, axes = plt.subplots(rows, cols, figsize=(W, H), squeeze=False)
+    fig.subplots_adjust(left=label_w / W, right=1 - 0.6 / W, bottom=label_h / H, top=1 - (head + top_h) / H,
+                        wspace=(label_w + 1.4) / width, hspace=(label_h + top_h + 0.6) / (height - label_h - top_h))
+    flat = list(axes.ravel())
+    for ax in flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (label, t, *_), st, key in zip(flat, panels, styles, keys):
+        vmin, vmax = scales[key]
+        vals = t.to_numpy(float)
+        im = ax.imshow(vals, cmap=st["cmap"], aspect="auto", vmin=vmin, vmax=vmax, interpolation="nearest")
+        if label:
+            ax.set_title(textwrap.fill(label, 50), fontsize=9, pad=6 + 72 * top_h)
+        small = 7 if t.shape[1] <= 24 else 5
+        if isinstance(t.columns, pd.MultiIndex):  # grouped columns: (group, column), groups named on top
+            groups = t.columns.get_level_values(0)
+            ax.set_xticks(range(t.shape[1]), [str(c) for c in t.columns.get_level_values(1)], fontsize=small)
+            starts = [i for i in range(len(groups)) if i == 0 or groups[i] != groups[i - 1]]
+            for i in starts[1:]:
+                ax.axvline(i - 0.5, color="white", linewidth=2.5)
+            ends = starts[1:] + [len(groups)]
+            top = ax.secondary_xaxis("top")
+            at = [a - 0.4 if tilt else (a + b - 1) / 2 for a, b in zip(starts, ends)]  # tilted names start at their group
+            top.set_xticks(at, [str(groups[i]) for i in starts], fontsize=7,
+                           rotation=30 if tilt else 0, ha="left" if tilt else "center", rotation_mode="anchor")
+            top.tick_params(length=0)
+        else:
+            ax.set_xticks(range(t.shape[1]), [str(c) for c in t.columns], fontsize=small, rotation=90 if rotate else 0)
+        ax.set_yticks(range(t.shape[0]), [str(i) for i in t.index], fontsize=7)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        if annotate and vals.size <= 200:
+            c0 = st["center"]
+            mid = (vmin + vmax) / 2
+            for (r, c), v in np.ndenumerate(vals):
+                dark = (v < mid) if c0 is None else abs(v - c0) > 0.6 * (vmax - c0)  # dark cell: white text
+                text = f"{v:.{digits}f}".replace(f"-0.{'0' * digits}", f"0.{'0' * digits}") if np.isfinite(v) else "n/a"
+                color = "#777777" if not np.isfinite(v) else ("white" if dark else "black")
+                ax.text(c, r, text, ha="center", va="center", fontsize=6, color=color)
+        fig.colorbar(im, ax=ax, shrink=0.85, label=st["cbar_label"], pad=0.02)
+    _title(fig, title)
+    return fig
+
+
+def pixel_lines(df: pd.DataFrame, line: str, order: list[str], title: str, legend: str) -> Figure:
+    """002 Figs. 8-10: accuracy, share of wrong images w and Pi against the number of changed
+    pixels, one line per ``line`` value (training sets, or the settings of one experiment);
+    ``df``: one row per model x condition with level, accuracy, w, Pi."""
+    fig, axes = _panels(3, width=4.4, height=3.5, right=0.3)
+    for i, name in enumerate(order):
+        g = df[df[line] == name]
+        for ax, y in zip(axes, ("accuracy", "w", "Pi")):
+            _line(ax, g, "level", y, textwrap.shorten(str(name), 40), OKABE_ITO[i % 7] if i < 7 else "#777777", MARKERS[i % len(MARKERS)])
+    for ax, ylabel in zip(axes, (ACC, "w: share of images turned wrong", "Pixel-index Pi = w / (p r a)")):
+        ax.set_xlabel("pixels changed per image (n)")
+        ax.set_ylabel(ylabel)
+        ax.set_xscale("log", base=2)
+        ticks = np.sort(df["level"].dropna().unique())
+        ticks = ticks[ticks > 0]
+        ax.set_xticks(ticks, [fmt_level(v) for v in ticks])
+        ax.minorticks_off()
+        _style(ax)
+    _legend(axes[0], fontsize=7, title=legend, title_fontsize=7)
+    _title(fig, title)
     return fig
 
 

@@ -102,6 +102,8 @@ class MCVStep(Step):
 
     type: Literal["mcv"]
     reference: Literal["clean", "clean-per-arch", "all"] | RefPoint = "clean"
+    suite: str | None = Field(None, description="the suite whose conditions are the test sets (default: the two-factor-69 suite, "
+                                                "else every suite x condition)")
 
 
 class CorruptionStep(Step):
@@ -109,41 +111,41 @@ class CorruptionStep(Step):
 
     type: Literal["corruption"]
     baseline_arch: str | None = Field(None, description="mCE against this arch's clean-trained model")
+    suite: str | None = Field(None, description="a corruptions suite (default: the sweep's; without one, every perturbed suite is a corruption)")
 
 
 class PixelStep(Step):
-    """002: Pixel-index Pi = w / (p r a) and accuracy against the number of pixels."""
+    """002: Pixel-index Pi = w / (p r a) and accuracy against the number of pixels. p, r, a
+    come from the pixel suite's conditions (suites.json); the keys below stand in for them
+    on suites that lack them (a generic few_pixel suite, results without suites.json)."""
 
     type: Literal["pixel_index"]
-    suite: str
-    image_pixels: int | None = Field(None, ge=1, description="pixels per image (needed for level_unit: pixels)")
+    suite: str | None = Field(None, description="default: the sweep's pixel suite")
+    image_pixels: int | None = Field(None, ge=1, description="pixels per image, for p = level / image_pixels where suites.json has no p")
     level_unit: Literal["pixels", "fraction"] = "pixels"
-    value_range: float = Field(1.0, gt=0, le=1)
-    area: float = Field(1.0, gt=0, le=1)
-    w: Literal["error", "drop"] = "error"
+    value_range: float | None = Field(None, gt=0, le=1, description="r where suites.json has none (default 1)")
+    area: float | None = Field(None, gt=0, le=1, description="a where suites.json has none (default 1)")
+    w: Literal["relative", "drop", "error"] | None = Field(None, description="default: relative when there is a clean suite, else error")
     clean_suite: str | None = None
-
-    @model_validator(mode="after")
-    def _needs(self):
-        if self.level_unit == "pixels" and self.image_pixels is None:
-            raise ValueError("level_unit 'pixels' needs image_pixels (e.g. 784 for 28x28)")
-        if self.w == "drop" and self.clean_suite is None:
-            raise ValueError("w: drop needs clean_suite")
-        return self
 
 
 class Corruption(Strict):
-    factor: str
-    level: float
-    suite: str
+    factor: str = Field(description="the training factor that adds this corruption")
+    level: float = Field(description="the factor's level M_c was trained at")
+    suite: str | None = Field(None, description="a suite of its own for this corruption (older layout); "
+                                                "default: its conditions in the corruptions suite")
+    corruption: str | None = Field(None, description="its name in the corruptions suite (default: the key)")
 
 
 class OverlapStep(Step):
-    """001: corruption overlapping score of every pair of the named corruptions."""
+    """001: corruption overlapping score of every pair of corruptions. Without
+    ``corruptions``: every corruption c of the corruptions suite that a ``corruption:c``
+    training factor adds (at that factor's highest level)."""
 
     type: Literal["overlap"]
-    clean_suite: str
-    corruptions: dict[str, Corruption] = Field(min_length=2)
+    clean_suite: str | None = Field(None, description="default: the sweep's clean suite")
+    suite: str | None = Field(None, description="default: the sweep's corruptions suite")
+    corruptions: dict[str, Corruption] | None = Field(None, min_length=2)
 
 
 Analysis = Annotated[
@@ -213,24 +215,61 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 def default_recipe(results: Results) -> Recipe:
-    """What a sweep's design calls for (issue 3's minimum and more).
+    """What a sweep's design and suites call for (issue 3's minimum and more).
 
-    one_factor: correlation + mean/variance and line plots per factor, severity curves;
-    other designs with two or more factors: multiple correlation, range analysis/ANOVA,
-    per-factor correlation over all rows, and a heatmap when there are exactly two;
-    always: per-suite accuracy (004) and the mCV plot (003) when per-level metrics exist.
+    one_factor: correlation + mean/variance and line plots per factor, severity curves on
+    the level suites (mnist-c, mnist-a); other designs with two or more factors: multiple
+    correlation, range analysis/ANOVA, per-factor correlation over all rows, and a heatmap
+    when there are exactly two; with per-condition metrics: 004's per-corruption accuracy
+    (the corruptions suite, else each level suite as a corruption), 003's mCV plot (on the
+    two-factor-69 suite when there is one), 002's Pixel-index (a pixel suite) and 001's
+    overlapping score (a corruptions suite and two or more ``corruption:<name>`` factors).
     """
     steps: list[dict] = []
     kinds = {d.one_factor for d in results.designs.values()}
     nfactors = max(len(d.factors) for d in results.designs.values())
+    conds = results.conditions
+    has = lambda col, value: bool(len(conds)) and bool((conds[col] == value).any())  # noqa: E731
     steps.append({"type": "correlation"})
-    if True in kinds and not results.metrics.empty:
+    if True in kinds and not results.metrics.empty and has("kind", "levels"):
         steps.append({"type": "severity"})
     if False in kinds and nfactors >= 2:
         steps += [{"type": "multiple"}, {"type": "orthogonal"}, {"type": "heatmap"}]
     if not results.metrics.empty:
-        steps += [{"type": "corruption"}, {"type": "mcv"}]
+        if has("type", "corruptions") or has("kind", "levels"):
+            steps.append({"type": "corruption"})
+        steps.append({"type": "mcv"})
+        if has("type", "pixel") and conds.loc[conds["type"] == "pixel", "p"].notna().all():  # p, r, a known (suites.json)
+            steps.append({"type": "pixel_index"})
+        if has("type", "corruptions") and any(len(overlap_factors(d, results)) >= 2 for d in results.designs.values()):
+            steps.append({"type": "overlap"})
     return Recipe(name="default", description="design-driven default analysis", analyses=steps)
+
+
+def sweep_suites(results: Results, d, stype: str | None = None, kind: str | None = None, order: list[str] | None = None) -> list[str]:
+    """Suites of sweep ``d`` with metrics, of a registered type and/or kind, in suite order."""
+    c = results.conditions
+    if c.empty:
+        return []
+    c = c[c["sweep"] == d.sweep]
+    if stype is not None:
+        c = c[c["type"] == stype]
+    if kind is not None:
+        c = c[c["kind"] == kind]
+    present = list(dict.fromkeys(c["suite"]))
+    order = order or d.suites
+    return [s for s in order if s in present] + [s for s in present if s not in order]
+
+
+def overlap_factors(d, results: Results, suite: str | None = None) -> dict[str, str]:
+    """corruption name -> its ``corruption:<name>`` training factor, for the corruptions of
+    the corruptions suite (``suite``, default the sweep's first) that the design trains on."""
+    suites = [suite] if suite else sweep_suites(results, d, "corruptions")
+    if not suites:
+        return {}
+    c = results.conditions
+    names = c[(c["sweep"] == d.sweep) & (c["suite"] == suites[0])]["corruption"].dropna().unique()
+    return {n: f"corruption:{n}" for n in names if f"corruption:{n}" in d.factors}
 
 
 def _path(i: int, key: str, j: int | None = None) -> str:
@@ -279,17 +318,56 @@ def check_recipe(recipe: Recipe, results: Results) -> None:
                 need_suite(step.peak_of, _path(i, "peak_of"))
         if isinstance(step, CorruptionStep) and step.baseline_arch and not (trials["arch"] == step.baseline_arch).any():
             raise RecipeError(file, _path(i, "baseline_arch"), f"no architecture {step.baseline_arch!r} in {where}")
-        if isinstance(step, PixelStep):
+        if isinstance(step, (MCVStep, CorruptionStep)) and step.suite:
             need_suite(step.suite, _path(i, "suite"), per_level=True)
-            if step.clean_suite:
-                need_suite(step.clean_suite, _path(i, "clean_suite"), per_level=True)
+        if isinstance(step, PixelStep):
+            _check_pixel(step, i, targets, results, need_suite, file)
         if isinstance(step, OverlapStep):
-            need_suite(step.clean_suite, _path(i, "clean_suite"))
-            for name, c in step.corruptions.items():
-                need_column(c.factor, f"analyses[{i}].corruptions.{name}.factor", "factor")
-                need_suite(c.suite, f"analyses[{i}].corruptions.{name}.suite")
+            _check_overlap(step, i, targets, results, need_suite, need_column, file)
         if isinstance(step, (MCVStep, CorruptionStep, Severity, PixelStep)) and results.metrics.empty:
             raise RecipeError(file, _path(i, "type"), f"{step.type} needs per-level metrics, and {where} has none (no metrics.parquet, or no ok trial in it)")
     ref = recipe.reference_path()
     if ref is not None and not ref.is_file():
         raise RecipeError(file, "reference", f"no reference table at {ref}")
+
+
+def _clean_suites(results: Results, d) -> list[str]:
+    return [s for s in sweep_suites(results, d, kind="clean") if f"acc_{s}" in results.trials]
+
+
+def _check_pixel(step: PixelStep, i: int, targets, results: Results, need_suite, file) -> None:
+    if step.suite:
+        need_suite(step.suite, _path(i, "suite"), per_level=True)
+    if step.clean_suite:
+        need_suite(step.clean_suite, _path(i, "clean_suite"), per_level=True)
+    for d in targets:
+        suite = step.suite or next(iter(sweep_suites(results, d, "pixel")), None)
+        if suite is None:
+            raise RecipeError(file, _path(i, "suite"), f"no pixel suite in {d.folder} (suites: {', '.join(d.suites)}); name the few-pixel suite")
+        c = results.conditions
+        c = c[(c["sweep"] == d.sweep) & (c["suite"] == suite)]
+        if c["p"].isna().any() and step.image_pixels is None and step.level_unit == "pixels":
+            raise RecipeError(file, _path(i, "image_pixels"), f"suite {suite!r} of {d.folder} has no Pixel-index terms p, r, a "
+                              "(no suites.json, or a generic few_pixel suite): give image_pixels (e.g. 784 for 28x28)")
+        if step.w in ("drop", "relative") and not step.clean_suite and not _clean_suites(results, d):
+            raise RecipeError(file, _path(i, "w"), f"w: {step.w} compares with a clean suite, and {d.folder} has none: give clean_suite")
+
+
+def _check_overlap(step: OverlapStep, i: int, targets, results: Results, need_suite, need_column, file) -> None:
+    for key in ("suite", "clean_suite"):
+        if getattr(step, key):
+            need_suite(getattr(step, key), _path(i, key))
+    for name, c in (step.corruptions or {}).items():
+        need_column(c.factor, f"analyses[{i}].corruptions.{name}.factor", "factor")
+        if c.suite:
+            need_suite(c.suite, f"analyses[{i}].corruptions.{name}.suite")
+    for d in targets:
+        if not step.clean_suite and not _clean_suites(results, d):
+            raise RecipeError(file, _path(i, "clean_suite"), f"no clean suite in {d.folder} (suites: {', '.join(d.suites)}); name one")
+        needs_suite = step.corruptions is None or any(c.suite is None for c in step.corruptions.values())
+        if needs_suite and not step.suite and not sweep_suites(results, d, "corruptions"):
+            raise RecipeError(file, _path(i, "suite"), f"no corruptions suite in {d.folder} (suites: {', '.join(d.suites)})")
+        if step.corruptions is None and len(overlap_factors(d, results, step.suite)) < 2:
+            found = ", ".join(overlap_factors(d, results, step.suite)) or "none"
+            raise RecipeError(file, _path(i, "type"), f"the overlapping score needs models trained with two or more corruptions of the "
+                              f"corruptions suite (factors corruption:<name>); {d.folder} has {found}")

@@ -88,10 +88,13 @@ def _methods() -> Section:
         "- Multiple correlation R (000 eq. 6): sqrt(R²) of statsmodels OLS with an intercept (as R's lm); p = F-test p.\n"
         "- Range analysis and ANOVA of orthogonal designs: K, k, R per factor; main-effects ANOVA (statsmodels, type II), "
         "whose residual equals the empty columns' sum of squares.\n"
-        "- mCV (003): MA = mean, CV = 100 x population sd / mean over a model's test sets; Algorithm 1 groups I-IV.\n"
-        "- Per-corruption accuracy (004 §4.2): mean over severities; aggregate = mean over corruptions; "
-        "mCE = mean over corruptions of summed error / the baseline model's summed error.\n"
-        "- Pixel-index (002 eq. 7): Pi = w / (p r a).\n"
+        "- Suites are lists of named conditions (suites.json); where conditions share a level (corruptions, pixel, two-factor-69) "
+        "they are analysed per condition, never averaged over the level.\n"
+        "- mCV (003): MA = mean, CV = 100 x population sd / mean over a model's test sets (the 69 conditions of two-factor-69); "
+        "Algorithm 1 groups I-IV.\n"
+        "- Per-corruption accuracy (004 §4.2): P_c = mean over the severities of corruption c; aggregate = mean of P_c over the "
+        "corruptions; mCE = mean over corruptions of summed error / the baseline model's summed error.\n"
+        "- Pixel-index (002 eq. 7): Pi = w / (p r a) per condition, p, r, a from suites.json.\n"
         "- Overlapping score (001; Laugros et al. 2021): see the overlap section."
     ]
     return s

@@ -59,6 +59,15 @@ def _notes_last(df: pd.DataFrame) -> pd.DataFrame:
     return df[[c for c in df.columns if c != "note"] + ["note"]].fillna({"note": ""})
 
 
+def _named_text(ctx: Ctx, d: Design, suites: list[str]) -> str:
+    named = [s for s in suites if ctx.suite_kind(d, s) == "named"]
+    if not named:
+        return ""
+    return (f" A suite's accuracy is over all its images; for {', '.join(named)} that is the mean over its conditions "
+            "(004's aggregate for corruptions, 003's MA for two-factor-69, conditions having equal n); per-condition results are in "
+            "their own sections.")
+
+
 def correlation_step(ctx: Ctx, step: Correlation, d: Design) -> list[Section]:
     """000 Tables 2, 4, 5: r, p, band, mean and variance of accuracy per factor x arch x
     suite, and the Figs. 2-5 line plots. scipy computes r and p (see :mod:`.stats`)."""
@@ -81,10 +90,11 @@ def correlation_step(ctx: Ctx, step: Correlation, d: Design) -> list[Section]:
         methods = " and ".join(METHOD_NAMES[m] for m in step.methods)
         sec.text += [rows_text(d, f), excluded_text(G),
                      f"{methods} correlation of each suite's accuracy with the {f} level (scipy.stats; two-sided p); "
-                     f"band per 000 §2.4; variance with ddof={ctx.recipe.variance_ddof}."]
+                     f"band per 000 §2.4; variance with ddof={ctx.recipe.variance_ddof}." + _named_text(ctx, d, suites)]
         sec.items.append(ctx.sink.table(ctx.stem(step, d, f), df, f"Correlation of accuracy with {f} ({d.sweep})"))
         if step.plot and G["ok"].any():
-            sec.add(ctx.sink.figure(ctx.stem(step, d, f), lambda: plots.accuracy_lines(G[G["ok"]], f, suites, archs, f"{d.sweep}: accuracy against {f}"),
+            sec.add(ctx.sink.figure(ctx.stem(step, d, f), lambda: plots.accuracy_lines(G[G["ok"]], f, suites, archs, f"{d.sweep}: accuracy against {f}",
+                                                                                       options=d.options.get(f)),
                                     f"Accuracy on every suite and on the training set against {f} (mean of the trials at each level; band: their min-max)"))
         out.append(sec)
     return out
@@ -131,11 +141,19 @@ def severity_step(ctx: Ctx, step: Severity, d: Design) -> list[Section]:
     level: how training on a perturbation moves the whole robustness curve."""
     T, archs = ctx.trials(d), ctx.archs(d)
     M = ctx.metrics(d, ctx.suites(d) if ctx.recipe.suites else None)
-    multi = [s for s, n in M.groupby("suite")["level"].nunique().items() if n > 1]
-    order = [s for s in (ctx.recipe.suites or d.suites) if s in multi] + sorted(set(multi) - set(d.suites))
+    present = set(M["suite"].astype(str).unique())
+    candidates = [s for s in (ctx.recipe.suites or d.suites) if s in present] + sorted(present - set(d.suites))
+    # level suites only: where conditions share a level (corruptions, pixel) a curve over the
+    # level would average different conditions; those have their own per-condition sections
+    multi = [s for s, n in M.groupby("suite", observed=True)["level"].nunique().items() if n > 1]
+    order = [s for s in candidates if s in multi and ctx.suite_kind(d, s) == "levels"]
+    named = [s for s in candidates if ctx.suite_kind(d, s) == "named"]
     sec = Section(f"{d.sweep}: robustness curves", level=3)
+    if named:
+        sec.text.append(f"Suites of named conditions ({', '.join(named)}) are not drawn against their level here (several conditions "
+                        "share a level); see their per-condition sections (corruption, pixel_index, mcv).")
     if not order or not ctx.sink.plots:
-        sec.text.append("No suite has more than one level; nothing to plot." if not order else "Plots are off.")
+        sec.text.append("No suite has one perturbation at more than one level; nothing to plot." if not order else "Plots are off.")
         return [sec]
     for f in step.factors or list(d.factors):
         G = T[d.series(T, f) & T["ok"].to_numpy()] if f in d.factors else T[T["ok"]]
