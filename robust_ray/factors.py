@@ -158,7 +158,8 @@ def compose(
     for name, level in levels.items():
         fdef = factor_def(name)
         if fdef.stage == "augment":
-            achieved[name] = float(level) if level is not None else float(fdef.identity or 0.0)
+            if level is not None or fdef.identity is not None:  # else NaN: "not applied"
+                achieved[name] = float(level) if level is not None else float(fdef.identity)
             if not fdef.is_identity(level):
                 added.append(pools[name])
     if added:

@@ -250,7 +250,8 @@ PIXEL_SIDES = [200 / 224, 150 / 224, 100 / 224, 50 / 224]  # 002 Table 8 positio
 
 def _pixel(levels: list[float], shape: Shape) -> list[Condition]:
     """002 §6.1's three experiments on images of ``shape``: count (any value, anywhere),
-    value range (+-R around the old value) and position area (centred squares)."""
+    value range (+-R around the old value) and position area (centred squares), after the
+    unchanged images (condition ``clean``, level 0)."""
     settings = [("count", FewPixelOptions())]
     settings += [(f"range{r}", FewPixelOptions(mode="shift", value_range=2 * r / 255)) for r in PIXEL_SHIFTS]
     settings += [(f"area{round(s * 224)}", FewPixelOptions(side=s)) for s in PIXEL_SIDES]
@@ -264,7 +265,8 @@ def _pixel(levels: list[float], shape: Shape) -> list[Condition]:
             name = f"n{n}-{opts.mode}-r{terms['r']:.3f}-a{terms['a']:.3f}"
             params = {"experiment": experiment, "n": n, **terms}
             out.append(Condition(name, float(n), "few_pixel", float(n), opts.model_dump(), params))
-    return _pick(out, levels)
+    # the same images unchanged: Pi's w needs each model's accuracy on exactly these images
+    return [Condition("clean", 0.0, params={"experiment": "clean", "n": 0}), *_pick(out, levels)]
 
 
 def pixel_index(accuracy: float, clean_accuracy: float, p: float, r: float, a: float) -> float:

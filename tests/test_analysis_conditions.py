@@ -53,6 +53,8 @@ def acc_named(arch, seed, lv, suite, level, cond):
                 "contrast": 0.05 * lv["corruption:contrast"]}.get(c, 0.0)
         return float(np.clip(skill - 0.05 * s - 0.01 * (zlib.crc32(c.encode()) % 10) + gain, 0, 1))
     if suite == "pixel":
+        if cond["perturbation"] is None:  # the pixel suite's unchanged images
+            return float(np.clip(skill + 0.01, 0, 1))
         return float(np.clip(skill - 2.0 * p["p"] * p["r"] * p["a"] * (1 - 2 * lv["sp>gaussian"]), 0, 1))
     if suite == "two-factor-69":
         rotated = cond["perturbation"] is not None and "rotation" in cond["perturbation"]
@@ -201,10 +203,10 @@ def test_mcv_uses_the_69_conditions_of_two_factor_69(named):
 def test_pixel_index_uses_p_r_a_of_suites_json_and_clean_images_of_the_same_subset(named):
     root, out, st = named
     t, m = frames(root)
-    px = m[m["suite"] == "pixel"].copy()
+    px = m[(m["suite"] == "pixel") & (m["condition"] != "clean")].copy()
     assert px["p"].notna().all() and len(px.groupby("condition")) == 49  # 28x28: 64 pixels do not fit the 6x6 square
-    # pixel and two-factor-69 hold the same 100 test images (same n and seed): CLEAN is their clean version
-    clean = m[(m["suite"] == "two-factor-69") & (m["condition"] == "CLEAN")].set_index("trial_id")["accuracy"]
+    # the pixel suite's own unchanged images are the clean reference
+    clean = m[(m["suite"] == "pixel") & (m["condition"] == "clean")].set_index("trial_id")["accuracy"]
     a0 = px["trial_id"].map(clean)
     px["w"] = np.clip(a0 - px["accuracy"], 0, None) / a0
     px["Pi"] = px["w"] / (px["p"] * px["r"] * px["a"])
@@ -219,7 +221,7 @@ def test_pixel_index_uses_p_r_a_of_suites_json_and_clean_images_of_the_same_subs
     want = px[(px["condition"] == "n16-shift-r0.549-a1.000") & px["trial_id"].isin(ids)]["Pi"].mean()
     assert row["value"] == pytest.approx(want) and row["n"] == 2
     md = (out / "report.md").read_text()
-    assert "condition CLEAN of two-factor-69 (the same test images" in md
+    assert "condition clean of pixel (the same images)" in md
     for fam in ("count", "range", "area"):
         assert (out / "plots" / f"r__named__pixel_index__{fam}__lenet5.png").is_file()
 
@@ -283,7 +285,7 @@ def test_without_suites_json_parameters_come_from_the_condition_names(named, tmp
     got = table(a, "p__named__corruption__models.csv").set_index("trial_id")
     assert got["aggregate"].to_numpy() == pytest.approx(new.loc[got.index, "aggregate"].to_numpy())
     _, m = frames(root)
-    px = m[m["suite"] == "pixel"]
+    px = m[(m["suite"] == "pixel") & (m["condition"] != "clean")]
     pix = table(a, "p__named__pixel_index__models.csv").merge(px[["trial_id", "condition", "p", "r", "a", "accuracy"]],
                                                               on=["trial_id", "condition"], suffixes=("", "_json"))
     assert pix["p"].to_numpy() == pytest.approx(pix["p_json"].to_numpy())

@@ -108,7 +108,8 @@ def test_corruptions_suite_grayscale_subset_and_aggregate(mnist5k):
 
 def test_pixel_suite_reports_the_pixel_index_terms(mnist5k):
     sdef = suite_def("pixel")
-    conds = sdef.conditions(sdef.default_levels, (1, 28, 28))
+    clean, *conds = sdef.conditions(sdef.default_levels, (1, 28, 28))
+    assert clean.perturbation is None and clean.level == 0  # the same images unchanged, for w
     for c in conds:
         assert c.params["p"] == pytest.approx(c.level / 784)
         assert 0 < c.params["r"] <= 1 and 0 < c.params["a"] <= 1
@@ -117,10 +118,13 @@ def test_pixel_suite_reports_the_pixel_index_terms(mnist5k):
     # 002 eq. (8)-(12): w = 10 %, 64 pixels of 224x224, full value range, a 200x200 area -> Pi = 98.30
     assert pixel_index(0.9, 1.0, 64 / 224**2, 1.0, 200**2 / 224**2) == pytest.approx(98.30, rel=1e-3)
     suite = build_suite(sdef, mnist5k.test, [4, 64], 50, 0)
-    assert len(list(suite.groups())) == len([c for c in conds if c.level in (4, 64)])
+    assert len(list(suite.groups())) == 1 + len([c for c in conds if c.level in (4, 64)])
     sub = mnist5k.test.subset(stratified_sample(mnist5k.test.labels, 50 / len(mnist5k.test), 0))
     for _, n, idx in suite.groups():  # 8-bit storage keeps few-pixel values exact
         changed = (suite.data.images[idx] != sub.images).reshape(len(idx), -1).sum(1)
+        if n == 0:  # the unchanged images
+            assert changed.max() == 0
+            continue
         assert changed.max() <= n and changed.mean() > 0.3 * n  # shift mode clips at 0 on background
 
 

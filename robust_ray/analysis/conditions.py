@@ -110,7 +110,11 @@ def condition_table(sweep: str, suites: dict | None, types: dict[str, str], metr
         seen = metrics.groupby(["suite", "condition"], observed=True)["level"].first().reset_index()
         for r in seen.itertuples(index=False):
             stype = types.get(str(r.suite), str(r.suite))
-            rows.append(_row(sweep, str(r.suite), stype, {"name": r.condition, "level": r.level}))
+            # without suites.json the perturbation is unknown; only a clean-named condition is
+            # known to be the unchanged images
+            unchanged = str(r.condition) in ("clean", "CLEAN")
+            c = {"name": r.condition, "level": r.level, "perturbation": None if unchanged else "unknown"}
+            rows.append(_row(sweep, str(r.suite), stype, c))
     df = pd.DataFrame(rows).reindex(columns=COLUMNS)
     for c in ("level", "plevel", "n_pixels", "p", "r", "a", "severity", "k", "first_level", "second_level"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)

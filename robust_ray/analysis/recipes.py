@@ -239,7 +239,8 @@ def default_recipe(results: Results) -> Recipe:
         if has("type", "corruptions") or has("kind", "levels"):
             steps.append({"type": "corruption"})
         steps.append({"type": "mcv"})
-        if has("type", "pixel") and conds.loc[conds["type"] == "pixel", "p"].notna().all():  # p, r, a known (suites.json)
+        px = conds[(conds["type"] == "pixel") & conds["perturbation"].notna()]  # the unchanged images have no p
+        if has("type", "pixel") and px["p"].notna().all():  # p, r, a known (suites.json)
             steps.append({"type": "pixel_index"})
         if has("type", "corruptions") and any(len(overlap_factors(d, results)) >= 2 for d in results.designs.values()):
             steps.append({"type": "overlap"})

@@ -402,6 +402,8 @@ def pixel_step(ctx: Ctx, step: PixelStep, d: Design) -> list[Section]:
     suite = step.suite or ctx.suites_of_type(d, "pixel")[0]
     conds = ctx.conditions(d, suite)
     m = attach(ctx.metrics(d, [suite]), models, ["trial_id", "model", "arch", "training set", "seed"])
+    changed = conds.loc[conds["perturbation"].notna(), "condition"].astype(str)
+    m = m[m["condition"].astype(str).isin(changed)]  # the unchanged images are the reference, not a point
     v = lookup(m, conds, ["experiment", "p", "r", "a"])
     p = v["p"].astype(float)
     given_p = ~np.isnan(p)
