@@ -13,7 +13,7 @@ import ray
 import torch
 from ray import tune
 
-from .config import SweepSpec
+from .config import SweepSpec, TrainingSpec
 from .factors import compose
 from .models import build_model
 from .recipes import RECIPES
@@ -44,25 +44,35 @@ def summarize(rows: list[tuple[str, str, float, float, int]]) -> dict[str, float
 
 
 def run_trial(config: dict, spec: SweepSpec, refs: dict) -> None:
-    """The Ray Tune trainable (wrapped with ``tune.with_parameters``)."""
+    """The Ray Tune trainable of ``run`` (wrapped with ``tune.with_parameters``): every
+    dataset was built before the sweep started."""
     t0 = time.time()
     trial = config["trial"]
+    pools = {f: ray.get(refs[d]) for f, d in trial["pools"].items()}
+    train_and_report(trial, spec, refs, pools, spec.training, t0)
+
+
+def train_and_report(
+    trial: dict, spec: SweepSpec, refs: dict, pools: dict, settings: TrainingSpec, t0: float
+) -> None:
+    """Compose the training set, fit, evaluate every suite and report to Tune: the part of a
+    trial that ``run`` and ``search`` share. ``pools`` holds the trial's augment pools;
+    ``settings`` are the training settings (``search`` may vary some of them)."""
     torch.set_num_threads(max(1, int(spec.resources.cpu)))
     seed = int(trial["seed"])
     seed_everything(seed)
-    device = pick_device(spec.training.device)
+    device = pick_device(settings.device)
 
     base = ray.get(refs["base"])
-    pools = {f: ray.get(refs[d]) for f, d in trial["pools"].items()}
     train, achieved = compose(base.train, trial["levels"], pools, seed, base.num_classes)
 
     c, h, w = base.train.images.shape[1:]
     model = build_model(trial["arch"], c, base.num_classes, (h, w))
-    fitted = RECIPES.get(spec.training.recipe)(
-        model, train, spec.training, seed, device, on_epoch=lambda m: tune.report({**m, "done": False})
+    fitted = RECIPES.get(settings.recipe)(
+        model, train, settings, seed, device, on_epoch=lambda m: tune.report({**m, "done": False})
     )
     suites = {name: ray.get(refs[d]) for name, d in trial["suites"].items()}
-    rows = evaluate_suites(model, suites, device, spec.training)
+    rows = evaluate_suites(model, suites, device, settings)
     tune.report(
         {
             "status": fitted.status,
