@@ -157,7 +157,9 @@ class SearchSpec(Strict):
     constraints: list[Constraint] = Field(default_factory=list)
     trials: int = Field(ge=1, description="trial budget (warm-start trials not counted)")
     concurrency: int | None = Field(None, ge=1, description="trials at once (default: as resources allow)")
-    sampler: Literal["tpe", "gp", "nsga2", "random"] = "tpe"
+    sampler: Literal["gp", "tpe", "nsga2", "random"] = Field(
+        "gp", description="gp: Gaussian-process BO (few dimensions, small budgets); tpe or nsga2: many dimensions or trials"
+    )
     startup_trials: int | None = Field(None, ge=0, description="random trials before the model (default: trials // 4, 2 to 10)")
     seed: int = 0
     early_stopping: EarlyStopping | None = None

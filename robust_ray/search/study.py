@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from ..config import Constraint, SearchSpec
+from .distinct import DistinctSampler
 
 NUMBER = "optuna_number"  # key of the Optuna trial number in a Tune trial's config
 logger = logging.getLogger(__name__)
@@ -40,16 +41,21 @@ def startup_trials(s: SearchSpec) -> int:
 
 
 def make_sampler(s: SearchSpec) -> BaseSampler:
+    """The spec's sampler, never repeating a point of a discrete space (:mod:`.distinct`)."""
     n0 = startup_trials(s)
     if s.sampler == "tpe":
         # multivariate: mixtures of factors interact; constant liar: points proposed while
         # others run are pushed away from the running ones (parallel trials)
-        return TPESampler(seed=s.seed, n_startup_trials=n0, multivariate=True, constant_liar=True)
-    if s.sampler == "gp":
-        return GPSampler(seed=s.seed, n_startup_trials=n0)
-    if s.sampler == "nsga2":
-        return NSGAIISampler(seed=s.seed, population_size=max(2, n0))
-    return RandomSampler(seed=s.seed)
+        base = TPESampler(seed=s.seed, n_startup_trials=n0, multivariate=True, constant_liar=True)
+    elif s.sampler == "gp":
+        # a point's trial is seeded, so it always gives the same value; warm-start trials
+        # may hold several seeds at one point, which a noiseless GP cannot fit
+        base = GPSampler(seed=s.seed, n_startup_trials=n0, deterministic_objective=not s.warm_start)
+    elif s.sampler == "nsga2":
+        base = NSGAIISampler(seed=s.seed, population_size=max(2, n0))
+    else:
+        base = RandomSampler(seed=s.seed)
+    return DistinctSampler(base)
 
 
 def open_storage(where: str) -> BaseStorage:
@@ -64,16 +70,17 @@ def directions(s: SearchSpec) -> list[str]:
 
 
 def constraint_values(constraints: list[Constraint], metrics: dict) -> dict[str, float]:
-    """Optuna constraint values (feasible when <= 0) of one trial's metrics; a metric the
-    trial did not report (NaN) counts as infinitely infeasible."""
+    """Optuna constraint values (feasible when <= 0) of one trial's metrics. A metric the
+    trial did not report (NaN) violates by 1, the whole range of an accuracy (every metric
+    a constraint may name is one)."""
     out = {}
     for c in constraints:
         v = metrics.get(c.metric)
         v = float("nan") if v is None else float(v)
         if c.min is not None:
-            out[f"{c.metric}>={c.min:g}"] = math.inf if math.isnan(v) else c.min - v
+            out[f"{c.metric}>={c.min:g}"] = 1.0 if math.isnan(v) else c.min - v
         if c.max is not None:
-            out[f"{c.metric}<={c.max:g}"] = math.inf if math.isnan(v) else v - c.max
+            out[f"{c.metric}<={c.max:g}"] = 1.0 if math.isnan(v) else v - c.max
     return out
 
 
