@@ -122,6 +122,8 @@ def _check_dimension(spec: SweepSpec, name: str, r: SearchRange, path: str, file
             except ValidationError as e:
                 raise SpecError(file, at, e.errors()[0]["msg"].removeprefix("Value error, ")) from None
         return
+    if name == "training":
+        raise SpecError(file, path, "search training settings as training.<setting> keys, e.g. 'training.lr: {low: ..., high: ...}'")
     try:
         fdef = factor_def(name)
     except KeyError as e:

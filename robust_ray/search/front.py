@@ -82,6 +82,7 @@ def plot_pareto(table: pd.DataFrame, front: pd.DataFrame, s: SearchSpec, path: s
         ax.set_xlabel(f"{x} ({s.objectives[i].mode})")
         ax.set_ylabel(f"{y} ({s.objectives[j].mode})")
         ax.grid(alpha=0.3)
+        ax.margins(0.15)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"Pareto front: {len(front)} of {len(done)} completed trials")
     fig.tight_layout()

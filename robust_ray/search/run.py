@@ -257,7 +257,7 @@ def run_search(
 
     searcher = None
     if not resume:
-        sampler = make_sampler(s)
+        sampler = make_sampler(s, dists)
         study = create_study(s, spec.name, storage, sampler)
         for t in warm.trials:
             study.add_trial(t)

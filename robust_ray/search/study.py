@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, GPSampler, NSGAIISampler, RandomSampler, TPESampler
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
@@ -40,8 +42,9 @@ def startup_trials(s: SearchSpec) -> int:
     return s.startup_trials if s.startup_trials is not None else min(10, max(2, s.trials // 4))
 
 
-def make_sampler(s: SearchSpec) -> BaseSampler:
-    """The spec's sampler, never repeating a point of a discrete space (:mod:`.distinct`)."""
+def make_sampler(s: SearchSpec, space: dict[str, BaseDistribution]) -> BaseSampler:
+    """The spec's sampler over ``space``, never repeating a point of a discrete space
+    (:mod:`.distinct`)."""
     n0 = startup_trials(s)
     if s.sampler == "tpe":
         # multivariate: mixtures of factors interact; constant liar: points proposed while
@@ -50,12 +53,14 @@ def make_sampler(s: SearchSpec) -> BaseSampler:
     elif s.sampler == "gp":
         # a point's trial is seeded, so it always gives the same value; warm-start trials
         # may hold several seeds at one point, which a noiseless GP cannot fit
-        base = GPSampler(seed=s.seed, n_startup_trials=n0, deterministic_objective=not s.warm_start)
+        with warnings.catch_warnings():  # deterministic_objective is "experimental" in Optuna 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            base = GPSampler(seed=s.seed, n_startup_trials=n0, deterministic_objective=not s.warm_start)
     elif s.sampler == "nsga2":
         base = NSGAIISampler(seed=s.seed, population_size=max(2, n0))
     else:
         base = RandomSampler(seed=s.seed)
-    return DistinctSampler(base)
+    return DistinctSampler(base, space)
 
 
 def open_storage(where: str) -> BaseStorage:
