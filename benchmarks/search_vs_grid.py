@@ -58,7 +58,7 @@ def optuna_search(peak: float, seed: int, sampler: str, budget: int, step: float
         seed=seed,
     )
     dist = {"fgsm_l2": distribution("fgsm_l2", spec.space["fgsm_l2"])}
-    study = optuna.create_study(direction="maximize", sampler=make_sampler(spec))
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(spec, dist))
     for _ in range(budget):
         t = study.ask(dist)
         study.tell(t, mnist_a_accuracy(t.params["fgsm_l2"], peak, seed))

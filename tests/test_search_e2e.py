@@ -101,3 +101,34 @@ def test_warm_start_from_a_search_output_spends_the_budget_on_new_levels(searche
     feasible = study[study["feasible"]]
     assert best["acc_mnist-a"] == pytest.approx(feasible["acc_mnist-a"].max())
     assert np.isclose(t["acc_mnist-a"].iloc[0], study["acc_mnist-a"].iloc[-1])
+
+
+ASHA = {
+    **{k: v for k, v in SPEC.items() if k != "search"},
+    "name": "asha-search",
+    "training": {"max_epochs": 3, "patience": 3, "batch_size": 128},
+    "search": {
+        # two of the three learning rates cannot learn anything in an epoch: hopeless trials
+        "space": {"training.lr": {"choices": [1e-2, 1e-8, 1e-9]}},
+        "objectives": [{"metric": "acc_mnist-test"}],
+        "trials": 3,
+        "concurrency": 1,
+        "sampler": "random",
+        "seed": 1,
+        "early_stopping": {"grace_epochs": 1, "reduction_factor": 2},
+    },
+}
+
+
+@pytest.mark.slow
+def test_asha_stops_hopeless_trials_which_the_study_records_as_pruned(ray_session, tmp_path):
+    out = tmp_path / "out"
+    run_search(parse_spec(ASHA), output=str(out), log=lambda *_: None)
+    t = pd.read_parquet(out / "trials.parquet").set_index("optuna_number")
+    study = pd.read_csv(out / "study.csv").set_index("optuna_number")
+    assert sorted(t["training.lr"]) == [1e-9, 1e-8, 1e-2]
+    stopped = t["status"] == "stopped"
+    assert stopped.any() and not stopped[t["training.lr"] == 1e-2].any()
+    assert (study.loc[stopped.index, "state"] == np.where(stopped, "PRUNED", "COMPLETE")).all()
+    assert t.loc[stopped, "acc_mnist-test"].isna().all() and (t.loc[stopped, "epochs"] < 3).all()
+    assert t.loc[~stopped, "acc_mnist-test"].notna().all() and (t.loc[~stopped, "epochs"] == 3).all()

@@ -134,12 +134,15 @@ def _tuner(spec: SweepSpec, refs: dict, out: Storage, resume: bool, searcher, lo
         if "training.max_epochs" in s.space:
             epochs = max(int(distributions(spec)["training.max_epochs"].high), epochs)
         scheduler = ASHAScheduler(
-            time_attr="training_iteration",  # one per epoch, then the final report
+            time_attr="training_iteration",  # epoch k is report k; the final report comes after
             metric=es.metric,
             mode="max" if es.metric == "val_acc" else "min",
-            max_t=epochs + 1,  # never stop a trial at its final report
+            # rungs only below the last epoch: a trial that trained to the end is not thrown
+            # away at its last epoch, and past max_t a trial is never stopped for being last
+            max_t=max(es.grace_epochs, epochs - 1),
             grace_period=es.grace_epochs,
             reduction_factor=es.reduction_factor,
+            stop_last_trials=False,
         )
     first = s.objectives[0]
     return tune.Tuner(

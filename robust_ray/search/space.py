@@ -55,9 +55,11 @@ def factor_spec(r: SearchRange) -> FactorSpec:
 
 
 def planning_spec(spec: SweepSpec, row: dict[str, float]) -> SweepSpec:
-    """``spec`` with a one-row list design over the searched factors (options as given)."""
+    """``spec`` with a one-row list design over the searched factors (options as given).
+    Built without validation: a search of training settings alone has no factor, which a
+    spec's design may not have, and every part was checked already."""
     factors = {f: factor_spec(spec.search.space[f]) for f in searched_factors(spec)}
-    return spec.model_copy(update={"design": DesignSpec(type="list", factors=factors, rows=[row])})
+    return spec.model_copy(update={"design": DesignSpec.model_construct(type="list", factors=factors, rows=[row])})
 
 
 def point_plan(spec: SweepSpec, params: dict, trial_id: str) -> tuple[TrialPlan, Plan]:
