@@ -156,7 +156,7 @@ class SearchSpec(Strict):
     objectives: list[Objective] = Field(min_length=1)
     constraints: list[Constraint] = Field(default_factory=list)
     trials: int = Field(ge=1, description="trial budget (warm-start trials not counted)")
-    concurrency: int | None = Field(None, ge=1, description="trials at once (default: as resources allow)")
+    concurrency: int | None = Field(None, ge=1, description="trials at once (default: execution.max_concurrent, else as resources allow)")
     sampler: Literal["gp", "tpe", "nsga2", "random"] = Field(
         "gp", description="gp: Gaussian-process BO (few dimensions, small budgets); tpe or nsga2: many dimensions or trials"
     )

@@ -151,7 +151,7 @@ def _tuner(spec: SweepSpec, refs: dict, out: Storage, resume: bool, searcher, lo
             search_alg=searcher,
             scheduler=scheduler,
             num_samples=s.trials,
-            max_concurrent_trials=s.concurrency,
+            max_concurrent_trials=s.concurrency or spec.execution.max_concurrent,
             reuse_actors=True,
             trial_name_creator=lambda t: trial_id(t.config[NUMBER]),
             trial_dirname_creator=lambda t: trial_id(t.config[NUMBER]),
