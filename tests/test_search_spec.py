@@ -69,6 +69,7 @@ BAD = [
     (with_("search.constraints.0.metric", "acc_clean"), "search.constraints[0].metric", "no trial reports 'acc_clean'"),
     (with_("search.constraints.0", {"metric": "val_acc"}), "search.constraints[0]", "needs min, max or both"),
     (with_("search.trials", 0), "search.trials", "greater than or equal to 1"),
+    (with_("search.trials", 26), "search.trials", "the space holds 25 points"),
     (with_("search.concurrency", 0), "search.concurrency", "greater than or equal to 1"),
     (with_("search.sampler", "cmaes"), "search.sampler", "'gp', 'tpe', 'nsga2' or 'random'"),
     (with_("search.early_stopping", {"grace_epochs": 3}), "search.early_stopping.grace_epochs", "leaves nothing to stop"),

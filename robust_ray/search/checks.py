@@ -32,6 +32,13 @@ def check_search(spec: SweepSpec, file: str | None = None) -> None:
         raise SpecError(file, "seeds", "a search trains one seed per point; run one search per seed")
     for name, r in s.space.items():
         _check_dimension(spec, name, r, f"search.space.{name}", file)
+    points = _points(s.space)
+    if points is not None and s.trials > points:
+        raise SpecError(
+            file, "search.trials",
+            f"{s.trials} trials, but the space holds {points} points and a point trained again gives the same "
+            f"model (same levels, same seed): at most {points} trials (or a grid: robust-ray run)",
+        )  # fmt: skip
     known = trial_metrics(spec)
     seen = set()
     for i, o in enumerate(s.objectives):
@@ -52,6 +59,19 @@ def check_search(spec: SweepSpec, file: str | None = None) -> None:
             f"grace_epochs {s.early_stopping.grace_epochs} leaves nothing to stop below "
             f"training.max_epochs {spec.training.max_epochs}",
         )  # fmt: skip
+
+
+def _points(space: dict[str, SearchRange]) -> int | None:
+    """How many points a wholly discrete space holds (None: some dimension is continuous)."""
+    n = 1
+    for name, r in space.items():
+        if r.choices is not None:
+            n *= len(r.choices)
+        elif r.step is not None or is_integer(name):
+            n *= int(round((r.high - r.low) / (r.step or 1))) + 1
+        else:
+            return None
+    return n
 
 
 def _check_metric(metric: str, known: list[str], path: str, file) -> None:
