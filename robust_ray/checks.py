@@ -38,10 +38,11 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
             ok = ", ".join(f"{h}x{w}" for h, w in MODELS.get(arch).input_sizes)
             raise SpecError(file, f"architectures[{i}]", f"{arch} takes inputs of size {ok}; "
                             f"{spec.dataset.name} images are {size[0]}x{size[1]}")  # fmt: skip
-    _known(DESIGNS, spec.design.type, file, "design.type")
+    if spec.design is not None:
+        _known(DESIGNS, spec.design.type, file, "design.type")
     _check_recipes(spec, file)
 
-    for name, fs in spec.design.factors.items():
+    for name, fs in spec.design.factors.items() if spec.design is not None else ():
         path = f"design.factors.{name}"
         try:
             fdef = factor_def(name)
@@ -61,7 +62,8 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
         needs_model = fdef.stage == "augment" and PERTURBATIONS.get(name).needs_model
         _check_reference(spec, fs.reference, needs_model, f"{path}.reference", file)
 
-    _check_design(spec, file)
+    if spec.design is not None:
+        _check_design(spec, file)
 
     for key, ss in spec.suites.items():
         path = f"suites.{key}"
@@ -83,6 +85,11 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
         if ss.levels is not None and (bad := sdef.check_levels(ss.levels, shape)) is not None:
             raise SpecError(file, f"{path}.levels[{bad[0]}]", bad[1])
         _check_reference(spec, ss.reference, sdef.needs_model, f"{path}.reference", file)
+
+    if spec.search is not None:
+        from .search.checks import check_search
+
+        check_search(spec, file)
 
 
 def _check_design(spec: SweepSpec, file) -> None:

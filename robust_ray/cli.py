@@ -1,4 +1,4 @@
-"""The ``robust-ray`` command: run, validate, analyze.
+"""The ``robust-ray`` command: run, search, validate, analyze.
 
 User errors (bad spec, missing data, bad flags) print one message and exit with code 2,
 before anything is written.
@@ -17,6 +17,13 @@ def _validate(args) -> int:
     from .plan import make_plan
 
     spec = load_spec(args.spec)
+    if spec.search is not None:
+        from .search.run import describe
+
+        print(f"{args.spec}: valid search {spec.name!r} on {spec.dataset.name}")
+        print(describe(spec))
+        if spec.design is None:
+            return 0
     plan = make_plan(spec)
     sizes = plan.nbytes(spec)
     print(f"{args.spec}: valid sweep {spec.name!r} on {spec.dataset.name}")
@@ -38,6 +45,17 @@ def _run(args) -> int:
 
     spec = load_spec(args.spec)
     run_sweep(
+        spec, args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus, not args.no_resource_check
+    )
+    return 0
+
+
+def _search(args) -> int:
+    from .config import load_spec
+    from .search.run import run_search
+
+    spec = load_spec(args.spec)
+    run_search(
         spec, args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus, not args.no_resource_check
     )
     return 0
@@ -66,6 +84,18 @@ def parser() -> argparse.ArgumentParser:
         "--no-resource-check", action="store_true", help="do not refuse requests no current node can meet"
     )
     r.set_defaults(fn=_run)
+
+    s = sub.add_parser("search", help="let Optuna find the best levels (the spec's search section), on Ray Tune")
+    s.add_argument("spec", help="sweep spec (YAML) with a search section")
+    s.add_argument("--output", help="output folder (default: results/<sweep name>); URIs need search.storage")
+    s.add_argument("--address", help="Ray cluster to join, e.g. auto or ray://head:10001")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted search (and its study) in --output")
+    s.add_argument("--data-root", help="folder holding the datasets (else spec, $ROBUST_RAY_DATA)")
+    s.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
+    s.add_argument(
+        "--no-resource-check", action="store_true", help="do not refuse requests no current node can meet"
+    )
+    s.set_defaults(fn=_search)
 
     v = sub.add_parser("validate", help="check a spec and print its plan; trains nothing")
     v.add_argument("spec")

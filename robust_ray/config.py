@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SpecError
 
@@ -116,6 +116,60 @@ class ExecutionSpec(Strict):
     max_concurrent: int | None = Field(None, ge=1, description="cap on trials running at once")
 
 
+class SearchRange(BaseModel):
+    """One searched dimension: a range (``low``, ``high``, optional ``step`` or ``log``) or
+    a list of ``choices``. For a factor, ``reference`` and any other key are the factor's
+    options, as in ``design.factors`` (``per_class``, ...). Checked in search/checks.py."""
+
+    model_config = ConfigDict(extra="allow")
+    low: float | None = None
+    high: float | None = None
+    step: float | None = Field(None, gt=0, description="discrete levels low, low + step, ..., high")
+    log: bool = False
+    choices: list[float] | None = None
+    reference: ReferenceSpec = ReferenceSpec()
+
+
+class Objective(Strict):
+    metric: str = Field(description="a metric every trial reports: acc_<suite>, val_acc, train_acc")
+    mode: Literal["max", "min"] = "max"
+
+
+class Constraint(Strict):
+    """``min <= metric <= max``, as an Optuna constraint (feasible when every value <= 0)."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+
+class EarlyStopping(Strict):
+    """ASHA on a per-epoch metric: stop trials that trail the others at a rung."""
+
+    metric: Literal["val_acc", "train_loss"] = "val_acc"
+    grace_epochs: int = Field(2, ge=1, description="epochs every trial gets before it can be stopped")
+    reduction_factor: float = Field(3.0, gt=1)
+
+
+class SearchSpec(Strict):
+    """``robust-ray search``: Optuna proposes factor levels (and training settings), Ray Tune
+    runs the same trial as ``run`` on them (see robust_ray/search/)."""
+
+    space: dict[str, SearchRange] = Field(min_length=1, description="factor or training.<setting> -> range")
+    objectives: list[Objective] = Field(min_length=1)
+    constraints: list[Constraint] = Field(default_factory=list)
+    trials: int = Field(ge=1, description="trial budget (warm-start trials not counted)")
+    concurrency: int | None = Field(None, ge=1, description="trials at once (default: execution.max_concurrent, else as resources allow)")
+    sampler: Literal["gp", "tpe", "nsga2", "random"] = Field(
+        "gp", description="gp: Gaussian-process BO (few dimensions, small budgets); tpe or nsga2: many dimensions or trials"
+    )
+    startup_trials: int | None = Field(None, ge=0, description="random trials before the model (default: trials // 4, 2 to 10)")
+    seed: int = 0
+    early_stopping: EarlyStopping | None = None
+    warm_start: list[str] = Field(default_factory=list, description="results folders whose trials seed the study")
+    storage: str | None = Field(None, description="Optuna journal file or database URL (default: OUTPUT/study.journal)")
+
+
 class SweepSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -124,7 +178,8 @@ class SweepSpec(Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     resources: Resources = Resources()
     training: TrainingSpec = TrainingSpec()
-    design: DesignSpec
+    design: DesignSpec | None = None
+    search: SearchSpec | None = None
     suites: dict[str, SuiteSpec] = Field(default_factory=lambda: {"clean": SuiteSpec()}, min_length=1)
     execution: ExecutionSpec = ExecutionSpec()
     recipes: dict[str, dict[str, Any]] | None = Field(
@@ -137,6 +192,12 @@ class SweepSpec(Strict):
             return [(name, dict(opts or {})) for name, opts in self.recipes.items()]
         return [(self.training.recipe, dict(self.training.recipe_options))]
 
+    @model_validator(mode="after")
+    def _design_or_search(self) -> "SweepSpec":
+        if self.design is None and self.search is None:
+            raise ValueError("a spec needs a design (robust-ray run) or a search section (robust-ray search)")
+        return self
+
     def suite_type(self, key: str) -> str:
         return self.suites[key].type or key
 
@@ -146,7 +207,8 @@ class SweepSpec(Strict):
 
 def _known_keys() -> set[str]:
     keys: set[str] = set()
-    for m in (SweepSpec, DatasetSpec, Resources, TrainingSpec, FactorSpec, DesignSpec, SuiteSpec, ExecutionSpec, ReferenceSpec):
+    for m in (SweepSpec, DatasetSpec, Resources, TrainingSpec, FactorSpec, DesignSpec, SuiteSpec, ExecutionSpec,
+              ReferenceSpec, SearchSpec, SearchRange, Objective, Constraint, EarlyStopping):
         keys.update(m.model_fields)
     return keys
 

@@ -102,8 +102,11 @@ def _load(folder: Path, kind: str):
         return {k: z[k] for k in z.files}
 
 
-@ray.remote(num_returns=2)
-def _build_task(key: DatasetKey, base: BaseDataset, cache: str | None, reference: State | None, ref_arch: str | None):
+def load_or_build(
+    key: DatasetKey, base: BaseDataset, cache: str | None, reference: State | None = None, ref_arch: str | None = None
+):
+    """The dataset of ``key`` from the cache folder, else built (and saved there);
+    returns it and ``{"cached": bool}``."""
     folder = Path(cache) / key.digest if cache else None
     if folder is not None and folder.exists():
         return _load(folder, key.kind), {"cached": True}
@@ -111,6 +114,11 @@ def _build_task(key: DatasetKey, base: BaseDataset, cache: str | None, reference
     if folder is not None:
         _save(folder, key, obj)
     return obj, {"cached": False}
+
+
+@ray.remote(num_returns=2)
+def _build_task(key: DatasetKey, base: BaseDataset, cache: str | None, reference: State | None, ref_arch: str | None):
+    return load_or_build(key, base, cache, reference, ref_arch)
 
 
 def place(plan: Plan, base: BaseDataset, spec: SweepSpec, file: str | None, log=print) -> dict[str, ray.ObjectRef]:

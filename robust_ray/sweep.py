@@ -207,6 +207,8 @@ def run_sweep(
     Everything that can be refused is refused before anything is written: the plan, the
     data, the cluster, the resources, the output location.
     """
+    if spec.design is None:
+        raise UserError(f"{file or 'the spec'}: no design, only a search section: use `robust-ray search`")
     out = Storage(output or f"results/{spec.name}")
     spec_json = json.dumps(spec.model_dump(mode="json"), indent=2)
     tune_uri = out.uri_of(TUNE_DIR)

@@ -14,7 +14,7 @@ import ray
 import torch
 from ray import tune
 
-from .config import SweepSpec
+from .config import SweepSpec, TrainingSpec
 from .factors import compose
 from .models import build_model
 from .recipes import RECIPES
@@ -44,24 +44,35 @@ def summarize(rows: list[tuple[str, str, float, float, int]]) -> dict[str, float
     return {f"acc_{k}": v[0] / v[1] for k, v in out.items()}
 
 
-def execute_trial(trial: dict, spec: SweepSpec, fetch: Callable[[str], Any], report: Callable[[dict], None]) -> dict:
+def execute_trial(
+    trial: dict,
+    spec: SweepSpec,
+    fetch: Callable[[str], Any],
+    report: Callable[[dict], None],
+    settings: TrainingSpec | None = None,
+    pools: dict | None = None,
+    t0: float | None = None,
+) -> dict:
     """Compose, train, evaluate one planned trial (a :class:`~robust_ray.plan.TrialPlan`
-    dict). ``fetch(key)`` returns a dataset ("base" or a digest); ``report`` receives the
-    per-epoch metrics. Returns the final metrics."""
-    t0 = time.time()
+    dict): the part of a trial that ``run`` and ``search`` share. ``fetch(key)`` returns a
+    dataset ("base" or a digest); ``report`` receives the per-epoch metrics. ``settings``
+    (default: the spec's) may vary training settings (``search``); ``pools`` default to
+    fetching the trial's pool digests. Returns the final metrics."""
+    t0 = time.time() if t0 is None else t0
+    settings = settings or spec.training
     torch.set_num_threads(max(1, int(spec.resources.cpu)))
     seed = int(trial["seed"])
     seed_everything(seed)
-    device = pick_device(spec.training.device)
+    device = pick_device(settings.device)
 
     base = fetch("base")
-    pools = {f: fetch(d) for f, d in trial["pools"].items()}
+    pools = {f: fetch(d) for f, d in trial["pools"].items()} if pools is None else pools
     train, achieved = compose(base.train, trial["levels"], pools, seed, base.num_classes)
 
     c, h, w = base.train.images.shape[1:]
     model = build_model(trial["arch"], c, base.num_classes, (h, w))
     # the trial's recipe and options replace the spec's training.recipe(_options)
-    settings = spec.training.model_copy(update={"recipe_options": {}})
+    settings = settings.model_copy(update={"recipe_options": {}})
     fitted = RECIPES.get(trial["recipe"])(
         model, train, settings, seed, device, lambda m: report({**m, "done": False}), **trial["recipe_options"]
     )

@@ -1,0 +1,289 @@
+"""Run a search end to end: check, build the level-independent datasets, let Optuna propose
+points through Ray Tune's ``OptunaSearch``, write the same Parquet files as ``run``.
+
+Output folder: trials.parquet and metrics.parquet (the results contract, plus
+``optuna_number``, any searched training settings as ``training.<name>`` columns and
+``feasible`` when there are constraints), sweep.json (the spec, with a ``list`` design of the
+points tried, so ``analyze`` reads it as it reads a sweep), suites.json, study.csv (every
+study trial, warm-start ones included), best.json (one objective) or pareto.csv and
+pareto.png (several), study.journal (the Optuna study) and tune/ (Ray Tune's experiment).
+
+``--resume`` restores Tune's experiment (``Tuner.restore`` on OUTPUT/tune): the trials it
+had finished are kept, unfinished ones rerun, and the searcher comes back from Tune's
+checkpoint of it, holding the study, whose trials are read back from the journal, and the
+sampler's state; the remaining budget is then proposed by the same study. The journal is
+the record of the study: ``optuna.load_study(study_name=NAME,
+storage=JournalStorage(JournalFileBackend("OUTPUT/study.journal")))`` opens it (for
+optuna-dashboard too). Resume from the folder the search was started in: the searcher
+keeps the journal's path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from ray import tune
+from ray.tune.logger import JsonLoggerCallback
+from ray.tune.schedulers import ASHAScheduler
+
+from .. import data
+from ..config import SweepSpec
+from ..errors import SpecError, UserError
+from ..results import trial_rows, write_results
+from ..storage import Storage
+from ..store import place
+from ..sweep import TUNE_DIR, Progress, _tune_env, check_resources, connect, error_text, suite_conditions
+from .front import best_trial, pareto_table, plot_pareto, study_table
+from .space import distributions, factor_spec, is_training, searched_factors, shared_datasets
+from .study import (
+    NUMBER, StudySearch, create_study, make_sampler, open_storage, startup_trials, study_exists, trial_id,
+)  # fmt: skip
+from .trial import search_trial
+from .warm import warm_start
+
+STUDY_FILE = "study.journal"
+
+
+class SearchProgress(Progress):
+    """``run``'s progress lines, with the best value of the first objective so far."""
+
+    def __init__(self, total: int, metric: str, mode: str, log=print):
+        super().__init__(total, metric, log)
+        self.sign = 1.0 if mode == "max" else -1.0
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("done") and self.metric in result:
+            value = float(result[self.metric])
+            if self.best is None or self.sign * value > self.sign * self.best[0]:
+                self.best = (value, trial_id(trial.config[NUMBER]))
+
+
+def study_location(spec: SweepSpec, out: Storage, file: str | None) -> str:
+    if spec.search.storage:
+        return spec.search.storage
+    if "://" in out.uri:
+        raise SpecError(
+            file, "search.storage",
+            f"the output {out.uri} is not a local folder: give the Optuna study a journal file on a "
+            "filesystem the driver can lock (or a database URL)",
+        )  # fmt: skip
+    return out.path(STUDY_FILE)
+
+
+def results_spec(spec: SweepSpec, rows: list[dict]) -> dict:
+    """sweep.json of a search: the spec, its design a ``list`` of the points tried."""
+    d = spec.model_dump(mode="json")
+    factors = {}
+    for f in searched_factors(spec):
+        fs = factor_spec(spec.search.space[f]).model_dump(mode="json")
+        fs["levels"] = sorted({r[f] for r in rows})
+        factors[f] = fs
+    d["design"] = {"type": "list", "factors": factors, "rows": rows}
+    return d
+
+
+def _without_design(d: dict) -> dict:
+    return {k: v for k, v in d.items() if k != "design"}
+
+
+def describe(spec: SweepSpec) -> str:
+    """What ``validate`` prints for a search section."""
+    s = spec.search
+    lines = [
+        f"  search: {s.trials} trials, sampler {s.sampler} ({startup_trials(s)} random first), "
+        f"concurrency {s.concurrency or 'as resources allow'}, {spec.architectures[0]} seed {spec.seeds[0]}"
+    ]
+    for name, dist in distributions(spec).items():
+        lines.append(f"    {name:<24} {dist}")
+    for o in s.objectives:
+        lines.append(f"    objective: {o.mode}imise {o.metric}")
+    for c in s.constraints:
+        lo = f"{c.min:g} <= " if c.min is not None else ""
+        hi = f" <= {c.max:g}" if c.max is not None else ""
+        lines.append(f"    constraint: {lo}{c.metric}{hi}")
+    if s.early_stopping:
+        es = s.early_stopping
+        lines.append(f"    early stopping: ASHA on {es.metric}, grace {es.grace_epochs} epochs, reduction {es.reduction_factor:g}")
+    for folder in s.warm_start:
+        lines.append(f"    warm start from {folder}")
+    shared = shared_datasets(spec)
+    lines.append(f"    built before the search: {', '.join(shared.where.values())}")
+    return "\n".join(lines)
+
+
+def _tuner(spec: SweepSpec, refs: dict, out: Storage, resume: bool, searcher, log) -> tune.Tuner:
+    _tune_env()
+    # per-epoch results carry no objective: only the final one does (StudySearch reads that)
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    trainable = tune.with_resources(
+        tune.with_parameters(search_trial, spec=spec, refs=refs),
+        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    )
+    if resume:
+        return tune.Tuner.restore(out.uri_of(TUNE_DIR), trainable, resume_unfinished=True, resume_errored=True)
+    s = spec.search
+    scheduler = None
+    if s.early_stopping is not None:
+        es = s.early_stopping
+        epochs = spec.training.max_epochs
+        if "training.max_epochs" in s.space:
+            epochs = max(int(distributions(spec)["training.max_epochs"].high), epochs)
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",  # epoch k is report k; the final report comes after
+            metric=es.metric,
+            mode="max" if es.metric == "val_acc" else "min",
+            # rungs only below the last epoch: a trial that trained to the end is not thrown
+            # away at its last epoch, and past max_t a trial is never stopped for being last
+            max_t=max(es.grace_epochs, epochs - 1),
+            grace_period=es.grace_epochs,
+            reduction_factor=es.reduction_factor,
+            stop_last_trials=False,
+        )
+    first = s.objectives[0]
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=s.trials,
+            max_concurrent_trials=s.concurrency or spec.execution.max_concurrent,
+            reuse_actors=True,
+            trial_name_creator=lambda t: trial_id(t.config[NUMBER]),
+            trial_dirname_creator=lambda t: trial_id(t.config[NUMBER]),
+        ),
+        run_config=tune.RunConfig(
+            name=TUNE_DIR,
+            storage_path=out.uri,
+            failure_config=tune.FailureConfig(max_failures=spec.execution.max_failures),
+            callbacks=[SearchProgress(s.trials, first.metric, first.mode, log), JsonLoggerCallback()],
+            verbose=0,
+        ),
+    )
+
+
+def _outcomes(spec: SweepSpec, grid) -> tuple[list[dict], dict[str, dict], dict[str, dict]]:
+    """Planned-trial dicts, outcomes and Optuna parameters of every Tune trial, by number."""
+    plans, outcomes, params = [], {}, {}
+    for r in sorted(grid, key=lambda r: r.config[NUMBER]):
+        tid = trial_id(r.config[NUMBER])
+        p = {k: v for k, v in r.config.items() if k != NUMBER}
+        params[tid] = {NUMBER: int(r.config[NUMBER]), **{k: v for k, v in p.items() if is_training(k)}}
+        levels = {f: float(p[f]) for f in searched_factors(spec)}
+        plans.append({"trial_id": tid, "arch": spec.architectures[0], "seed": spec.seeds[0], "levels": levels})
+        m = dict(r.metrics or {})
+        if r.error is not None:
+            outcomes[tid] = {**m, "status": "failed", "error": error_text(r)}
+        elif "metrics_json" not in m:  # ASHA stopped it before its final report
+            outcomes[tid] = {**m, "status": "stopped", "epochs": m.get("epoch"),
+                             "error": f"stopped early (ASHA) after epoch {m.get('epoch')}"}  # fmt: skip
+        else:
+            outcomes[tid] = m
+    return plans, outcomes, params
+
+
+def _write_study(out: Storage, study: optuna.Study, spec: SweepSpec, log) -> None:
+    s = spec.search
+    table = study_table(study, s)
+    out.write_bytes("study.csv", table.to_csv(index=False).encode())
+    if len(s.objectives) == 1:
+        best = best_trial(study, s)
+        out.write_bytes("best.json", json.dumps(best, indent=1, default=str).encode())
+        if best is None:
+            log(f"{spec.name}: no feasible trial finished")
+        else:
+            at = ", ".join(f"{k}={best[k]:g}" for k in s.space)
+            log(f"{spec.name}: best {s.objectives[0].metric}={best[s.objectives[0].metric]:.4f} at {at} ({best['trial_id']})")
+        return
+    front = pareto_table(study, s)
+    out.write_bytes("pareto.csv", front.to_csv(index=False).encode())
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / "pareto.png"
+        plot_pareto(table, front, s, str(png))
+        out.write_bytes("pareto.png", png.read_bytes())
+    log(f"{spec.name}: Pareto front of {len(front)} trial(s) -> {out.uri_of('pareto.csv')}, pareto.png")
+
+
+def run_search(
+    spec: SweepSpec,
+    file: str | None = None,
+    output: str | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    data_root: str | None = None,
+    num_cpus: int | None = None,
+    resource_check: bool = True,
+    log=print,
+) -> str:
+    """Run the search of ``spec``; return the output location. As with ``run``, everything
+    that can be refused (spec, warm-start folders, data, cluster, output) is refused before
+    any trial starts."""
+    if spec.search is None:
+        raise UserError(f"{file or 'the spec'}: no search section (`robust-ray run` runs its design)")
+    s = spec.search
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines say what matters
+    out = Storage(output or f"results/{spec.name}")
+    where = study_location(spec, out, file)
+    spec_json = json.dumps(spec.model_dump(mode="json"), indent=2)
+    if resume:
+        if not out.exists(TUNE_DIR) or not tune.Tuner.can_restore(out.uri_of(TUNE_DIR)):
+            raise UserError(f"--resume: no interrupted search to resume under {out.uri_of(TUNE_DIR)}")
+        if out.exists("sweep.json") and _without_design(json.loads(out.read_text("sweep.json"))) != _without_design(
+            json.loads(spec_json)
+        ):
+            raise UserError(f"--resume: {file or 'the spec'} differs from the one {out.uri} was started with")
+    elif out.exists(TUNE_DIR) or (not s.storage and out.exists(STUDY_FILE)):
+        raise UserError(f"{out.uri} already holds a search: use --resume to continue it, or another --output")
+
+    dists = distributions(spec)
+    warm = None if resume else warm_start(spec, dists, file)
+    base = data.load(spec.dataset.name, data_root or spec.dataset.root, spec.dataset.download)
+    connect(address, num_cpus)
+    if resource_check:
+        check_resources(spec)
+    out.probe()
+    storage = open_storage(where)
+    if resume and not study_exists(storage, spec.name):
+        raise UserError(f"--resume: no study {spec.name!r} in {where}")
+    if not resume and study_exists(storage, spec.name):
+        raise UserError(f"{where} already holds a study {spec.name!r}: --resume its search, or rename the spec")
+
+    shared = shared_datasets(spec)
+    log(f"{spec.name}: search of {s.trials} trials over {', '.join(s.space)}; {len(shared.datasets)} datasets first")
+    refs = place(shared, base, spec, file, log)
+    out.write_bytes("sweep.json", json.dumps(results_spec(spec, []), indent=2).encode())
+    out.write_bytes("suites.json", json.dumps(suite_conditions(spec), indent=1).encode())
+
+    searcher = None
+    if not resume:
+        sampler = make_sampler(s, dists)
+        study = create_study(s, spec.name, storage, sampler)
+        for t in warm.trials:
+            study.add_trial(t)
+        if warm.trials or warm.skipped:
+            log(f"{spec.name}: warm start with {len(warm.trials)} trial(s)"
+                f" ({sum(warm.skipped.values())} outside the search space or not ok, left out)")  # fmt: skip
+        searcher = StudySearch(dists, s, sampler, spec.name, storage)
+    grid = _tuner(spec, refs, out, resume, searcher, log).fit()
+
+    plans, outcomes, params = _outcomes(spec, grid)
+    trials, metrics = trial_rows(spec.name, plans, outcomes)
+    extra = pd.DataFrame([params[t] for t in trials["trial_id"]])
+    trials = pd.concat([trials, extra.astype({NUMBER: "Int64"})], axis=1)
+    study = optuna.load_study(study_name=spec.name, storage=storage)
+    if s.constraints:
+        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        trials["feasible"] = [
+            by_number[n].state.name == "COMPLETE" and all(v <= 0 for v in by_number[n].constraints.values())
+            for n in trials[NUMBER]
+        ]
+    write_results(out, trials, metrics)
+    out.write_bytes("sweep.json", json.dumps(results_spec(spec, [p["levels"] for p in plans]), indent=2).encode())
+    _write_study(out, study, spec, log)
+    ok = int((trials["status"] == "ok").sum())
+    log(f"{spec.name}: {ok}/{len(trials)} trials ok -> {out.uri_of('trials.parquet')}, metrics.parquet, study.csv")
+    return out.uri

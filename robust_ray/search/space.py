@@ -1,0 +1,92 @@
+"""The search space: the spec's ranges as Optuna distributions, and a proposed point as the
+trial ``run`` would have planned for it.
+
+A point names a level for every searched factor and a value for every searched training
+setting (``training.lr``). Its trial is planned by :func:`robust_ray.plan.make_plan` on a
+one-row ``list`` design of the searched factors, so pools get the same content keys as in a
+grid sweep (and share its disk cache).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from ..config import DesignSpec, FactorSpec, SearchRange, SweepSpec, TrainingSpec
+from ..factors import factor_def
+from ..perturb import PERTURBATIONS
+from ..plan import Plan, TrialPlan, make_plan
+
+TRAINING = "training."
+
+
+def is_training(name: str) -> bool:
+    return name.startswith(TRAINING)
+
+
+def searched_factors(spec: SweepSpec) -> list[str]:
+    return [n for n in spec.search.space if not is_training(n)]
+
+
+def is_integer(name: str) -> bool:
+    """Whole-number dimensions: int training settings, integer perturbations (pixels)."""
+    if is_training(name):
+        return TrainingSpec.model_fields[name[len(TRAINING) :]].annotation is int
+    fdef = factor_def(name)
+    return fdef.stage == "augment" and PERTURBATIONS.get(name).integer
+
+
+def distribution(name: str, r: SearchRange) -> BaseDistribution:
+    """Optuna's distribution for one searched dimension (ranges are checked already)."""
+    whole = is_integer(name)
+    if r.choices is not None:
+        return CategoricalDistribution([int(c) if whole else float(c) for c in r.choices])
+    if whole:
+        return IntDistribution(int(r.low), int(r.high), log=r.log, step=int(r.step or 1))
+    return FloatDistribution(r.low, r.high, log=r.log, step=r.step)
+
+
+def distributions(spec: SweepSpec) -> dict[str, BaseDistribution]:
+    return {name: distribution(name, r) for name, r in spec.search.space.items()}
+
+
+def factor_spec(r: SearchRange) -> FactorSpec:
+    """The ``design.factors`` entry a searched factor stands for: its reference and options."""
+    return FactorSpec.model_validate({"reference": r.reference.model_dump(), **(r.model_extra or {})})
+
+
+def planning_spec(spec: SweepSpec, row: dict[str, float]) -> SweepSpec:
+    """``spec`` with a one-row list design over the searched factors (options as given).
+    Built without validation: a search of training settings alone has no factor, which a
+    spec's design may not have, and every part was checked already."""
+    factors = {f: factor_spec(spec.search.space[f]) for f in searched_factors(spec)}
+    return spec.model_copy(update={"design": DesignSpec.model_construct(type="list", factors=factors, rows=[row])})
+
+
+def point_plan(spec: SweepSpec, params: dict, trial_id: str) -> tuple[TrialPlan, Plan]:
+    """The trial of one proposed point and the plan holding its datasets' keys."""
+    row = {f: float(params[f]) for f in searched_factors(spec)}
+    plan = make_plan(planning_spec(spec, row))
+    (t,) = plan.trials  # one architecture, one seed (search/checks.py)
+    return dataclasses.replace(t, trial_id=trial_id), plan
+
+
+def training_for(spec: SweepSpec, params: dict) -> TrainingSpec:
+    """The sweep's training settings with the point's searched ones."""
+    over = {n[len(TRAINING) :]: v for n, v in params.items() if is_training(n)}
+    return TrainingSpec.model_validate({**spec.training.model_dump(), **over}) if over else spec.training
+
+
+def shared_datasets(spec: SweepSpec) -> Plan:
+    """The datasets every point uses, whatever its levels: the suites and the reference
+    models FGSM-like pools attack. Built before any trial, as ``run`` builds its plan."""
+    row = {}
+    for f in searched_factors(spec):
+        dist = distribution(f, spec.search.space[f])
+        values = dist.choices if isinstance(dist, CategoricalDistribution) else (dist.high, dist.low)
+        identity = factor_def(f).identity
+        row[f] = float(next((v for v in values if v != identity), values[0]))  # a level with a pool
+    plan = make_plan(planning_spec(spec, row))
+    keep = {d: k for d, k in plan.datasets.items() if k.kind in ("model", "suite")}
+    return Plan([], keep, {d: plan.where[d] for d in keep})

@@ -1,0 +1,49 @@
+"""The trainable of a search: a proposed point -> the trial ``run`` would have run for it.
+
+Levels are not known before the search starts, so a trial's augment pools cannot all be
+built in advance as ``run`` builds them. Each trial builds its own pools, on its own
+resources (a trial never waits on a task that needs the CPUs trials hold), from the clean
+data and the pre-built reference model, and keeps them in the disk cache under their content
+key: a level proposed again (a stepped range, a resumed search, a grid's levels) is loaded,
+not rebuilt. Suites and reference models are level-independent and built before the search
+(:func:`robust_ray.search.space.shared_datasets`). The rest is :func:`~robust_ray.trial.execute_trial`,
+shared with ``run``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import ray
+import torch
+from ray import tune
+
+from ..config import SweepSpec
+from ..plan import Plan
+from ..store import cache_dir, load_or_build
+from ..trial import execute_trial
+from .space import point_plan, training_for
+from .study import NUMBER, trial_id
+
+
+def _pool(plan: Plan, digest: str, base, refs: dict):
+    key = plan.datasets[digest]
+    ref = key.p.get("reference")
+    reference = ray.get(refs[ref]) if ref else None
+    arch = plan.datasets[ref].p["arch"] if ref else None
+    cache = cache_dir()
+    obj, _ = load_or_build(key, base, str(cache) if cache else None, reference, arch)
+    return obj
+
+
+def search_trial(config: dict, spec: SweepSpec, refs: dict) -> None:
+    """The Ray Tune trainable of ``search`` (wrapped with ``tune.with_parameters``);
+    ``config`` holds the point's parameters and its Optuna trial number."""
+    t0 = time.time()
+    torch.set_num_threads(max(1, int(spec.resources.cpu)))  # pools are built here too (FGSM: gradients)
+    params = {k: v for k, v in config.items() if k != NUMBER}
+    trial, plan = point_plan(spec, params, trial_id(config[NUMBER]))
+    base = ray.get(refs["base"])
+    pools = {f: _pool(plan, d, base, refs) for f, d in trial.pools.items()}
+    fetch = lambda key: ray.get(refs[key])  # noqa: E731
+    tune.report(execute_trial(trial.to_dict(), spec, fetch, tune.report, training_for(spec, params), pools, t0))

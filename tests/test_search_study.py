@@ -1,0 +1,212 @@
+"""The study side of a search, without Ray: samplers never repeat a discrete point, the
+searcher tells Optuna what each trial reached, the Pareto front is the non-dominated
+feasible set, warm start reads a grid's results folder."""
+
+import itertools
+import json
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from robust_ray.config import SearchSpec, parse_spec
+from robust_ray.errors import SpecError
+from robust_ray.results import trial_rows, write_results
+from robust_ray.search.distinct import DistinctSampler, grid_values, nearest_untried, point_key
+from robust_ray.search.front import pareto_table
+from robust_ray.search.space import distributions
+from robust_ray.search.study import NUMBER, StudySearch, create_study, make_sampler, open_storage
+from robust_ray.search.warm import warm_start
+from robust_ray.storage import Storage
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+SPACE = {
+    "a": FloatDistribution(0.0, 2.0, step=0.5),
+    "b": IntDistribution(1, 4),
+    "c": CategoricalDistribution([0.1, 0.2]),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    tried=st.sets(st.tuples(st.sampled_from(grid_values(SPACE["a"])), st.integers(1, 4), st.sampled_from([0.1, 0.2]))),
+    a=st.sampled_from(grid_values(SPACE["a"])),
+    b=st.integers(1, 4),
+    c=st.sampled_from([0.1, 0.2]),
+)
+def test_nearest_untried_is_the_closest_point_not_tried(tried, a, b, c):
+    keys = {point_key(p) for p in tried}
+    got = nearest_untried({"a": a, "b": b, "c": c}, SPACE, keys)
+    everything = list(itertools.product(grid_values(SPACE["a"]), range(1, 5), [0.1, 0.2]))
+    free = [p for p in everything if point_key(p) not in keys]
+    if not free:
+        assert got is None
+        return
+
+    def dist(p):
+        return ((p[0] - a) / 2.0) ** 2 + ((p[1] - b) / 3.0) ** 2 + (p[2] != c)
+
+    assert point_key(got.values()) not in keys
+    assert dist(tuple(got.values())) == pytest.approx(min(dist(p) for p in free))
+
+
+def test_distinct_sampler_never_repeats_a_point_of_a_discrete_space():
+    space = {"x": FloatDistribution(0.0, 4.0, step=1.0)}
+    stubborn = optuna.samplers.PartialFixedSampler({"x": 2.0}, optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(sampler=DistinctSampler(stubborn, space))
+    seen = []
+    for _ in range(6):
+        t = study.ask(space)
+        seen.append(t.params["x"])
+        study.tell(t, 0.0)
+    assert sorted(seen[:5]) == [0.0, 1.0, 2.0, 3.0, 4.0]  # every level once...
+    assert [abs(x - 2.0) for x in seen[:5]] == sorted(abs(x - 2.0) for x in seen[:5])  # nearest first
+    assert seen[5] == 2.0  # ...then, all tried, the sampler's own proposal
+    # running trials count as tried: two asked at once get two levels
+    study2 = optuna.create_study(sampler=DistinctSampler(stubborn, space))
+    assert study2.ask(space).params["x"] != study2.ask(space).params["x"]
+
+
+def test_distinct_sampler_leaves_continuous_spaces_to_the_sampler():
+    space = {"x": FloatDistribution(0.0, 4.0)}
+    stubborn = optuna.samplers.PartialFixedSampler({"x": 2.0}, optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(sampler=DistinctSampler(stubborn, space))
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 4.0), n_trials=3)
+    assert [t.params["x"] for t in study.trials] == [2.0, 2.0, 2.0]
+
+
+def spec_of(**search) -> SearchSpec:
+    base = {
+        "space": {"fgsm_l2": {"low": 0.0, "high": 6.0, "step": 2.0}},
+        "objectives": [{"metric": "acc_mnist-a"}, {"metric": "acc_mnist-test"}],
+        "constraints": [{"metric": "acc_mnist-test", "min": 0.9}],
+        "trials": 4,
+    }
+    return SearchSpec.model_validate({**base, **search})
+
+
+def test_searcher_tells_optuna_final_results_with_constraints_and_prunes_stopped_trials(tmp_path):
+    s = spec_of()
+    dists = {"fgsm_l2": FloatDistribution(0.0, 6.0, step=2.0)}
+    storage = open_storage(str(tmp_path / "study.journal"))
+    sampler = make_sampler(s, dists)
+    create_study(s, "t", storage, sampler)
+    search = StudySearch(dists, s, sampler, "t", storage)
+    configs = {tid: search.suggest(tid) for tid in ("A", "B", "C", "D")}
+    assert [c[NUMBER] for c in configs.values()] == [0, 1, 2, 3]
+    assert len({c["fgsm_l2"] for c in configs.values()}) == 4  # four trials, four levels
+    epoch = {"epoch": 1, "val_acc": 0.5, "train_loss": 1.0, "training_iteration": 1}
+    search.on_trial_result("A", epoch)  # per-epoch results carry no objective: ignored
+    search.on_trial_complete("A", {**epoch, "acc_mnist-a": 0.7, "acc_mnist-test": 0.95})
+    search.on_trial_complete("B", {**epoch, "acc_mnist-a": 0.8, "acc_mnist-test": 0.85})
+    search.on_trial_complete("C", epoch)  # stopped by ASHA before its final report
+    search.on_trial_complete("D", None, error=True)
+    study = optuna.load_study(study_name="t", storage=open_storage(str(tmp_path / "study.journal")))
+    a, b, c, d = study.trials
+    assert (a.state, a.values, a.constraints) == (TrialState.COMPLETE, [0.7, 0.95], {"acc_mnist-test>=0.9": pytest.approx(-0.05)})
+    assert (b.state, b.constraints) == (TrialState.COMPLETE, {"acc_mnist-test>=0.9": pytest.approx(0.05)})
+    assert (c.state, d.state) == (TrialState.PRUNED, TrialState.FAIL)
+    assert [t.number for t in study.best_trials] == [0]  # B is better on MNIST-A but infeasible
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pareto_front_is_the_non_dominated_feasible_set(seed):
+    s = spec_of(objectives=[{"metric": "acc_mnist-a"}, {"metric": "acc_mnist-test"}, {"metric": "val_acc", "mode": "min"}])
+    rng = np.random.default_rng(seed)
+    dists = {"fgsm_l2": FloatDistribution(0.0, 6.0, step=2.0)}
+    study = optuna.create_study(directions=["maximize", "maximize", "minimize"])
+    values = np.round(rng.uniform(0.0, 1.0, (40, 3)), 1)  # coarse: ties and duplicates happen
+    for v in values:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"fgsm_l2": 2.0}, distributions=dists, values=list(v), constraints={"c": 0.9 - v[1]}
+            )
+        )
+    front = set(pareto_table(study, s)["optuna_number"])
+    signed = values * np.array([1, 1, -1])  # all "higher is better"
+    feasible = values[:, 1] >= 0.9
+    expected = {
+        i
+        for i in range(len(values))
+        if feasible[i]
+        and not any(
+            feasible[j] and np.all(signed[j] >= signed[i]) and np.any(signed[j] > signed[i]) for j in range(len(values))
+        )
+    }
+    assert front == expected
+
+
+GRID = {
+    "name": "grid",
+    "dataset": {"name": "mnist-5k"},
+    "architectures": ["lenet5"],
+    "design": {"type": "one_factor", "factors": {"fgsm_l2": {"levels": [2.0, 4.0, 5.0]}, "label_error": {"levels": [0.2]}}},
+    "suites": {"mnist-test": {"n": 200}, "mnist-a": {"levels": [1.0, 2.0], "n": 200}},
+}
+
+
+def grid_folder(tmp_path, spec: dict, accs: dict) -> str:
+    """A results folder as ``run`` writes it for ``spec``, with these accuracies per level row."""
+    plans, outcomes = [], {}
+    for i, ((fgsm, le), (a, t)) in enumerate(accs.items()):
+        tid = f"t{i:04d}"
+        plans.append({"trial_id": tid, "arch": "lenet5", "seed": 0, "levels": {"fgsm_l2": fgsm, "label_error": le}})
+        outcomes[tid] = {"status": "ok", "acc_mnist-a": a, "acc_mnist-test": t, "train_acc": 1.0, "val_acc": 0.9}
+    trials, metrics = trial_rows("grid", plans, outcomes)
+    out = Storage(str(tmp_path / "grid"))
+    write_results(out, trials, metrics)
+    out.write_bytes("sweep.json", json.dumps(parse_spec(spec).model_dump(mode="json")).encode())
+    return out.uri
+
+
+def search_spec(warm: str, **changes) -> dict:
+    return {
+        **{k: v for k, v in GRID.items() if k != "design"},
+        "name": "warm",
+        "search": {
+            "space": {"fgsm_l2": {"low": 0.0, "high": 6.0, "step": 2.0}},
+            "objectives": [{"metric": "acc_mnist-a"}],
+            "constraints": [{"metric": "acc_mnist-test", "min": 0.9}],
+            "trials": 2,
+            "warm_start": [warm],
+        },
+        **changes,
+    }
+
+
+def test_warm_start_feeds_a_grid_s_points_of_the_space_to_the_study(tmp_path):
+    accs = {(0.0, 0.0): (0.3, 0.99), (2.0, 0.0): (0.6, 0.98), (4.0, 0.0): (0.8, 0.85), (5.0, 0.0): (0.7, 0.97),
+            (0.0, 0.2): (0.2, 0.95)}  # fmt: skip
+    folder = grid_folder(tmp_path, GRID, accs)
+    spec = parse_spec(search_spec(folder))
+    warm = warm_start(spec, distributions(spec))
+    got = {t.params["fgsm_l2"]: (t.values, t.constraints) for t in warm.trials}
+    # 5.0 is off the space's step, and the label_error row trains on another set: left out
+    assert warm.skipped == {folder: 2}
+    assert got == {
+        0.0: ([0.3], {"acc_mnist-test>=0.9": pytest.approx(-0.09)}),
+        2.0: ([0.6], {"acc_mnist-test>=0.9": pytest.approx(-0.08)}),
+        4.0: ([0.8], {"acc_mnist-test>=0.9": pytest.approx(0.05)}),
+    }
+    assert all(t.user_attrs["warm_start"] == folder for t in warm.trials)
+    study = optuna.create_study(direction="maximize")
+    for t in warm.trials:
+        study.add_trial(t)
+    assert study.best_trial.params == {"fgsm_l2": 2.0}  # 4.0 scores higher but breaks the constraint
+
+
+def test_warm_start_refuses_folders_whose_accuracies_mean_something_else(tmp_path):
+    other = {**GRID, "suites": {"mnist-test": {"n": 200}, "mnist-a": {"levels": [1.0, 3.0], "n": 200}}}
+    folder = grid_folder(tmp_path, other, {(0.0, 0.0): (0.3, 0.99)})
+    spec = parse_spec(search_spec(folder))
+    with pytest.raises(SpecError) as e:
+        warm_start(spec, distributions(spec), "s.yaml")
+    assert e.value.path == "search.warm_start[0]" and "suite 'mnist-a'" in str(e.value)
+    pd.read_parquet(f"{folder}/trials.parquet")  # the folder itself is a fine results folder
