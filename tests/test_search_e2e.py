@@ -41,7 +41,7 @@ def searched(ray_session, tmp_path_factory):
 def test_trials_follow_the_run_contract_with_optuna_columns(searched):
     t = pd.read_parquet(searched / "trials.parquet")
     assert pq.read_schema(searched / "trials.parquet").metadata[SCHEMA_KEY] == b"1"
-    assert list(t.columns[:5]) == ["trial_id", "sweep", "arch", "seed", "status"]
+    assert list(t.columns[:6]) == ["trial_id", "sweep", "arch", "recipe", "seed", "status"]
     assert (t["status"] == "ok").all() and t["optuna_number"].tolist() == [0, 1, 2]
     assert t["trial_id"].tolist() == ["t0000", "t0001", "t0002"]
     assert sorted(t["fgsm_l2"]) == [0.0, 2.0, 4.0]  # three trials, three distinct levels of the space
