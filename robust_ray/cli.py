@@ -27,14 +27,13 @@ def _validate(args) -> int:
     plan = make_plan(spec)
     sizes = plan.nbytes(spec)
     print(f"{args.spec}: valid sweep {spec.name!r} on {spec.dataset.name}")
-    print(f"  design {spec.design.type}: {len(plan.trials)} trials "
-          f"({len(spec.architectures)} architecture(s) x {len(spec.seeds)} seed(s))")
+    rows = len(plan.trials) // (len(spec.architectures) * len(spec.recipe_list()) * len(spec.seeds))
+    print(f"  design {spec.design.type}: {len(plan.trials)} trials = {rows} training sets x "
+          f"{len(spec.architectures)} architecture(s) x {len(spec.recipe_list())} recipe(s) x {len(spec.seeds)} seed(s)")
     print(f"  resources per trial: {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU")
     print(f"  {len(plan.datasets)} datasets, {sum(sizes.values()) / 2**20:.1f} MiB in the object store:")
     for digest, key in plan.datasets.items():
-        desc = ", ".join(f"{k}={v}" for k, v in key.params if k not in ("dataset", "levels"))
-        if key.kind == "suite":
-            desc += f", {len(key.p['levels'])} level(s)"
+        desc = key.describe(plan.datasets)
         print(f"    {plan.where[digest]:<40} {key.kind:<5} {desc}  {sizes[digest] / 2**20:.1f} MiB")
     return 0
 

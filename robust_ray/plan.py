@@ -36,6 +36,20 @@ class DatasetKey:
     def p(self) -> dict:
         return dict(self.params)
 
+    def describe(self, datasets: dict[str, "DatasetKey"]) -> str:
+        """One line for people: what this dataset is."""
+        p = self.p
+        ref = datasets[p["reference"]].p if p.get("reference") else None
+        against = f" against {ref['arch']} seed {ref['seed']}" if ref else ""
+        opts = json.loads(p.get("options") or "{}")
+        extra = "".join(f", {k}={v}" for k, v in opts.items())
+        if self.kind == "model":
+            return f"reference model {p['arch']} seed {p['seed']} (clean data, standard recipe)"
+        if self.kind == "pool":
+            return f"{p['perturbation']} at {p['level']:g}{extra}: {p['per_class']} per class{against}"
+        n = f"{p['n']} test images" if p["n"] else "all test images"
+        return f"{p['type']} at {len(p['levels'])} level(s){extra}, {n}{against}"
+
     @property
     def digest(self) -> str:
         blob = json.dumps([__version__, self.kind, self.params], sort_keys=True, default=str)
