@@ -68,32 +68,28 @@ def _analyze(args) -> int:
     return 0
 
 
+def _execution_args(p: argparse.ArgumentParser, output_help: str, what: str) -> None:
+    """The options ``run`` and ``search`` share: where to write, which Ray, which data."""
+    p.add_argument("--output", help=output_help)
+    p.add_argument("--address", help="Ray cluster to join, e.g. auto or ray://head:10001")
+    p.add_argument("--resume", action="store_true", help=f"continue an interrupted {what} in --output")
+    p.add_argument("--data-root", help="folder holding the datasets (else spec, $ROBUST_RAY_DATA)")
+    p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
+    p.add_argument("--no-resource-check", action="store_true", help="do not refuse requests no current node can meet")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="robust-ray", description="Training-data perturbation sweeps on Ray.")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a sweep end to end")
     r.add_argument("spec", help="sweep spec (YAML)")
-    r.add_argument("--output", help="output folder or URI, e.g. s3://bucket/x (default: results/<sweep name>)")
-    r.add_argument("--address", help="Ray cluster to join, e.g. auto or ray://head:10001")
-    r.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --output")
-    r.add_argument("--data-root", help="folder holding the datasets (else spec, $ROBUST_RAY_DATA)")
-    r.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
-    r.add_argument(
-        "--no-resource-check", action="store_true", help="do not refuse requests no current node can meet"
-    )
+    _execution_args(r, "output folder or URI, e.g. s3://bucket/x (default: results/<sweep name>)", "sweep")
     r.set_defaults(fn=_run)
 
     s = sub.add_parser("search", help="let Optuna find the best levels (the spec's search section), on Ray Tune")
     s.add_argument("spec", help="sweep spec (YAML) with a search section")
-    s.add_argument("--output", help="output folder (default: results/<sweep name>); URIs need search.storage")
-    s.add_argument("--address", help="Ray cluster to join, e.g. auto or ray://head:10001")
-    s.add_argument("--resume", action="store_true", help="continue an interrupted search (and its study) in --output")
-    s.add_argument("--data-root", help="folder holding the datasets (else spec, $ROBUST_RAY_DATA)")
-    s.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
-    s.add_argument(
-        "--no-resource-check", action="store_true", help="do not refuse requests no current node can meet"
-    )
+    _execution_args(s, "output folder (default: results/<sweep name>); URIs need search.storage", "search (and its study)")
     s.set_defaults(fn=_search)
 
     v = sub.add_parser("validate", help="check a spec and print its plan; trains nothing")
