@@ -114,6 +114,9 @@ class SuiteSpec(BaseModel):
 class ExecutionSpec(Strict):
     max_failures: int = Field(2, ge=0, description="retries of a trial whose worker dies or that raises")
     max_concurrent: int | None = Field(None, ge=1, description="cap on trials running at once")
+    reuse_actors: bool | None = Field(
+        None, description="reuse trial processes between trials; default: on a one-node Ray, not on a cluster"
+    )
 
 
 class SearchRange(BaseModel):

@@ -107,6 +107,17 @@ def _tune_env() -> None:
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
 
 
+def reuse_actors(spec: SweepSpec) -> bool:
+    """Reusing trial actors saves seconds per trial (no new process, torch already
+    imported), but Tune can hand a retried trial a cached actor whose node has just died,
+    burning all its retries at once (seen in tests/test_cluster.py). So by default: reuse
+    on a one-node Ray, where no node dies alone; fresh actors on a cluster, where trials are
+    long and a lost node is the failure to survive."""
+    if spec.execution.reuse_actors is not None:
+        return spec.execution.reuse_actors
+    return sum(1 for n in ray.nodes() if n.get("Alive")) == 1
+
+
 def _tuner(spec: SweepSpec, plan: Plan, refs: dict, out: Storage, resume: bool, log) -> tune.Tuner:
     _tune_env()
     trainable = tune.with_resources(
@@ -121,7 +132,7 @@ def _tuner(spec: SweepSpec, plan: Plan, refs: dict, out: Storage, resume: bool, 
         trainable,
         param_space={"trial": tune.grid_search([t.to_dict() for t in plan.trials])},
         tune_config=tune.TuneConfig(
-            reuse_actors=True,
+            reuse_actors=reuse_actors(spec),
             max_concurrent_trials=spec.execution.max_concurrent,
             trial_name_creator=lambda t: t.config["trial"]["trial_id"],
             trial_dirname_creator=lambda t: t.config["trial"]["trial_id"],

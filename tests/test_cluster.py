@@ -21,7 +21,7 @@ def run(out: Path, *flags: str) -> dict:
 def test_sweep_survives_a_worker_node_dying(tmp_path):
     got = run(tmp_path / "out", "--kill")
     assert got["killed"], got["log"]
-    assert got["status"] == ["ok"] * 6, got["log"]
+    assert got["status"] == ["ok"] * 6, (got["error"], got["log"])
 
 
 @pytest.mark.slow

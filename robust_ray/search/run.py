@@ -37,7 +37,7 @@ from ..errors import SpecError, UserError
 from ..results import trial_rows, write_results
 from ..storage import Storage
 from ..store import place
-from ..sweep import TUNE_DIR, Progress, _tune_env, check_resources, connect, error_text, suite_conditions
+from ..sweep import TUNE_DIR, Progress, _tune_env, check_resources, connect, error_text, reuse_actors, suite_conditions
 from .front import best_trial, pareto_table, plot_pareto, study_table
 from .space import distributions, factor_spec, is_training, searched_factors, shared_datasets
 from .study import (
@@ -152,7 +152,7 @@ def _tuner(spec: SweepSpec, refs: dict, out: Storage, resume: bool, searcher, lo
             scheduler=scheduler,
             num_samples=s.trials,
             max_concurrent_trials=s.concurrency or spec.execution.max_concurrent,
-            reuse_actors=True,
+            reuse_actors=reuse_actors(spec),
             trial_name_creator=lambda t: trial_id(t.config[NUMBER]),
             trial_dirname_creator=lambda t: trial_id(t.config[NUMBER]),
         ),
