@@ -16,10 +16,10 @@ def _validate(args) -> int:
     from .config import load_spec
     from .plan import make_plan
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, smoke=args.smoke_test)
     plan = make_plan(spec)
     sizes = plan.nbytes(spec)
-    print(f"{args.spec}: valid sweep {spec.name!r} on {spec.dataset.name}")
+    print(f"{args.spec}: valid sweep {spec.name!r} on {spec.dataset.name}" + (" (smoke-test variant)" if args.smoke_test else ""))
     print(f"  design {spec.design.type}: {len(plan.trials)} trials "
           f"({len(spec.architectures)} architecture(s) x {len(spec.seeds)} seed(s))")
     print(f"  resources per trial: {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU")
@@ -36,7 +36,7 @@ def _run(args) -> int:
     from .config import load_spec
     from .sweep import run_sweep
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, smoke=args.smoke_test)
     run_sweep(
         spec, args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus, not args.no_resource_check
     )
@@ -49,6 +49,11 @@ def _analyze(args) -> int:
     out = analyze(args.results, args.output, args.recipe, plots=not args.no_plots)
     print(f"report: {out / 'report.html'} (also report.md, tables/*.csv, plots/*.png)")
     return 0
+
+
+def _smoke_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--smoke-test", action="store_true",
+                   help="the spec's small variant: its 'smoke:' section merged over it (name gets -smoke)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -65,10 +70,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--no-resource-check", action="store_true", help="do not refuse requests no current node can meet"
     )
+    _smoke_flag(r)
     r.set_defaults(fn=_run)
 
     v = sub.add_parser("validate", help="check a spec and print its plan; trains nothing")
     v.add_argument("spec")
+    _smoke_flag(v)
     v.set_defaults(fn=_validate)
 
     a = sub.add_parser("analyze", help="statistics, plots and a report from a results folder")
