@@ -46,7 +46,11 @@ def _run(args) -> int:
 def _analyze(args) -> int:
     from .analysis.report import analyze
 
+    from .analysis.reference import format_comparison, read_comparison
+
     out = analyze(args.results, args.output, args.recipe, plots=not args.no_plots)
+    for path in sorted((out / "tables").glob("*__reference.csv")):  # one per recipe with a reference
+        print(format_comparison(read_comparison(path), f"Published vs reproduced ({path.name}):") + "\n")
     print(f"report: {out / 'report.html'} (also report.md, tables/*.csv, plots/*.png)")
     return 0
 
