@@ -98,8 +98,11 @@ def compare(ref: pd.DataFrame, stats: pd.DataFrame, alpha: float) -> pd.DataFram
         hit = m.iloc[0]
         val = float(hit["value"])
         sign, band_ = _sign_band(r["statistic"], r["value"], val)
+        agreement = _agree(r["statistic"], r["value"], val, alpha)
+        if not np.isfinite(val) and str(hit.get("note", "") or ""):  # e.g. r of a segment with fewer than 3 levels
+            agreement += f" (ours undefined: {hit['note']})"
         rows.append({**ids, "published": r["value"], "reproduced": val, "difference": val - r["value"], "n": int(hit["n"]),
-                     "sign": sign, "band": band_, "agreement": _agree(r["statistic"], r["value"], val, alpha), "note": r["note"]})
+                     "sign": sign, "band": band_, "agreement": agreement, "note": r["note"]})
     return pd.DataFrame(rows, columns=COMPARISON)
 
 
@@ -120,10 +123,12 @@ def _num(v: float) -> str:
 
 
 def format_comparison(table: pd.DataFrame, title: str = "") -> str:
-    """The comparison as plain text, one line per reproduced number: where it comes from,
-    what it is, our value, the published one, and whether sign and band (r, R) or the
-    verdict (p) agree; the numbers these results do not reproduce are counted at the end."""
-    done = table[table["reproduced"].notna()]
+    """The comparison as plain text, one line per published number these results have a
+    statistic for (ours "-" where it is undefined): where it comes from, what it is, our
+    value, the published one, and whether sign and band (r, R) or the verdict (p) agree;
+    the numbers the results hold no statistic for are counted at the end."""
+    missing = table[table["agreement"].astype(str).str.startswith("not reproduced")]
+    done = table.drop(missing.index)
     lines = [title] if title else []
     if len(done):
         what = done.apply(lambda r: " ".join(str(r[k]) for k in ("analysis", "factor", "arch", "suite", "segment", "statistic") if str(r[k])),
@@ -132,10 +137,9 @@ def format_comparison(table: pd.DataFrame, title: str = "") -> str:
                 "paper": done["published"].map(_num), "sign": done["sign"].replace("", "-"), "band": done["band"].replace("", "-"),
                 "agreement": done["agreement"].astype(str)}
         widths = {k: max(len(k), *(len(v) for v in col)) for k, col in cols.items()}
-        lines.append("  ".join(k.ljust(widths[k]) for k in cols))
+        lines.append("  ".join(k.ljust(widths[k]) for k in cols).rstrip())
         for i in range(len(done)):
             lines.append("  ".join(str(col.iloc[i]).ljust(widths[k]) for k, col in cols.items()).rstrip())
-    missing = table[table["reproduced"].isna()]
     if len(missing):
         per = ", ".join(f"{t} {n}" for t, n in missing["table"].value_counts(sort=False).items())
         lines.append(f"{len(missing)} published number(s) not in these results ({per}).")
