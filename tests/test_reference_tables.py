@@ -273,11 +273,13 @@ def test_004_rows_are_reproduced_with_the_recipes_as_training_sets(tmp_path):
     root = make_sweep(tmp_path / "run", "004", {"label_error": ([0.0], 0.0)}, acc, rows=[{"label_error": 0.0}],
                       archs=("preact_resnet18", "mocse:preact_resnet18"), recipes=("standard", "pgd_at"),
                       suites={"clean": [0.0], "corruptions": [1.0, 2.0, 3.0, 4.0, 5.0]}, shape=(3, 32, 32))
-    out = analyze(root, tmp_path / "out", [str(ROOT / "analysis" / "004-adversarial-mocse.yaml")], plots=False)
+    mce_recipe = tmp_path / "mce.yaml"
+    mce_recipe.write_text("name: mce\nanalyses:\n  - type: corruption\n    baseline_arch: preact_resnet18\n")
+    out = analyze(root, tmp_path / "out", [str(ROOT / "analysis" / "004-adversarial-mocse.yaml"), str(mce_recipe)], plots=False)
     cmp = read_comparison(out / "tables" / "004-adversarial-mocse__reference.csv")
     assert cmp["reproduced"].notna().all() and len(cmp) == 4 * 21
     st = pd.read_csv(out / "tables" / "statistics.csv", keep_default_na=False, na_values=[""])
-    agg = st[st["statistic"] == "aggregate"].set_index(["factor", "arch"])
+    agg = st[(st["statistic"] == "aggregate") & (st["recipe"] == "004-adversarial-mocse")].set_index(["factor", "arch"])
     assert agg.loc[("pgd_at", "preact_resnet18"), "n"] == 1  # one model, not the mean of two recipes
     assert agg.loc[("pgd_at", "preact_resnet18"), "value"] == pytest.approx(agg.loc[("clean", "preact_resnet18"), "value"] + 0.1, abs=0.03)
     mce = st[st["statistic"] == "mCE"].set_index(["factor", "arch"])["value"]
