@@ -16,17 +16,18 @@ def _validate(args) -> int:
     from .config import load_spec
     from .plan import make_plan
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, smoke=args.smoke_test)
+    variant = " (smoke-test variant)" if args.smoke_test else ""
     if spec.search is not None:
         from .search.run import describe
 
-        print(f"{args.spec}: valid search {spec.name!r} on {spec.dataset.name}")
+        print(f"{args.spec}: valid search {spec.name!r} on {spec.dataset.name}{variant}")
         print(describe(spec))
         if spec.design is None:
             return 0
     plan = make_plan(spec)
     sizes = plan.nbytes(spec)
-    print(f"{args.spec}: valid sweep {spec.name!r} on {spec.dataset.name}")
+    print(f"{args.spec}: valid sweep {spec.name!r} on {spec.dataset.name}{variant}")
     rows = len(plan.trials) // (len(spec.architectures) * len(spec.recipe_list()) * len(spec.seeds))
     print(f"  design {spec.design.type}: {len(plan.trials)} trials = {rows} training sets x "
           f"{len(spec.architectures)} architecture(s) x {len(spec.recipe_list())} recipe(s) x {len(spec.seeds)} seed(s)")
@@ -42,7 +43,7 @@ def _run(args) -> int:
     from .config import load_spec
     from .sweep import run_sweep
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, smoke=args.smoke_test)
     run_sweep(
         spec, args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus, not args.no_resource_check
     )
@@ -53,7 +54,7 @@ def _search(args) -> int:
     from .config import load_spec
     from .search.run import run_search
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, smoke=args.smoke_test)
     run_search(
         spec, args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus, not args.no_resource_check
     )
@@ -63,7 +64,11 @@ def _search(args) -> int:
 def _analyze(args) -> int:
     from .analysis.report import analyze
 
+    from .analysis.reference import format_comparison, read_comparison
+
     out = analyze(args.results, args.output, args.recipe, plots=not args.no_plots)
+    for path in sorted((out / "tables").glob("*__reference.csv")):  # one per recipe with a reference
+        print(format_comparison(read_comparison(path), f"Published vs reproduced ({path.name}):") + "\n")
     print(f"report: {out / 'report.html'} (also report.md, tables/*.csv, plots/*.png)")
     return 0
 
@@ -76,6 +81,12 @@ def _execution_args(p: argparse.ArgumentParser, output_help: str, what: str) -> 
     p.add_argument("--data-root", help="folder holding the datasets (else spec, $ROBUST_RAY_DATA)")
     p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
     p.add_argument("--no-resource-check", action="store_true", help="do not refuse requests no current node can meet")
+    _smoke_flag(p)
+
+
+def _smoke_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--smoke-test", action="store_true",
+                   help="the spec's small variant: its 'smoke:' section merged over it (name gets -smoke)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -94,6 +105,7 @@ def parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check a spec and print its plan; trains nothing")
     v.add_argument("spec")
+    _smoke_flag(v)
     v.set_defaults(fn=_validate)
 
     a = sub.add_parser("analyze", help="statistics, plots and a report from a results folder")

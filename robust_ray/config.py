@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -250,7 +251,9 @@ def parse_spec(data: Any, file: str | None = None) -> SweepSpec:
     return spec
 
 
-def load_spec(path: str | Path) -> SweepSpec:
+def load_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
+    """Read and validate a spec file; ``smoke=True`` validates its smoke-test variant
+    (the ``smoke:`` section merged over it, see :func:`smoke_variant`)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -262,4 +265,63 @@ def load_spec(path: str | Path) -> SweepSpec:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise SpecError(str(path), "", f"not valid YAML{where}: {getattr(e, 'problem', e)}") from None
-    return parse_spec(data, str(path))
+    if not isinstance(data, dict):
+        return parse_spec(data, str(path))
+    overrides = data.pop(SMOKE_KEY, None)
+    if overrides is not None and not isinstance(overrides, dict):
+        raise SpecError(str(path), SMOKE_KEY, "the smoke-test section must be a mapping of keys to override")
+    if not smoke:
+        return parse_spec(data, str(path))
+    if overrides is None:
+        raise SpecError(str(path), "", f"--smoke-test: this spec has no '{SMOKE_KEY}:' section")
+    return parse_smoke(data, overrides, str(path))
+
+
+# --- smoke-test variants ------------------------------------------------------------------
+
+SMOKE_KEY = "smoke"
+
+
+def smoke_variant(data: dict, overrides: dict) -> dict:
+    """The spec ``data`` with its ``smoke:`` section merged over it: mappings merge key by
+    key, ``null`` removes a key (it takes its default), anything else (a list, a number)
+    replaces. The name gets ``-smoke`` unless the section sets one, so a smoke run never
+    writes into the full sweep's results folder."""
+
+    def merge(base: Any, over: Any) -> Any:
+        if not (isinstance(base, dict) and isinstance(over, dict)):
+            return over
+        out = dict(base)
+        for k, v in over.items():
+            if v is None:
+                out.pop(k, None)
+            else:
+                out[k] = merge(out.get(k), v)
+        return out
+
+    merged = merge(data, overrides)
+    if "name" not in overrides and isinstance(data.get("name"), str):
+        merged["name"] = f"{data['name']}-smoke"
+    return merged
+
+
+def _override_paths(over: Any, prefix: tuple = ()) -> list[tuple]:
+    """Key paths (as tuples) that the smoke section sets: its leaves and removed keys."""
+    if not isinstance(over, dict) or not over:
+        return [prefix]
+    return [p for k, v in over.items() for p in _override_paths(v, (*prefix, str(k)))]
+
+
+def parse_smoke(data: dict, overrides: dict, file: str | None = None) -> SweepSpec:
+    """Validate the smoke-test variant; an error in a key the smoke section set (or in a
+    mapping it changed) is reported under ``smoke.`` (``smoke.design.factors.gaussian_l2.levels[0]``),
+    one in a key it left alone under its own path, with a note that the smoke-test variant
+    was checked."""
+    try:
+        return parse_spec(smoke_variant(data, overrides), file)
+    except SpecError as e:
+        parts = tuple(re.findall(r"[^.\[\]]+", e.path))
+        n = len(parts)
+        if parts and any(parts[: len(p)] == p or p[:n] == parts for p in _override_paths(overrides)):
+            raise SpecError(e.file, f"{SMOKE_KEY}.{e.path}", e.message) from None
+        raise SpecError(e.file, e.path, f"{e.message} (in the --smoke-test variant)") from None

@@ -21,7 +21,7 @@ from robust_ray.suites import SUITES
 MNIST_SHAPE = (1, 28, 28)
 
 
-def suite_conditions(key: str, suite) -> tuple[str, list[dict], dict]:
+def suite_conditions(key: str, suite, shape: tuple[int, int, int] = MNIST_SHAPE) -> tuple[str, list[dict], dict]:
     """(type, conditions as suites.json holds them, spec) of one synthetic suite: ``suite`` is
     a list of levels (a registered suite called ``key``, else ``key`` as a perturbation at
     those levels) or ``{"type", "levels", "n", "seed"}``."""
@@ -30,7 +30,7 @@ def suite_conditions(key: str, suite) -> tuple[str, list[dict], dict]:
     levels = spec.get("levels")
     if stype in SUITES:
         sdef = SUITES.get(stype)
-        conds = [dataclasses.asdict(c) for c in sdef.conditions(list(levels or sdef.default_levels), MNIST_SHAPE)]
+        conds = [dataclasses.asdict(c) for c in sdef.conditions(list(levels or sdef.default_levels), shape)]
     else:
         conds = [{"name": f"{lv:g}", "level": float(lv), "perturbation": stype, "plevel": float(lv), "options": {}, "params": {}} for lv in levels]
     return stype, conds, {"type": spec.get("type"), "levels": levels, "n": spec.get("n"), "seed": spec.get("seed", 0)}
@@ -59,38 +59,47 @@ def make_sweep(
     n_images: int = 100,
     spec: bool = True,
     suites_json: bool = True,
+    recipes: tuple[str, ...] = ("standard",),
+    shape: tuple[int, int, int] = MNIST_SHAPE,
 ) -> Path:
     """Write ``root`` as ``robust-ray run`` would. ``factors``: name -> (levels, baseline) or
     (levels, baseline, options). ``acc(arch, seed, levels, suite, level[, condition])``
     gives each accuracy (levels: factor -> value, a baseline of None read as 0.0; condition:
-    the suites.json entry, passed when ``acc`` takes six arguments; None for the training set)."""
+    the suites.json entry, passed when ``acc`` takes six arguments; None for the training set).
+    ``recipes`` are crossed like architectures (an ``acc`` with a ``recipe`` keyword gets it);
+    ``shape`` is the image shape the suites' conditions are made for."""
     suites = suites or {"mnist-test": [0.0], "mnist-c": [1.0, 2.0, 3.0]}
-    defs = {k: suite_conditions(k, v) for k, v in suites.items()}
-    with_condition = len(inspect.signature(acc).parameters) >= 6
+    defs = {k: suite_conditions(k, v, shape) for k, v in suites.items()}
+    params = inspect.signature(acc).parameters
+    with_condition = len([q for q in params.values() if q.kind is q.POSITIONAL_OR_KEYWORD and q.name != "recipe"]) >= 6
+    current = ["standard"]  # the recipe of the trial being written
+    if "recipe" in params:
+        acc_of = acc
+        acc = lambda *a: acc_of(*a, recipe=current[0])  # noqa: E731
     if rows is None:
         fn = {"one_factor": one_factor, "grid": grid}[design]
         rows = fn({f: (v[0], v[1]) for f, v in factors.items()}, [])
     plans, outcomes = [], {}
-    for row in rows:
-        for arch in archs:
-            for seed in seeds:
-                tid = f"t{len(plans):04d}"
-                plans.append({"trial_id": tid, "arch": arch, "seed": seed, "levels": dict(row)})
-                levels = {f: (0.0 if v is None else float(v)) for f, v in row.items()}
-                if failed(arch, seed, levels):
-                    outcomes[tid] = {"status": "failed", "error": "synthetic failure"}
-                    continue
-                metrics = []
-                for s, (_, conds, sspec) in defs.items():
-                    for c in conds:
-                        args = (arch, seed, levels, s, c["level"]) + ((c,) if with_condition else ())
-                        metrics.append((s, c["name"], c["level"], acc(*args), sspec["n"] or n_images))
-                summary = {f"acc_{s}": float(np.mean([m[3] for m in metrics if m[0] == s])) for s in suites}
-                outcomes[tid] = {
-                    "status": "ok", "train_acc": acc(arch, seed, levels, "train", 0.0, *((None,) if with_condition else ())), "val_acc": 0.9, "epochs": 5,
-                    "n_train": 1000, "wall_s": 1.0, "achieved_json": json.dumps({f: 0.0 for f, v in row.items() if v is None}),
-                    "metrics_json": json.dumps(metrics), **summary,
-                }
+    combos = [(row, arch, recipe, seed) for row in rows for arch in archs for recipe in recipes for seed in seeds]
+    for row, arch, recipe, seed in combos:
+        current[0] = recipe
+        tid = f"t{len(plans):04d}"
+        plans.append({"trial_id": tid, "arch": arch, "seed": seed, "levels": dict(row), "recipe": recipe})
+        levels = {f: (0.0 if v is None else float(v)) for f, v in row.items()}
+        if failed(arch, seed, levels):
+            outcomes[tid] = {"status": "failed", "error": "synthetic failure"}
+            continue
+        metrics = []
+        for s, (_, conds, sspec) in defs.items():
+            for c in conds:
+                args = (arch, seed, levels, s, c["level"]) + ((c,) if with_condition else ())
+                metrics.append((s, c["name"], c["level"], acc(*args), sspec["n"] or n_images))
+        summary = {f"acc_{s}": float(np.mean([m[3] for m in metrics if m[0] == s])) for s in suites}
+        outcomes[tid] = {
+            "status": "ok", "train_acc": acc(arch, seed, levels, "train", 0.0, *((None,) if with_condition else ())), "val_acc": 0.9, "epochs": 5,
+            "n_train": 1000, "wall_s": 1.0, "achieved_json": json.dumps({f: 0.0 for f, v in row.items() if v is None}),
+            "metrics_json": json.dumps(metrics), **summary,
+        }
     trials, metrics = trial_rows(name, plans, outcomes)
     write_results(Storage(str(root)), trials, metrics)
     if spec:

@@ -164,18 +164,20 @@ class Recipe(Strict):
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level used in the text")
     defaults: bool = Field(False, description="also run the design-driven default analyses")
     analyses: list[Analysis] = Field(default_factory=list)
-    reference: str | None = Field(None, description="published-values CSV, relative to this recipe")
+    reference: str | list[str] | None = Field(None, description="published-values CSV(s), relative to this recipe")
     _file: str | None = PrivateAttr(None)
 
     @property
     def file(self) -> str | None:
         return self._file
 
-    def reference_path(self) -> Path | None:
+    def reference_paths(self) -> list[Path]:
+        """The reference tables, relative to the recipe file (one or a list of CSVs)."""
         if self.reference is None:
-            return None
+            return []
         base = Path(self.file).parent if self.file else Path.cwd()
-        return base / self.reference
+        names = [self.reference] if isinstance(self.reference, str) else self.reference
+        return [base / n for n in names]
 
 
 STEP_TYPES = {"correlation", "segments", "multiple", "orthogonal", "heatmap", "severity", "mcv", "corruption", "pixel_index", "overlap"}
@@ -327,9 +329,10 @@ def check_recipe(recipe: Recipe, results: Results) -> None:
             _check_overlap(step, i, targets, results, need_suite, need_column, file)
         if isinstance(step, (MCVStep, CorruptionStep, Severity, PixelStep)) and results.metrics.empty:
             raise RecipeError(file, _path(i, "type"), f"{step.type} needs per-level metrics, and {where} has none (no metrics.parquet, or no ok trial in it)")
-    ref = recipe.reference_path()
-    if ref is not None and not ref.is_file():
-        raise RecipeError(file, "reference", f"no reference table at {ref}")
+    for j, ref in enumerate(recipe.reference_paths()):
+        if not ref.is_file():
+            where = "reference" if isinstance(recipe.reference, str) else f"reference[{j}]"
+            raise RecipeError(file, where, f"no reference table at {ref}")
 
 
 def _clean_suites(results: Results, d) -> list[str]:
@@ -346,7 +349,7 @@ def _check_pixel(step: PixelStep, i: int, targets, results: Results, need_suite,
         if suite is None:
             raise RecipeError(file, _path(i, "suite"), f"no pixel suite in {d.folder} (suites: {', '.join(d.suites)}); name the few-pixel suite")
         c = results.conditions
-        c = c[(c["sweep"] == d.sweep) & (c["suite"] == suite)]
+        c = c[(c["sweep"] == d.sweep) & (c["suite"] == suite) & c["perturbation"].notna()]  # the unchanged images have no p
         if c["p"].isna().any() and step.image_pixels is None and step.level_unit == "pixels":
             raise RecipeError(file, _path(i, "image_pixels"), f"suite {suite!r} of {d.folder} has no Pixel-index terms p, r, a "
                               "(no suites.json, or a generic few_pixel suite): give image_pixels (e.g. 784 for 28x28)")

@@ -11,8 +11,10 @@ Format (one row per published number; ``analysis/README.md`` documents it):
 the published number; ``sweep`` and ``step`` (optional) restrict the match to one sweep
 and to the recipe step with that ``id`` (else the first step of that analysis matches).
 
-Agreement: for r and R, the same sign and the same 000 §2.4 band; for p (and pearson_p),
-the same verdict at the recipe's alpha; for everything else, the relative difference.
+Agreement: for r and R, the same sign and the same 000 §2.4 band (the ``sign`` and
+``band`` columns say each separately); for p (and pearson_p), the same verdict at the
+recipe's alpha; for everything else, the relative difference. An optional ``note`` column
+(where the number is in the paper, doubts about it) is carried into the comparison.
 """
 
 from __future__ import annotations
@@ -44,10 +46,23 @@ def load_reference(path: Path, recipe_file: str | None = None) -> pd.DataFrame:
         i = int(bad[0])
         raise RecipeError(str(path), f"row {i + 2}", f"value {ref.loc[i, 'value']!r} is not a number")
     ref = ref.assign(value=values)
-    for optional in ("sweep", "step"):
+    for optional in ("sweep", "step", "note"):
         if optional not in ref:
             ref[optional] = ""
     return ref
+
+
+CORRELATIONS = ("r", "R", "pearson_r")
+
+
+def _sign_band(stat: str, pub: float, ours: float) -> tuple[str, str]:
+    """(sign, band) columns for a correlation: "same"/"differs" and "same (high)" or
+    "published high, ours moderate"; empty for other statistics or missing values."""
+    if stat not in CORRELATIONS or not (np.isfinite(pub) and np.isfinite(ours)):
+        return "", ""
+    sign = "same" if np.sign(pub) == np.sign(ours) else "differs"
+    b_pub, b_ours = band(pub), band(ours)
+    return sign, (f"same ({b_pub})" if b_pub == b_ours else f"published {b_pub}, ours {b_ours}")
 
 
 def _agree(stat: str, pub: float, ours: float, alpha: float) -> str:
@@ -75,12 +90,61 @@ def compare(ref: pd.DataFrame, stats: pd.DataFrame, alpha: float) -> pd.DataFram
             m = m[m["sweep"].str.split("@").str[0] == r["sweep"]]
         if r["step"]:
             m = m[m["step"] == r["step"]]
+        ids = {k: r[k] for k in ["table", *KEYS]}
         if m.empty:
-            rows.append({**{k: r[k] for k in ["table", *KEYS]}, "published": r["value"], "reproduced": np.nan,
-                         "difference": np.nan, "n": np.nan, "agreement": "not reproduced (no such statistic in these results)"})
+            rows.append({**ids, "published": r["value"], "reproduced": np.nan, "difference": np.nan, "n": np.nan, "sign": "",
+                         "band": "", "agreement": "not reproduced (no such statistic in these results)", "note": r["note"]})
             continue
         hit = m.iloc[0]
         val = float(hit["value"])
-        rows.append({**{k: r[k] for k in ["table", *KEYS]}, "published": r["value"], "reproduced": val,
-                     "difference": val - r["value"], "n": int(hit["n"]), "agreement": _agree(r["statistic"], r["value"], val, alpha)})
-    return pd.DataFrame(rows)
+        sign, band_ = _sign_band(r["statistic"], r["value"], val)
+        agreement = _agree(r["statistic"], r["value"], val, alpha)
+        if not np.isfinite(val) and str(hit.get("note", "") or ""):  # e.g. r of a segment with fewer than 3 levels
+            agreement += f" (ours undefined: {hit['note']})"
+        rows.append({**ids, "published": r["value"], "reproduced": val, "difference": val - r["value"], "n": int(hit["n"]),
+                     "sign": sign, "band": band_, "agreement": agreement, "note": r["note"]})
+    return pd.DataFrame(rows, columns=COMPARISON)
+
+
+COMPARISON = ["table", *KEYS, "published", "reproduced", "difference", "n", "sign", "band", "agreement", "note"]
+
+
+def read_comparison(path: Path) -> pd.DataFrame:
+    """A comparison table written by ``analyze`` (``tables/<recipe>__reference.csv``)."""
+    t = pd.read_csv(path, dtype={k: str for k in ["table", *KEYS, "sign", "band", "agreement", "note"]}, keep_default_na=False,
+                    na_values={"published": [""], "reproduced": [""], "difference": [""], "n": [""]})
+    return t
+
+
+def _num(v: float) -> str:
+    if not np.isfinite(v):
+        return "-"
+    return f"{v:.3g}" if v == 0 or 1e-3 <= abs(v) < 1e4 else f"{v:.2e}"
+
+
+def format_comparison(table: pd.DataFrame, title: str = "") -> str:
+    """The comparison as plain text, one line per published number these results have a
+    statistic for (ours "-" where it is undefined): where it comes from, what it is, our
+    value, the published one, and whether sign and band (r, R) or the verdict (p) agree;
+    the numbers the results hold no statistic for are counted at the end."""
+    missing = table[table["agreement"].astype(str).str.startswith("not reproduced")]
+    done = table.drop(missing.index)
+    lines = [title] if title else []
+    if len(done):
+        what = done.apply(lambda r: " ".join(str(r[k]) for k in ("analysis", "factor", "arch", "suite", "segment", "statistic") if str(r[k])),
+                          axis=1)
+        cols = {"table": done["table"].astype(str), "statistic": what, "ours": done["reproduced"].map(_num),
+                "paper": done["published"].map(_num), "sign": done["sign"].replace("", "-"), "band": done["band"].replace("", "-"),
+                "agreement": done["agreement"].astype(str)}
+        widths = {k: max(len(k), *(len(v) for v in col)) for k, col in cols.items()}
+        lines.append("  ".join(k.ljust(widths[k]) for k in cols).rstrip())
+        for i in range(len(done)):
+            lines.append("  ".join(str(col.iloc[i]).ljust(widths[k]) for k, col in cols.items()).rstrip())
+    if len(missing):
+        per = ", ".join(f"{t} {n}" for t, n in missing["table"].value_counts(sort=False).items())
+        lines.append(f"{len(missing)} published number(s) not in these results ({per}).")
+    corr = done[done["statistic"].isin(CORRELATIONS) & done["sign"].ne("")]
+    if len(corr):
+        lines.append(f"r/R: sign agrees for {int((corr['sign'] == 'same').sum())} of {len(corr)}, "
+                     f"band for {int(corr['band'].str.startswith('same').sum())} of {len(corr)}.")
+    return "\n".join(lines)

@@ -113,14 +113,17 @@ def _run_recipe(ctx: Ctx) -> list[Section]:
             for s in secs:
                 s.level = 4 if len(designs) > 1 else 3
             out += secs
-    ref = r.reference_path()
-    if ref is not None:
-        table = compare(load_reference(ref), ctx.stats_frame(), r.alpha)
-        sec = Section(f"Comparison with the published values ({ref.name})", level=3)
+    refs = r.reference_paths()
+    if refs:
+        table = pd.concat([compare(load_reference(p), ctx.stats_frame(), r.alpha) for p in refs], ignore_index=True)
+        names = ", ".join(p.name for p in refs)
+        sec = Section(f"Comparison with the published values ({names})", level=3)
         agree = table["agreement"].str.startswith("same").sum()
+        done = int(table["reproduced"].notna().sum())
         sec.text.append(f"{agree} of {len(table)} published numbers agree (same band and sign for r/R, same verdict at "
-                        f"alpha={r.alpha} for p); the rest differ or were not reproduced.")
-        sec.items.append(ctx.sink.table(f"{r.name}__reference", table, f"Published vs reproduced ({ref.name})"))
+                        f"alpha={r.alpha} for p); {done - agree} differ and {len(table) - done} are not in these results. "
+                        "Sign and band are given separately for r and R.")
+        sec.items.append(ctx.sink.table(f"{r.name}__reference", table, f"Published vs reproduced ({names})"))
         out.append(sec)
     return out
 
@@ -137,8 +140,8 @@ def analyze(results: str | Path, output: str | Path | None = None, recipes: list
         check_recipe(r, res)
         if r.defaults:
             r.analyses = default_recipe(res).analyses + r.analyses
-        if r.reference_path() is not None:
-            load_reference(r.reference_path())
+        for p in r.reference_paths():
+            load_reference(p)
     out = Path(output) if output else default_output(where)
     _check_output(out)
     out.parent.mkdir(parents=True, exist_ok=True)

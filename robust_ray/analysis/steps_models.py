@@ -41,8 +41,22 @@ def _models(ctx: Ctx, d: Design) -> pd.DataFrame:
         ok["clean"] = d.clean(ok)
         ok["model"] = model_labels(ok, list(d.factors))
         ok["training set"] = training_labels(ok, d)
+        if "recipe" in T and T["recipe"].nunique() > 1:
+            _name_recipes(ok, set(T["recipe"].astype(str)))
         ctx.cache[key] = ok
     return ctx.cache[key].copy()
+
+
+def _name_recipes(ok: pd.DataFrame, recipes: set[str]) -> None:
+    """A sweep that crosses training recipes (004: standard vs pgd_at) trains different models
+    on the same data: the recipe joins the training set's name (``pgd_at``, ``SP0.1 + pgd_at``)
+    and the model's, except ``standard``, which stays the clean reference."""
+    rec = ok["recipe"].astype(str)
+    named = rec.ne("standard") if "standard" in recipes else pd.Series(True, index=ok.index)
+    ts = ok["training set"].astype(str)
+    ok["training set"] = np.where(~named, ts, np.where(ts.eq("clean"), rec, ts + " + " + rec))
+    ok["model"] = np.where(named, ok["model"].astype(str) + " " + rec, ok["model"].astype(str))
+    ok["clean"] = ok["clean"] & ~named
 
 
 def _training_order(models: pd.DataFrame) -> list[str]:
@@ -212,10 +226,10 @@ def mcv_step(ctx: Ctx, step: MCVStep, d: Design) -> list[Section]:
     sec.items.append(ctx.sink.table(ctx.stem(step, d, "training_sets"), summary.rename(columns={"CV": "CV (%)"}),
                                     f"CV, mean accuracy and clean accuracy per training set, mean over seeds (003 Table 3; {d.sweep})"))
     corr_rows = []
-    for x, name in (("MA", "CV~MA"), ("clean accuracy", "CV~clean accuracy")):
+    for y, x, name in (("CV", "MA", "CV~MA"), ("CV", "clean accuracy", "CV~clean accuracy"), ("MA", "clean accuracy", "MA~clean accuracy")):
         row = {"pair": name.replace("~", " & ")}
         for method in ("spearman", "pearson"):
-            c = correlation(models["CV"], models[x], method)
+            c = correlation(models[y], models[x], method)
             prefix = "" if method == "spearman" else "pearson_"
             ctx.record("mcv", d, f"{prefix}r", c.r, c.n, factor=name, suite=suite or "", band=band(c.r), note=c.note)
             ctx.record("mcv", d, f"{prefix}p", c.p, c.n, factor=name, suite=suite or "", note=c.note)
@@ -223,7 +237,7 @@ def mcv_step(ctx: Ctx, step: MCVStep, d: Design) -> list[Section]:
         row["n"] = c.n
         corr_rows.append(row)
     sec.items.append(ctx.sink.table(ctx.stem(step, d, "correlations"), pd.DataFrame(corr_rows),
-                                    f"Correlation of CV with mean and clean accuracy over all models (003 Table 2; {d.sweep})"))
+                                    f"Correlations of CV, mean accuracy and clean accuracy over all models (003 Table 2; {d.sweep})"))
     cols = ["trial_id", "model", "training set", "arch", *d.factors, "seed", "clean", "MA", "CV", "clean accuracy", "test_sets", "group"]
     table = models[cols].rename(columns={"test_sets": "test sets", "CV": "CV (%)"})
     _table_or_link(ctx, sec, ctx.stem(step, d, "models"), table, f"Mean accuracy (MA, fraction) and CV (%) per model ({d.sweep})",
@@ -303,7 +317,7 @@ def corruption_step(ctx: Ctx, step: CorruptionStep, d: Design) -> list[Section]:
     text = [excluded_text(ctx.trials(d)), how,
             "P_c = mean accuracy over the severities of corruption c; aggregate P = mean of P_c over the corruptions (004 §4.2). "
             f"Clean accuracy: {clean_from}."]
-    stats = {"aggregate": "aggregate"}
+    stats = {"clean accuracy": "clean_accuracy", "aggregate": "aggregate"}
     if step.baseline_arch:
         base = models[(models["arch"] == step.baseline_arch) & models["clean"]]
         if base.empty:
@@ -435,8 +449,9 @@ def pixel_step(ctx: Ctx, step: PixelStep, d: Design) -> list[Section]:
         accuracy=("accuracy", "mean"), w=("w", "mean"), Pi=("Pi", "mean"), models=("Pi", "size")).reset_index()
     summ["condition"] = summ["condition"].astype(str)
     for _, row in summ.iterrows():
-        ctx.record("pixel_index", d, "Pi", float(row["Pi"]), int(row["models"]), factor=row["training set"], arch=row["arch"], suite=suite,
-                   segment=row["condition"], note="mean over seeds" if row["models"] > 1 else "")
+        for stat in ("Pi", "w", "accuracy"):  # 002 Table 5 (Pi), Tables 6-8 and 10 (w: misclassified share)
+            ctx.record("pixel_index", d, stat, float(row[stat]), int(row["models"]), factor=row["training set"], arch=row["arch"],
+                       suite=suite, segment=row["condition"], note="mean over seeds" if row["models"] > 1 else "")
     _table_or_link(ctx, sec, ctx.stem(step, d, "summary"), summ, f"Accuracy, w and Pi per training set and condition, mean over seeds ({d.sweep})")
     fams = list(dict.fromkeys(_family(e) for e in exp))
     for fam in fams:
