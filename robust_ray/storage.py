@@ -30,8 +30,9 @@ class Storage:
 
     def write_bytes(self, name: str, data: bytes) -> None:
         """Write to a temporary name, then move: readers see the old file or the new one."""
-        self.fs.create_dir(self.root, recursive=True)
-        tmp = self.path(f".{name}.tmp-{uuid.uuid4().hex[:8]}")
+        folder, slash, base = name.rpartition("/")
+        self.fs.create_dir(self.path(folder) if folder else self.root, recursive=True)
+        tmp = self.path(f"{folder}{slash}.{base}.tmp-{uuid.uuid4().hex[:8]}")
         with self.fs.open_output_stream(tmp) as f:
             f.write(data)
         self.fs.move(tmp, self.path(name))

@@ -1,21 +1,18 @@
 """A sweep whose driver is killed resumes with --resume without rerunning finished trials."""
 
-import glob
-import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
+
+from kill_driver import kill_after_two_saved
 
 SPEC = """
 name: resume
 dataset: {name: mnist-5k}
 architectures: [lenet5]
-training: {max_epochs: 2, patience: 1}
+training: {max_epochs: 6, patience: 6}  # a few seconds a trial: the kill lands mid-sweep
 design:
   type: one_factor
   factors:
@@ -29,34 +26,13 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-u", "-m", "robust_ray", "run", *args, "--num-cpus", "1"]
 
 
-def finished_in_saved_state(tune_dir: str) -> dict[str, float]:
-    """trial_id -> started_at of the trials the newest experiment state records as done."""
-    newest = max(glob.glob(f"{tune_dir}/experiment_state-*.json"), key=os.path.getmtime)
-    out = {}
-    for trial_json, runtime_json in json.load(open(newest))["trial_data"]:
-        trial, runtime = json.loads(trial_json), json.loads(runtime_json)
-        if trial["status"] == "TERMINATED":
-            out[trial["custom_dirname"]] = runtime["last_result"]["started_at"]
-    return out
-
 
 @pytest.mark.slow
 def test_driver_killed_then_resumed_finishes_without_rerunning(tmp_path):
     spec, out = tmp_path / "spec.yaml", tmp_path / "out"
     spec.write_text(SPEC)
-    driver = subprocess.Popen(
-        cli(str(spec), "--output", str(out)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )
-    for line in driver.stdout:
-        if "2 done" in line:
-            break
-    time.sleep(2.5)  # past one experiment-state save period
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait()
+    kept = kill_after_two_saved(cli(str(spec), "--output", str(out)), out)
     assert not (out / "trials.parquet").exists()
-    kept = finished_in_saved_state(str(out / "tune"))
-    assert len(kept) >= 2
 
     done = subprocess.run(cli(str(spec), "--output", str(out), "--resume"), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

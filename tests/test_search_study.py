@@ -98,7 +98,7 @@ def test_searcher_tells_optuna_final_results_with_constraints_and_prunes_stopped
     storage = open_storage(str(tmp_path / "study.journal"))
     sampler = make_sampler(s, dists)
     create_study(s, "t", storage, sampler)
-    search = StudySearch(dists, s, sampler, "t", storage)
+    search = StudySearch(dists, s, sampler, "t", storage, record=str(tmp_path / "out"))
     configs = {tid: search.suggest(tid) for tid in ("A", "B", "C", "D")}
     assert [c[NUMBER] for c in configs.values()] == [0, 1, 2, 3]
     assert len({c["fgsm_l2"] for c in configs.values()}) == 4  # four trials, four levels
@@ -114,6 +114,11 @@ def test_searcher_tells_optuna_final_results_with_constraints_and_prunes_stopped
     assert (b.state, b.constraints) == (TrialState.COMPLETE, {"acc_mnist-test>=0.9": pytest.approx(0.05)})
     assert (c.state, d.state) == (TrialState.PRUNED, TrialState.FAIL)
     assert [t.number for t in study.best_trials] == [0]  # B is better on MNIST-A but infeasible
+    # the driver's record of each COMPLETE trial, written before the study was told
+    assert sorted(p.name for p in (tmp_path / "out" / "finished").iterdir()) == ["t0000.json", "t0001.json"]
+    record = json.loads((tmp_path / "out" / "finished" / "t0000.json").read_text())
+    assert record["config"] == {"fgsm_l2": configs["A"]["fgsm_l2"], NUMBER: 0}
+    assert record["metrics"]["acc_mnist-a"] == 0.7
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -6,10 +6,12 @@ Output folder: trials.parquet and metrics.parquet (the results contract, plus
 ``feasible`` when there are constraints), sweep.json (the spec, with a ``list`` design of the
 points tried, so ``analyze`` reads it as it reads a sweep), suites.json, study.csv (every
 study trial, warm-start ones included), best.json (one objective) or pareto.csv and
-pareto.png (several), study.journal (the Optuna study) and tune/ (Ray Tune's experiment).
+pareto.png (several), study.journal (the Optuna study), finished/ (each trial's final
+report, as the driver saw it) and tune/ (Ray Tune's experiment).
 
 ``--resume`` restores Tune's experiment (``Tuner.restore`` on OUTPUT/tune): the trials it
-had finished are kept, unfinished ones rerun, and the searcher comes back from Tune's
+had finished are kept, unfinished ones rerun (a trial that finished after Tune's last save
+is not rerun: the study already counts it, and its row is read back from finished/), and the searcher comes back from Tune's
 checkpoint of it, holding the study, whose trials are read back from the journal, and the
 sampler's state; the remaining budget is then proposed by the same study. The journal is
 the record of the study: ``optuna.load_study(study_name=NAME,
@@ -24,11 +26,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import optuna
 import pandas as pd
 from ray import tune
 from ray.tune.logger import JsonLoggerCallback
+from optuna.trial import TrialState
 from ray.tune.schedulers import ASHAScheduler
 
 from .. import data
@@ -41,7 +45,7 @@ from ..sweep import TUNE_DIR, Progress, _tune_env, check_resources, connect, err
 from .front import best_trial, pareto_table, plot_pareto, study_table
 from .space import distributions, factor_spec, is_training, searched_factors, shared_datasets
 from .study import (
-    NUMBER, StudySearch, create_study, make_sampler, open_storage, startup_trials, study_exists, trial_id,
+    FINISHED_DIR, NUMBER, StudySearch, create_study, make_sampler, open_storage, startup_trials, study_exists, trial_id,
 )  # fmt: skip
 from .trial import search_trial
 from .warm import warm_start
@@ -186,6 +190,34 @@ def _outcomes(spec: SweepSpec, grid) -> tuple[list[dict], dict[str, dict], dict[
     return plans, outcomes, params
 
 
+class _Orphan(NamedTuple):
+    """A finished trial Tune's restored experiment does not know (the fields of a Tune
+    ``Result`` that :func:`_outcomes` reads)."""
+
+    config: dict
+    metrics: dict
+    error: None = None
+
+
+def orphans(out: Storage, study: optuna.Study, known: set[int], log=print) -> list[_Orphan]:
+    """Study trials that finished after Tune's last experiment save and before the driver
+    died: the study counts them, so ``--resume`` does not rerun them and the sampler has
+    learned from them; their final reports, which :class:`StudySearch` wrote to
+    ``finished/`` before telling the study, give them their rows in the results."""
+    found = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.number in known or "warm_start" in t.user_attrs:
+            continue
+        name = f"{FINISHED_DIR}/{trial_id(t.number)}.json"
+        if not out.exists(name):
+            log(f"optuna trial {t.number} finished after Tune's last save and {out.uri_of(name)} is missing: "
+                "it is in study.csv only")  # fmt: skip
+            continue
+        record = json.loads(out.read_text(name))
+        found.append(_Orphan(record["config"], record["metrics"]))
+    return found
+
+
 def _write_study(out: Storage, study: optuna.Study, spec: SweepSpec, log) -> None:
     s = spec.search
     table = study_table(study, s)
@@ -267,14 +299,16 @@ def run_search(
         if warm.trials or warm.skipped:
             log(f"{spec.name}: warm start with {len(warm.trials)} trial(s)"
                 f" ({sum(warm.skipped.values())} outside the search space or not ok, left out)")  # fmt: skip
-        searcher = StudySearch(dists, s, sampler, spec.name, storage)
-    grid = _tuner(spec, refs, out, resume, searcher, log).fit()
+        searcher = StudySearch(dists, s, sampler, spec.name, storage, record=out.uri)
+    grid = list(_tuner(spec, refs, out, resume, searcher, log).fit())
 
+    study = optuna.load_study(study_name=spec.name, storage=storage)
+    if resume:
+        grid += orphans(out, study, {int(r.config[NUMBER]) for r in grid}, log)
     plans, outcomes, params = _outcomes(spec, grid)
     trials, metrics = trial_rows(spec.name, plans, outcomes)
     extra = pd.DataFrame([params[t] for t in trials["trial_id"]])
     trials = pd.concat([trials, extra.astype({NUMBER: "Int64"})], axis=1)
-    study = optuna.load_study(study_name=spec.name, storage=storage)
     if s.constraints:
         by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
         trials["feasible"] = [

@@ -13,6 +13,7 @@ several writers on one filesystem; no SQLite), or any database URL Optuna takes.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import warnings
@@ -28,6 +29,7 @@ from ray.tune.search.optuna import OptunaSearch
 from ..config import Constraint, SearchSpec
 from .distinct import DistinctSampler
 
+FINISHED_DIR = "finished"  # per-trial final reports, written before the study is told
 NUMBER = "optuna_number"  # key of the Optuna trial number in a Tune trial's config
 logger = logging.getLogger(__name__)
 
@@ -107,10 +109,17 @@ class StudySearch(OptunaSearch):
     - a trial stopped early (ASHA) is PRUNED and a failed one FAIL, whatever the number of
       objectives;
     - on restore (``--resume``), study trials left RUNNING that no Tune trial owns (asked
-      after Tune's last checkpoint) are failed, so they do not hold the sampler back.
+      after Tune's last checkpoint) are failed, so they do not hold the sampler back;
+    - with ``record`` (an output folder), each COMPLETE trial's final report is written to
+      ``finished/<trial>.json`` there before the study is told: Tune saves its experiment
+      every few seconds and the journal at once, so a driver killed in between leaves a
+      trial the study counts and Tune's restored state does not know; ``--resume`` reads
+      its row back from that file (:func:`~robust_ray.search.run.orphans`).
     """
 
-    def __init__(self, space, s: SearchSpec, sampler: BaseSampler, study_name: str, storage: BaseStorage):
+    def __init__(
+        self, space, s: SearchSpec, sampler: BaseSampler, study_name: str, storage: BaseStorage, record: str | None = None
+    ):
         metric = [o.metric for o in s.objectives]
         mode = [o.mode for o in s.objectives]
         super().__init__(
@@ -123,6 +132,7 @@ class StudySearch(OptunaSearch):
         )
         self._objectives = metric
         self._constraints = list(s.constraints)
+        self._record = record  # a URI, not a Storage: the searcher is pickled into Tune's checkpoints
 
     def suggest(self, trial_id: str):
         params = super().suggest(trial_id)
@@ -148,11 +158,21 @@ class StudySearch(OptunaSearch):
             state, told = TrialState.COMPLETE, [float(v) for v in values]
             for key, value in constraint_values(self._constraints, result).items():
                 ot_trial.set_constraint(key, value)
+            if self._record is not None:
+                self._write_record(ot_trial, result)
         try:
             self._ot_study.tell(ot_trial, told if told is None or len(told) > 1 else told[0], state=state)
         except (RuntimeError, ValueError) as e:  # told already, before an interruption
             logger.warning("optuna trial %s: %s", ot_trial.number, e)
         self._completed_trials.add(trial_id)
+
+    def _write_record(self, ot_trial: optuna.Trial, result: dict) -> None:
+        from ..storage import Storage
+
+        config = {**ot_trial.params, NUMBER: ot_trial.number}
+        metrics = {k: v for k, v in result.items() if not k.startswith("config/")}
+        body = json.dumps({"config": config, "metrics": metrics}, default=str).encode()
+        Storage(self._record).write_bytes(f"{FINISHED_DIR}/{trial_id(ot_trial.number)}.json", body)
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
