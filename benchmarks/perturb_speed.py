@@ -107,7 +107,7 @@ def main() -> None:
 
     row("mnist-c build (uint8 in, float16 stored)", timed(build_c, args.repeat), t_floor)
     print(f"  mnist-c stored: {suite.nbytes / 2**20:.0f} MiB; peak RSS so far {peak_rss_mib():.0f} MiB")
-    del suite
+    suite = None  # free it before the next build
 
     # --- mnist-a -------------------------------------------------------------------------
     model = reference_model(ds.train, args.train_steps)

@@ -76,7 +76,7 @@ def main() -> None:
 
     n_grid, found_grid = grid_search(8.0, 0)
     n_search, found_search = optuna_search(8.0, 0, "gp", budget, 0.5)
-    print(f"peak at L2 = 8.0 (000 Fig. 3, LeNet-5), seed 0:")
+    print("peak at L2 = 8.0 (000 Fig. 3, LeNet-5), seed 0:")
     print(f"  grid   {n_grid:>2} trials -> level {found_grid:g}")
     print(f"  search {n_search:>2} trials -> level {found_search:g}  (gp sampler, step 0.5)")
     print(f"\nsuccess = level found within one grid step (0.5) of the peak, over {args.seeds} seeds")

@@ -202,6 +202,20 @@ def check_resources(spec: SweepSpec) -> None:
     )
 
 
+def claim_output(out: Storage, spec_json: str, resume: bool, file: str | None, what: str = "sweep",
+                 same=lambda d: d) -> None:  # fmt: skip
+    """``--resume`` needs an interrupted run started from the same spec (compared through
+    ``same`` on both sweep.json's); a fresh one needs an output without one."""
+    tune_uri = out.uri_of(TUNE_DIR)
+    if resume:
+        if not out.exists(TUNE_DIR) or not tune.Tuner.can_restore(tune_uri):
+            raise UserError(f"--resume: no interrupted {what} to resume under {tune_uri}")
+        if out.exists("sweep.json") and same(json.loads(out.read_text("sweep.json"))) != same(json.loads(spec_json)):
+            raise UserError(f"--resume: {file or 'the spec'} differs from the one {out.uri} was started with")
+    elif out.exists(TUNE_DIR):
+        raise UserError(f"{out.uri} already holds a {what}: use --resume to continue it, or another --output")
+
+
 def run_sweep(
     spec: SweepSpec,
     file: str | None = None,
@@ -222,14 +236,7 @@ def run_sweep(
         raise UserError(f"{file or 'the spec'}: no design, only a search section: use `robust-ray search`")
     out = Storage(output or f"results/{spec.name}")
     spec_json = json.dumps(spec.model_dump(mode="json"), indent=2)
-    tune_uri = out.uri_of(TUNE_DIR)
-    if resume:
-        if not out.exists(TUNE_DIR) or not tune.Tuner.can_restore(tune_uri):
-            raise UserError(f"--resume: no interrupted sweep to resume under {tune_uri}")
-        if out.exists("sweep.json") and json.loads(out.read_text("sweep.json")) != json.loads(spec_json):
-            raise UserError(f"--resume: {file or 'the spec'} differs from the one {out.uri} was started with")
-    elif out.exists(TUNE_DIR):
-        raise UserError(f"{out.uri} already holds a sweep: use --resume to continue it, or another --output")
+    claim_output(out, spec_json, resume, file)
 
     plan = make_plan(spec)
     base = data.load(spec.dataset.name, data_root or spec.dataset.root, spec.dataset.download)

@@ -1,5 +1,5 @@
 """Kill a ``robust-ray run``/``search`` driver once Tune's saved experiment records two
-finished trials (and the driver still has work left), for the resume tests."""
+finished trials (and the driver still has work left), then resume it: the resume tests."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+
+import pandas as pd
+import pytest
 
 
 def saved_done(tune_dir: Path) -> dict[str, float]:
@@ -47,3 +50,17 @@ def kill_after_two_saved(cmd: list[str], out: Path) -> dict[str, float]:
     kept = saved_done(out / "tune")
     assert len(kept) >= 2, "".join(seen)
     return kept
+
+
+def kill_then_resume(cmd: list[str], out: Path) -> pd.DataFrame:
+    """Kill ``cmd`` (which writes to ``out``) mid-run, rerun it with ``--resume``; return the
+    trials table, having checked that the kill left no results and that the trials finished
+    before it were kept, not rerun (the same start time)."""
+    kept = kill_after_two_saved(cmd, out)
+    assert not (out / "trials.parquet").exists()
+    done = subprocess.run([*cmd, "--resume"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    trials = pd.read_parquet(out / "trials.parquet").set_index("trial_id")
+    for tid, started in kept.items():
+        assert trials.loc[tid, "started_at"].timestamp() == pytest.approx(started, abs=1e-3)
+    return trials

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from robust_ray.data import BaseDataset, ImageSet, to_float
+from robust_ray.data import to_float
 from robust_ray.factors import augment_options, compose, factor_def, perturb_pool, perturbation_options, pick_sources
 from robust_ray.perturb import class_imbalance, imbalance, label_error, label_error_rate
 

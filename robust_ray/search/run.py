@@ -41,7 +41,9 @@ from ..errors import SpecError, UserError
 from ..results import trial_rows, write_results
 from ..storage import Storage
 from ..store import place
-from ..sweep import TUNE_DIR, Progress, _tune_env, check_resources, connect, error_text, reuse_actors, suite_conditions
+from ..sweep import (
+    TUNE_DIR, Progress, _tune_env, check_resources, claim_output, connect, error_text, reuse_actors, suite_conditions,
+)  # fmt: skip
 from .front import best_trial, pareto_table, plot_pareto, study_table
 from .space import distributions, factor_spec, is_training, searched_factors, shared_datasets
 from .study import (
@@ -261,14 +263,8 @@ def run_search(
     out = Storage(output or f"results/{spec.name}")
     where = study_location(spec, out, file)
     spec_json = json.dumps(spec.model_dump(mode="json"), indent=2)
-    if resume:
-        if not out.exists(TUNE_DIR) or not tune.Tuner.can_restore(out.uri_of(TUNE_DIR)):
-            raise UserError(f"--resume: no interrupted search to resume under {out.uri_of(TUNE_DIR)}")
-        if out.exists("sweep.json") and _without_design(json.loads(out.read_text("sweep.json"))) != _without_design(
-            json.loads(spec_json)
-        ):
-            raise UserError(f"--resume: {file or 'the spec'} differs from the one {out.uri} was started with")
-    elif out.exists(TUNE_DIR) or (not s.storage and out.exists(STUDY_FILE)):
+    claim_output(out, spec_json, resume, file, "search", same=_without_design)  # the design lists points tried
+    if not resume and not s.storage and out.exists(STUDY_FILE):
         raise UserError(f"{out.uri} already holds a search: use --resume to continue it, or another --output")
 
     dists = distributions(spec)
