@@ -108,20 +108,20 @@ def floor(train: data.ImageSet, device: torch.device, steps: int) -> float:
     y = torch.as_tensor(train.labels[:BATCH], device=device)
     amp = device.type == "cuda"
     model.train()
-    for _ in range(10):  # warm-up: allocator, cuDNN autotune
+
+    def step():
         with autocast(device, amp):
             loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+
+    for _ in range(10):  # warm-up: allocator, cuDNN autotune
+        step()
     sync(device)
     t0 = time.perf_counter()
     for _ in range(steps):
-        with autocast(device, amp):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        step()
     sync(device)
     return steps * BATCH / (time.perf_counter() - t0)
 
