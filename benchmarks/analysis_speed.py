@@ -51,7 +51,7 @@ def synthetic(root: Path, trials: int, design: str, seed: int = 0) -> None:
              "mnist-c": [(f"{lv:g}", lv, "gaussian_l2", {}) for lv in np.arange(1.0, 10.0)],
              "corruptions": [(f"{c}/{s}", float(s), f"corruption:{c}", {"corruption": c, "severity": s}) for c in corruptions for s in range(1, 6)]}
     hardness = {c: 0.01 * i for i, c in enumerate(corruptions)}
-    t = pd.DataFrame({"trial_id": tid, "sweep": "bench", "arch": arch, "seed": np.arange(n) // (rows * 2), "status": status,
+    t = pd.DataFrame({"trial_id": tid, "sweep": "bench", "arch": arch, "recipe": "standard", "seed": np.arange(n) // (rows * 2), "status": status,
                       "gaussian_l2": g, "label_error": ld, "train_acc": np.clip(skill + 0.03, 0, 1), "val_acc": skill,
                       "epochs": pd.array(np.full(n, 10), dtype="Int64"), "n_train": pd.array(np.full(n, 60000), dtype="Int64"),
                       "wall_s": np.ones(n)})
