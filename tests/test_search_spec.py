@@ -71,6 +71,7 @@ BAD = [
     (with_("search.trials", 0), "search.trials", "greater than or equal to 1"),
     (with_("search.trials", 26), "search.trials", "the space holds 25 points"),
     (with_("search.concurrency", 0), "search.concurrency", "greater than or equal to 1"),
+    (with_("search.storage", "sqlite:///study.db"), "search.storage", "SQLite locks the whole file"),
     (with_("search.sampler", "cmaes"), "search.sampler", "'gp', 'tpe', 'nsga2' or 'random'"),
     (with_("search.early_stopping", {"grace_epochs": 3}), "search.early_stopping.grace_epochs", "leaves nothing to stop"),
     (with_("architectures", ["lenet5", "lenet5"]), "architectures", "one architecture"),

@@ -32,6 +32,12 @@ def check_search(spec: SweepSpec, file: str | None = None) -> None:
         raise SpecError(file, "seeds", "a search trains one seed per point; run one search per seed")
     if len(spec.recipe_list()) != 1:
         raise SpecError(file, "recipes", "a search trains one recipe; run one search per recipe")
+    if s.storage and s.storage.lower().startswith("sqlite"):
+        raise SpecError(
+            file, "search.storage",
+            "SQLite locks the whole file on every write and fails under parallel trials: give a journal file "
+            "path (the default) or a server database URL (postgresql://, mysql://)",
+        )  # fmt: skip
     for name, r in s.space.items():
         _check_dimension(spec, name, r, f"search.space.{name}", file)
     points = _points(s.space)
