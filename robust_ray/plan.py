@@ -84,7 +84,8 @@ class Plan:
 def model_key(spec: SweepSpec, arch: str, seed: int) -> DatasetKey:
     """The clean-trained reference model of ``arch`` and ``seed`` (the standard recipe with
     the sweep's training settings): what FGSM pools and suites attack (000 §2.2.1, §2.3)."""
-    training = spec.training.model_dump(mode="json") | {"recipe": "standard"}
+    # the trials' recipe options belong to their recipe, not to the standard one
+    training = spec.training.model_dump(mode="json") | {"recipe": "standard", "recipe_options": {}}
     return DatasetKey.of(
         "model", dataset=spec.dataset.name, arch=arch, seed=seed, training=json.dumps(training, sort_keys=True)
     )

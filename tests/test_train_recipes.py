@@ -188,3 +188,17 @@ def test_spec_errors_name_the_option(training, path, message):
 def test_spec_accepts_recipe_options():
     spec = parse_spec(spec_with({"recipe": "m_tlat", "recipe_options": {"eps": 0.3, "steps": 2}}), "s.yaml")
     assert RECIPES.get(spec.training.recipe).options.model_validate(spec.training.recipe_options).steps == 2
+
+
+def test_reference_model_trains_with_the_standard_recipe_whatever_the_trials_recipe(mnist5k, small):
+    """FGSM attacks the clean-trained model (000 §2.2.1): the trials' recipe options (here
+    PGD's eps) are not the standard recipe's and must not reach it."""
+    from robust_ray.plan import make_plan
+    from robust_ray.store import train_reference
+
+    doc = spec_with({"recipe": "pgd_at", "recipe_options": {"eps": 0.1}, "max_epochs": 1, "batch_size": 64})
+    doc["design"] = {"factors": {"fgsm_l2": {"levels": [1.0], "per_class": 5}}}
+    (key,) = [k for k in make_plan(parse_spec(doc, "s.yaml")).datasets.values() if k.kind == "model"]
+    base = dataclasses.replace(mnist5k, train=small)
+    state = train_reference(key, base)
+    assert set(state) == set(lenet().state_dict())
