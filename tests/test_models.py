@@ -169,6 +169,23 @@ def test_each_experts_bce_reaches_only_its_own_parameters():
     assert grads[3] > 0 and sum(grads) == grads[3]
 
 
+def test_mocse_predicts_the_largest_margin_under_bf16_autocast():
+    """The GPU evaluates under bf16 autocast: close-to-1 expert probabilities must not tie."""
+
+    def expert(margin: float) -> nn.Module:
+        head = nn.Linear(4, 2)
+        nn.init.zeros_(head.weight)
+        head.bias.data = torch.tensor([0.0, margin])
+        return head
+
+    margins = iter([4.0, 6.0, 7.5, 9.0, 8.0])
+    m = MoCSE(lambda: expert(next(margins)), 5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = m(torch.rand(3, 4))
+    assert scores.dtype == torch.float32
+    assert scores.argmax(1).tolist() == [3, 3, 3]
+
+
 def test_plain_models_train_on_cross_entropy():
     model = build_model("lenet5", 1, 10, (28, 28))
     x, y = torch.rand(4, 1, 28, 28), torch.tensor([1, 2, 3, 4])

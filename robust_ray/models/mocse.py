@@ -37,10 +37,12 @@ class MoCSE(nn.Module):
         return z[..., 1] - z[..., 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.margins(x))
+        # float32: under bf16 autocast every margin above ~5.5 would round to F = 1.0, and
+        # the argmax would pick the first of the tied experts
+        return torch.sigmoid(self.margins(x).float())
 
     def training_loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        m = self.margins(x)
+        m = self.margins(x).float()
         onehot = target if target.is_floating_point() else F.one_hot(target, m.shape[1]).to(m.dtype)
         ce = F.cross_entropy(torch.sigmoid(m), target)
         # with logits: stable, and no assert on NaN inputs, so a diverging run just diverges
