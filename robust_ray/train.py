@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -140,6 +141,11 @@ def fit(
         # reproducible convolutions: cuDNN's autotuner and some of its kernels are not
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
+        # and deterministic kernels elsewhere (scatter, index_add, cuBLAS with a fixed
+        # workspace); ops with none on CUDA (adaptive pooling's backward, in ResNets) warn
+        # once instead of failing: their reruns can differ in the last bits
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
     val_idx = stratified_sample(train.labels, settings.val_fraction, seed)
     mask = np.ones(len(train), bool)
     mask[val_idx] = False
