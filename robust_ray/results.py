@@ -19,7 +19,9 @@ from .storage import Storage
 SCHEMA_VERSION = 1
 SCHEMA_KEY = b"robust_ray.schema"
 TRIAL_COLUMNS = ["trial_id", "sweep", "arch", "recipe", "seed", "status"]  # then factors, then outcomes, acc_<suite>
-OUTCOME_COLUMNS = ["train_acc", "val_acc", "epochs", "n_train", "wall_s", "started_at", "error"]
+OUTCOME_COLUMNS = [
+    "train_acc", "val_acc", "train_loss", "epochs", "best_epoch", "n_train", "wall_s", "started_at", "error",
+]  # fmt: skip
 METRIC_COLUMNS = ["trial_id", "suite", "condition", "level", "accuracy", "n"]
 METRICS_SCHEMA = pa.schema(
     [
@@ -61,7 +63,9 @@ def trial_rows(
         row.update(
             train_acc=out.get("train_acc"),
             val_acc=out.get("val_acc"),
+            train_loss=out.get("train_loss"),
             epochs=out.get("epochs"),
+            best_epoch=out.get("best_epoch"),
             n_train=out.get("n_train"),
             wall_s=out.get("wall_s"),
             started_at=out.get("started_at"),
@@ -75,10 +79,10 @@ def trial_rows(
                 {"trial_id": p["trial_id"], "suite": suite, "condition": condition, "level": level, "accuracy": acc, "n": n}
             )
     tdf = pd.DataFrame(trials)
-    for col in ("train_acc", "val_acc", "wall_s"):
+    for col in ("train_acc", "val_acc", "train_loss", "wall_s"):
         tdf[col] = tdf[col].astype("float64")
     tdf["started_at"] = pd.to_datetime(tdf["started_at"].astype("float64"), unit="s", utc=True)
-    for col in ("epochs", "n_train"):
+    for col in ("epochs", "best_epoch", "n_train"):
         tdf[col] = tdf[col].astype("Int64")
     tdf["error"] = tdf["error"].astype("string")
     mdf = pd.DataFrame(metrics, columns=METRIC_COLUMNS)

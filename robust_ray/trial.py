@@ -85,6 +85,9 @@ def execute_trial(
         "train_acc": fitted.train_acc,
         "val_acc": fitted.val_acc,
         "epochs": fitted.epochs,
+        # a diverged trial's last loss (non-finite) and the epoch whose weights it kept (0: none)
+        "train_loss": fitted.train_loss,
+        "best_epoch": fitted.best_epoch,
         "n_train": len(train),
         "wall_s": time.time() - t0,
         "started_at": t0,

@@ -21,12 +21,26 @@ def test_validates_with_rays_validator(path):
     assert any("robust_ray" in c for c in config["setup_commands"])
 
 
-def test_aws_security_group_admits_ssh_only_and_not_from_everywhere():
+def test_aws_security_group_admits_ssh_only():
+    """What Ray puts in a group it creates (its own rules and ours): nothing but port 22 is
+    open to any address range; everything else only to the group's own members."""
+    from ray.autoscaler._private.aws.config import _create_default_inbound_rules
+
     config = yaml.safe_load(AWS.read_text())
-    rules = config["provider"]["security_group"]["IpPermissions"]
-    assert [(r["FromPort"], r["ToPort"]) for r in rules] == [(22, 22)]
-    cidrs = [ip["CidrIp"] for r in rules for ip in r["IpRanges"]]
-    assert cidrs and "0.0.0.0/0" not in cidrs
+    ours = config["provider"]["security_group"]["IpPermissions"]
+    cidrs = [ip["CidrIp"] for r in ours for ip in r["IpRanges"]]
+    assert cidrs and "0.0.0.0/0" not in cidrs  # the range a user-made group admits
+    for rule in _create_default_inbound_rules({"sg-self"}, ours):
+        if rule.get("IpRanges"):
+            assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 22, 22)
+        else:
+            assert rule["UserIdGroupPairs"] == [{"GroupId": "sg-self"}]
+
+
+def test_aws_nodes_run_a_python_robust_ray_supports():
+    config = prepare_config(yaml.safe_load(AWS.read_text()))
+    images = [config["docker"]["head_image"], config["docker"]["worker_image"]]
+    assert all("py311" in i for i in images) and config["docker"]["worker_image"].endswith("-gpu")
 
 
 def test_aws_has_a_cpu_head_and_autoscaling_gpu_workers_with_whole_gpus():

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -117,3 +118,5 @@ def test_a_diverging_trial_is_recorded_as_diverged_and_the_sweep_finishes(ray_se
     trials = pq.read_table(f"{out}/trials.parquet").to_pandas()
     assert (trials["status"] == "diverged").all() and trials["acc_mnist-test"].isna().all()
     assert (trials["epochs"] >= 1).all()
+    # its last metrics: the non-finite loss that stopped it, and that no epoch's weights were kept
+    assert (~np.isfinite(trials["train_loss"])).all() and (trials["best_epoch"] == 0).all()
