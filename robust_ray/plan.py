@@ -3,10 +3,12 @@ datasets they need, each dataset named by a content key so it is built once."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +21,20 @@ from .factors import augment_options, factor_def, perturbation_options
 from .perturb import PERTURBATIONS
 from .seeding import derive_seed
 from .suites import suite_def
+
+
+@functools.cache
+def code_digest() -> str:
+    """A hash of the source that builds datasets: a fix to a perturbation, a suite or the
+    training loop changes every digest, so the disk cache never serves a dataset the
+    current code would not build. Analysis and search code do not build datasets."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if not rel.startswith(("analysis/", "search/")):
+            h.update(rel.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -52,7 +68,7 @@ class DatasetKey:
 
     @property
     def digest(self) -> str:
-        blob = json.dumps([__version__, self.kind, self.params], sort_keys=True, default=str)
+        blob = json.dumps([__version__, code_digest(), self.kind, self.params], sort_keys=True, default=str)
         return f"{self.kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 

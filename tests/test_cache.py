@@ -1,0 +1,43 @@
+"""The disk cache of built datasets: a second sweep over the same datasets loads them, and a
+key changes whenever what the dataset is, or the code that builds it, changes."""
+
+import numpy as np
+
+from robust_ray import plan as plan_module
+from robust_ray.config import parse_spec
+from robust_ray.plan import make_plan
+from robust_ray.store import load_or_build
+
+
+def spec(per_class: int = 3):
+    return parse_spec({
+        "name": "cache", "architectures": ["lenet5"],
+        "design": {"factors": {"gaussian_l2": {"levels": [2.0], "per_class": per_class}}},
+        "suites": {"mnist-c": {"levels": [1.0, 3.0], "n": 50}},
+    })  # fmt: skip
+
+
+def keys(s):
+    return {k.kind: k for k in make_plan(s).datasets.values()}
+
+
+def test_a_second_build_loads_the_same_arrays_from_the_cache(tmp_path, mnist5k):
+    for key in keys(spec()).values():
+        first, info = load_or_build(key, mnist5k, str(tmp_path))
+        assert info == {"cached": False} and (tmp_path / key.digest).is_dir()
+        again, info = load_or_build(key, mnist5k, str(tmp_path))
+        assert info == {"cached": True}
+        if key.kind == "suite":
+            np.testing.assert_array_equal(again.levels, first.levels)
+            first, again = first.data, again.data
+        np.testing.assert_array_equal(again.images, first.images)
+        np.testing.assert_array_equal(again.labels, first.labels)
+
+
+def test_the_key_follows_the_dataset_and_the_code(monkeypatch):
+    before = {kind: k.digest for kind, k in keys(spec()).items()}
+    assert before == {kind: k.digest for kind, k in keys(spec()).items()}  # stable
+    assert keys(spec(per_class=4))["pool"].digest != before["pool"]
+    assert keys(spec(per_class=4))["suite"].digest == before["suite"]  # the suite did not change
+    monkeypatch.setattr(plan_module, "code_digest", lambda: "another version of the code")
+    assert all(k.digest != before[kind] for kind, k in keys(spec()).items())
