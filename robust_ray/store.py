@@ -149,6 +149,8 @@ def place(plan: Plan, base: BaseDataset, spec: SweepSpec, file: str | None, log=
         try:
             info = ray.get(ready[0])
         except ray.exceptions.RayTaskError as e:
+            for other in pending:  # the sweep will not run: stop training reference models for it
+                ray.cancel(other, force=True)
             cause = e.cause if isinstance(e.cause, Exception) else e
             if isinstance(cause, (LevelUnreachable, ValueError)):
                 raise SpecError(file, plan.where[digest], str(cause)) from None

@@ -46,3 +46,15 @@ def test_output_that_cannot_be_written(ray_session, tmp_path, capsys):
 def test_storage_uri_of_an_unknown_scheme(tmp_path, capsys):
     assert main(["run", write(tmp_path), "--output", "nosuchfs://bucket/x"]) == 2
     assert "not a usable location" in capsys.readouterr().err
+
+
+def test_a_level_the_images_cannot_reach_names_its_key_and_writes_nothing(ray_session, tmp_path, capsys):
+    """25 is below the 28 of a 28x28 image's box, but no real digit has that much headroom
+    along its noise draw: only building the pool finds out, still before any trial."""
+    factors = {"gaussian_l2": {"levels": [2.0, 25.0], "per_class": 5}}
+    spec = write(tmp_path, design={"type": "one_factor", "factors": factors})
+    out = tmp_path / "o"
+    assert main(["run", spec, "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "design.factors.gaussian_l2.levels[1]" in err and "25" in err
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))

@@ -60,3 +60,13 @@ def test_unreachable_level_is_an_error():
     with pytest.raises(LevelUnreachable, match="unreachable"):
         scale_to_l2(x, z, 2.5)
     np.testing.assert_allclose(l2_distance(scale_to_l2(x, z, 2.0), x).numpy(), 2.0, atol=1e-5)
+
+
+def test_unreachable_level_error_survives_pickling():
+    """It is raised inside Ray build tasks and re-raised on the driver."""
+    import pickle
+
+    from robust_ray.perturb.l2 import LevelUnreachable
+
+    e = pickle.loads(pickle.dumps(LevelUnreachable(25.0, 17.25, 3)))
+    assert (e.level, e.reachable, e.count) == (25.0, 17.25, 3) and "unreachable for 3 image(s)" in str(e)

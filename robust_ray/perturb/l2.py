@@ -32,6 +32,9 @@ class LevelUnreachable(ValueError):
             f"caps their distance at {reachable:.3f} along this direction"
         )
 
+    def __reduce__(self):  # raised in Ray tasks: it must unpickle on the driver
+        return type(self), (self.level, self.reachable, self.count)
+
 
 def _solve(
     x: torch.Tensor, z: torch.Tensor, d2: torch.Tensor, rtol: float, max_iter: int
