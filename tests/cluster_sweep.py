@@ -1,6 +1,7 @@
 """Run a small sweep on a 3-node Ray cluster on this machine (ray.cluster_utils.Cluster):
 a head with no CPUs, two 1-CPU workers. With --kill, one worker node is removed once the
-first trial has finished. Prints one JSON line with what happened. Used by test_cluster.py
+first trial has finished. With --gpu-fraction F, one worker with 4 CPUs and a logical GPU
+instead, trials asking for F of it. Prints one JSON line with what happened. Used by test_cluster.py
 in its own process, so the test session's Ray is left alone."""
 
 import json
@@ -17,8 +18,13 @@ from robust_ray.sweep import run_sweep
 
 out, kill = sys.argv[1], "--kill" in sys.argv
 max_failures = int(sys.argv[sys.argv.index("--max-failures") + 1]) if "--max-failures" in sys.argv else 3
+# --gpu-fraction F: one worker with 4 CPUs and one (logical) GPU; trials ask for F of it
+gpu = float(sys.argv[sys.argv.index("--gpu-fraction") + 1]) if "--gpu-fraction" in sys.argv else 0.0
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+if gpu:
+    workers = [cluster.add_node(num_cpus=4, num_gpus=1)]
+else:
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
 cluster.wait_for_nodes()
 
 spec = parse_spec(
@@ -30,6 +36,7 @@ spec = parse_spec(
                                                       "label_error": {"levels": [0.1, 0.2, 0.3]}}},
         "suites": {"mnist-test": {"n": 200}, "mnist-c": {"levels": [2.0], "n": 200}},
         "execution": {"max_failures": max_failures},
+        "resources": {"cpu": 1, "gpu": gpu},
     }
 )
 lines, killed = [], []
@@ -44,7 +51,12 @@ def log(line: str) -> None:
 
 run_sweep(spec, output=out, address=cluster.address, log=log)
 trials = pd.read_parquet(f"{out}/trials.parquet")
-report = {"status": trials["status"].tolist(), "error": trials["error"].dropna().tolist(), "killed": bool(killed)}
+start = trials["started_at"].map(lambda t: t.timestamp()).to_numpy()
+end = start + trials["wall_s"].to_numpy()
+# the most trials running at once: at each start, how many had started and not yet ended
+peak = int(max(((start <= t) & (end > t)).sum() for t in start))
+report = {"status": trials["status"].tolist(), "error": trials["error"].dropna().tolist(), "killed": bool(killed),
+          "peak": peak}  # fmt: skip
 print(json.dumps({**report, "log": lines}), flush=True)
 ray.shutdown()
 cluster.shutdown()

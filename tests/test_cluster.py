@@ -1,5 +1,5 @@
 """A multi-node Ray cluster on one machine runs a sweep with datasets in the object store,
-and finishes every trial when a worker node dies mid-sweep."""
+finishes every trial when a worker node dies mid-sweep, and packs fractional-GPU trials."""
 
 import json
 import subprocess
@@ -30,3 +30,12 @@ def test_without_retries_the_lost_trial_is_recorded_failed_with_its_error(tmp_pa
     assert got["killed"] and got["status"].count("failed") >= 1, got["log"]
     assert got["status"].count("ok") + got["status"].count("failed") == 6
     assert any("Failure #" in e and "actor died" in e for e in got["error"]), got["error"]  # Tune's error.txt
+
+
+@pytest.mark.slow
+def test_fractional_gpu_trials_share_one_card(tmp_path):
+    """gpu: 0.5 packs floor(1/0.5) = 2 trials on the node's one GPU (a logical GPU here: the
+    trials train on CPU), though its 4 CPUs would run 4: the GPU is what limits them."""
+    got = run(tmp_path / "out", "--gpu-fraction", "0.5")
+    assert got["status"] == ["ok"] * 6, (got["error"], got["log"])
+    assert got["peak"] == 2, got["log"]
