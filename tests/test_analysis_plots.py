@@ -4,14 +4,14 @@ viridis) for ordered values, PuOr for signed changes."""
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import matplotlib.pyplot as plt
 import pytest
+from analysis_data import make_sweep
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
-from analysis_data import make_sweep
 from robust_ray.analysis import plots
 from robust_ray.analysis.plots import OKABE_ITO, factor_label
 from robust_ray.analysis.report import analyze
