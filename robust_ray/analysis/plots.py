@@ -1,8 +1,11 @@
 """Figures for the report: matplotlib (Agg), colour-blind-safe colours, labelled axes.
 
 Lines use the Okabe-Ito palette (distinguishable under the common colour-vision
-deficiencies) plus distinct markers; ordered levels use cividis (perceptually uniform,
-CVD-safe). Every function takes tidy frames and returns a Figure; the caller saves it.
+deficiencies) plus distinct markers, and greys; ordered levels and accuracies use cividis
+(perceptually uniform, CVD-safe); signed changes use PuOr (ColorBrewer's CVD-safe diverging
+map; a sequential map cannot show where zero is). A training factor on an axis is named by
+:func:`factor_label`, with its unit. Every function takes tidy frames and returns a Figure;
+the caller saves it.
 """
 
 from __future__ import annotations
@@ -163,9 +166,11 @@ def severity_lines(agg: pd.DataFrame, factor: str, suites: list[str], archs: lis
     return fig
 
 
-def heatmaps(df: pd.DataFrame, fx: str, fy: str, columns: dict[str, str], title: str) -> Figure:
+def heatmaps(df: pd.DataFrame, fx: str, fy: str, columns: dict[str, str], title: str, options: dict | None = None) -> Figure:
     """000 Fig. 6: mean accuracy over the (fx, fy) grid, one panel per column (train and
-    suites); cells annotated when the grid is small enough to read."""
+    suites); cells annotated when the grid is small enough to read. ``options``: factor ->
+    its options (003's fixed stage), for the axis labels."""
+    options = options or {}
     fig, axes = _panels(len(columns), width=4.6, height=3.9)
     for ax, (label, col) in zip(axes, columns.items()):
         piv = df.pivot_table(index=fy, columns=fx, values=col, aggfunc="mean").sort_index(ascending=False)
@@ -177,8 +182,8 @@ def heatmaps(df: pd.DataFrame, fx: str, fy: str, columns: dict[str, str], title:
         im = ax.imshow(piv.to_numpy(float), cmap="cividis", aspect="auto", vmin=np.nanmin(piv.to_numpy(float)), vmax=np.nanmax(piv.to_numpy(float)))
         ax.set_xticks(range(piv.shape[1]), [fmt_level(v) for v in piv.columns], fontsize=7)
         ax.set_yticks(range(piv.shape[0]), [fmt_level(v) for v in piv.index], fontsize=7)
-        ax.set_xlabel(fx)
-        ax.set_ylabel(fy)
+        ax.set_xlabel(factor_label(fx, options.get(fx)), fontsize=8)
+        ax.set_ylabel(factor_label(fy, options.get(fy)), fontsize=8)
         if piv.shape[0] * piv.shape[1] <= 64:  # 000 Fig. 6 is 6 x 6; larger grids are read by colour
             vals = piv.to_numpy(float)
             mid = np.nanmean(vals) if np.isfinite(vals).any() else 0
@@ -190,15 +195,17 @@ def heatmaps(df: pd.DataFrame, fx: str, fy: str, columns: dict[str, str], title:
     return fig
 
 
-def main_effects(levels: pd.DataFrame, factors: list[str], suites: list[str], title: str) -> Figure:
+def main_effects(levels: pd.DataFrame, factors: list[str], suites: list[str], title: str, options: dict | None = None) -> Figure:
     """Main-effect plot of an orthogonal design: k (mean response) per level of each
-    factor, one line per suite (``levels``: factor, level, k, suite)."""
+    factor, one line per suite (``levels``: factor, level, k, suite; ``options``: factor ->
+    its options, for the axis labels)."""
+    options = options or {}
     fig, axes = _panels(len(factors), width=3.8, height=3.2)
     for ax, f in zip(axes, factors):
         for i, s in enumerate(suites):
             g = levels[(levels["factor"] == f) & (levels["suite"] == s)].sort_values("level")
             ax.plot(g["level"], g["k"], marker=MARKERS[i % len(MARKERS)], color=OKABE_ITO[i % 7], label=s)
-        ax.set_xlabel(f)
+        ax.set_xlabel(factor_label(f, options.get(f)), fontsize=8)
         ax.set_ylabel("mean accuracy k at the level")
         _style(ax)
     _legend(axes[0], fontsize=8)

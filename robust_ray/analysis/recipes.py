@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from ..config import key_path
 from ..errors import UserError
@@ -47,21 +47,55 @@ class Correlation(Step):
     plot: bool = True
 
 
+def _levels(value, arch: str | None = None) -> list[float]:
+    """A list of numbers (bools are YAML's yes/no, not levels; strings are typos)."""
+    at = f"{arch}: " if arch else ""
+    if not isinstance(value, list):
+        raise ValueError(f"{at}{value!r} is not a list of levels (e.g. [8.0])")  # noqa: TRY004 (pydantic reports ValueError only)
+    bad = [v for v in value if isinstance(v, bool) or not isinstance(v, (int, float))]
+    if bad:
+        raise ValueError(f"{at}{bad[0]!r} is not a level (a number)")
+    return [float(v) for v in value]
+
+
 class Segments(Step):
     """000 Table 3: split each factor's levels at the peak of a suite's accuracy (per
-    architecture) or at fixed breakpoints; r, p, mean, variance per segment."""
+    architecture) or at fixed breakpoints, shared or per architecture (000 splits LeNet-5
+    at 8.0 and AlexNet-8 at 7.0); r, p, mean, variance per segment."""
 
     type: Literal["segments"]
     factor: str
     peak_of: str | None = Field(None, description="suite whose mean accuracy peaks at the split")
-    breakpoints: list[float] | None = Field(None, description="segment k holds b[k-1] < level <= b[k]")
+    breakpoints: list[float] | dict[str, list[float]] | None = Field(
+        None, description="segment k holds b[k-1] < level <= b[k]; a list for every architecture, or {arch: list}")
     methods: list[Literal["spearman", "pearson"]] = ["spearman"]
+
+    @field_validator("breakpoints", mode="before")
+    @classmethod
+    def _list_or_mapping(cls, v):
+        # checked here, not by pydantic's union, whose errors name the union's branches
+        # (breakpoints.list[float]) instead of what is wrong
+        if v is None or isinstance(v, list):
+            return v if v is None else _levels(v)
+        if not isinstance(v, dict) or not v:
+            raise ValueError("give a list of levels for every architecture ([8.0]) or a mapping architecture: levels "
+                             "({lenet5: [8.0], alexnet8: [7.0]})")
+        for arch in v:
+            if not isinstance(arch, str):
+                raise ValueError(f"architecture {arch!r} is not a name (mapping keys are architectures, e.g. lenet5)")  # noqa: TRY004 (as above)
+        return {arch: _levels(levels, arch) for arch, levels in v.items()}
 
     @model_validator(mode="after")
     def _one_split(self):
         if (self.peak_of is None) == (self.breakpoints is None):
             raise ValueError("give exactly one of peak_of (a suite) or breakpoints (levels)")
         return self
+
+    def cuts(self, arch: str) -> list[float] | None:
+        """The breakpoints of ``arch`` (None: the mapping has none for it)."""
+        if isinstance(self.breakpoints, dict):
+            return self.breakpoints.get(arch)
+        return self.breakpoints
 
 
 class MultipleStep(Step):
@@ -319,6 +353,8 @@ def check_recipe(recipe: Recipe, results: Results) -> None:
             need_column(step.factor, _path(i, "factor"), "factor")
             if step.peak_of:
                 need_suite(step.peak_of, _path(i, "peak_of"))
+            if isinstance(step.breakpoints, dict):
+                _check_breakpoints(step, i, targets, trials, recipe.architectures, file)
         if isinstance(step, CorruptionStep) and step.baseline_arch and not (trials["arch"] == step.baseline_arch).any():
             raise RecipeError(file, _path(i, "baseline_arch"), f"no architecture {step.baseline_arch!r} in {where}")
         if isinstance(step, (MCVStep, CorruptionStep)) and step.suite:
@@ -333,6 +369,20 @@ def check_recipe(recipe: Recipe, results: Results) -> None:
         if not ref.is_file():
             where = "reference" if isinstance(recipe.reference, str) else f"reference[{j}]"
             raise RecipeError(file, where, f"no reference table at {ref}")
+
+
+def _check_breakpoints(step: Segments, i: int, targets, trials, archs: list[str] | None, file) -> None:
+    """Every analysed architecture needs its breakpoints. Names the data lacks are not an
+    error: a mapping may carry the paper's architectures while a run trains only some of
+    them (the segments section lists the unused ones); a typo shows here all the same, as
+    the architecture it was meant for then has none."""
+    for d in targets:
+        t = trials[trials["sweep"] == d.sweep]
+        present = t["arch"].unique() if not archs else [a for a in archs if (t["arch"] == a).any()]
+        for arch in sorted(present):
+            if arch not in step.breakpoints:
+                raise RecipeError(file, _path(i, "breakpoints"), f"no breakpoints for architecture {arch!r} of {d.folder} "
+                                  f"(the mapping names {', '.join(step.breakpoints)}); add {arch}: [levels]")
 
 
 def _clean_suites(results: Results, d) -> list[str]:

@@ -101,7 +101,8 @@ def orthogonal_step(ctx: Ctx, step: OrthogonalStep, d: Design) -> list[Section]:
         sec.items.append(ctx.sink.table(ctx.stem(step, d, "anova"), an[front + ["source", "SS", "df", "MS", "F", "p", "n"]],
                                         f"ANOVA, empty columns as error ({d.sweep})", "; ".join(notes)))
         for arch in archs:
-            sec.add(ctx.sink.figure(ctx.stem(step, d, arch), lambda: plots.main_effects(lv_df[lv_df["arch"] == arch], factors, suites, f"{d.sweep} / {arch}: main effects"),
+            sec.add(ctx.sink.figure(ctx.stem(step, d, arch), lambda: plots.main_effects(lv_df[lv_df["arch"] == arch], factors, suites, f"{d.sweep} / {arch}: main effects",
+                                                                                     d.options),
                                     f"Main-effect plot ({arch}): mean accuracy per level of each factor"))
     return [sec]
 
@@ -119,7 +120,8 @@ def heatmap_step(ctx: Ctx, step: Heatmap, d: Design) -> list[Section]:
     cols = {"train": "train_acc", **{s: f"acc_{s}" for s in suites}}
     ok = T[T["ok"]]
     for arch in archs:
-        sec.add(ctx.sink.figure(ctx.stem(step, d, arch), lambda: plots.heatmaps(ok[ok["arch"] == arch], fx, fy, cols, f"{d.sweep} / {arch}: mean accuracy over {fx} x {fy}"),
+        sec.add(ctx.sink.figure(ctx.stem(step, d, arch), lambda: plots.heatmaps(ok[ok["arch"] == arch], fx, fy, cols, f"{d.sweep} / {arch}: mean accuracy over {fx} x {fy}",
+                                                                                d.options),
                                 f"Accuracy over the {fx} x {fy} grid ({arch}; mean over seeds)"))
     sec.text.append(excluded_text(T))
     return [sec]

@@ -100,10 +100,21 @@ def correlation_step(ctx: Ctx, step: Correlation, d: Design) -> list[Section]:
     return out
 
 
+def _split_text(step: Segments, archs: list[str]) -> str:
+    if step.peak_of:
+        return f"at the peak of {step.peak_of} accuracy (per architecture; the peak level closes Segment I)"
+    rule = "(segment k: b[k-1] < level <= b[k])"
+    if not isinstance(step.breakpoints, dict):
+        return f"at the breakpoints {', '.join(fmt_level(b) for b in step.breakpoints)} {rule}"
+    per = "; ".join(f"{a} at {', '.join(fmt_level(b) for b in step.breakpoints[a]) or 'none'}" for a in archs)
+    unused = [a for a in step.breakpoints if a not in archs]
+    return f"per architecture: {per} {rule}" + (f"; breakpoints given for {', '.join(unused)} not used (no such trials here)" if unused else "")
+
+
 def segments_step(ctx: Ctx, step: Segments, d: Design) -> list[Section]:
     """000 Table 3: the levels split at the peak of ``peak_of``'s mean accuracy (per
-    architecture; the peak closes Segment I) or at fixed breakpoints; r, p, mean and
-    variance per segment x suite."""
+    architecture; the peak closes Segment I) or at fixed breakpoints (shared, or per
+    architecture); r, p, mean and variance per segment x suite."""
     T, archs, suites = ctx.trials(d), ctx.archs(d), ctx.suites(d)
     f = step.factor
     G = T[d.series(T, f)] if f in d.factors else T
@@ -115,7 +126,7 @@ def segments_step(ctx: Ctx, step: Segments, d: Design) -> list[Section]:
             peak = peak_level(ok[f], ok[f"acc_{step.peak_of}"])
             cuts = [peak] if np.isfinite(peak) else []
         else:
-            cuts = list(step.breakpoints)
+            cuts = list(step.cuts(arch))  # check_recipe made sure every analysed arch has some
         seg_all = segment_of(ga[f].to_numpy(float), cuts)
         for k in range(len(cuts) + 1):
             in_seg = seg_all == k
@@ -128,10 +139,8 @@ def segments_step(ctx: Ctx, step: Segments, d: Design) -> list[Section]:
                 cells = _corr_cells(ctx, d, "segments", f, arch, s, x, y, len(part), step.methods, segment=name)
                 rows.append({"arch": arch, "segment": name, "levels": span, "suite": s, **cells})
     df = _notes_last(pd.DataFrame(rows))
-    how = f"at the peak of {step.peak_of} accuracy (per architecture; the peak level closes Segment I)" if step.peak_of \
-        else f"at the breakpoints {', '.join(fmt_level(b) for b in step.breakpoints)} (segment k: b[k-1] < level <= b[k])"
     sec = Section(f"{d.sweep}: {f} in segments" + (f" ({step.id})" if step.id else ""), level=3)
-    sec.text += [rows_text(d, f), excluded_text(G), f"Levels split {how}; Spearman r and p, mean and variance per segment (000 Table 3)."]
+    sec.text += [rows_text(d, f), excluded_text(G), f"Levels split {_split_text(step, archs)}; Spearman r and p, mean and variance per segment (000 Table 3)."]
     sec.items.append(ctx.sink.table(ctx.stem(step, d, f), df, f"Segmented analysis of {f} ({d.sweep})"))
     return [sec]
 
