@@ -60,9 +60,12 @@ def library():
     Release 1.1.2 (2020) imports ``pkg_resources`` (gone from setuptools >= 81), uses
     ``np.float_`` (gone in NumPy 2), passes ``multichannel=`` to skimage's gaussian (now
     ``channel_axis``), and lets skimage's s&p noise draw from an unseeded generator. Each
-    fix below is applied only when needed, and only inside that package's module.
+    fix below is applied only when needed, and only inside that package's module: the
+    ``pkg_resources`` stand-in is in ``sys.modules`` only while the package is imported
+    (it binds ``resource_filename`` at import), so no other code can mistake it for setuptools'.
     """
-    if importlib.util.find_spec("pkg_resources") is None:
+    shim = None
+    if "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None:
         shim = types.ModuleType("pkg_resources")
 
         def resource_filename(package: str, name: str) -> str:
@@ -70,9 +73,13 @@ def library():
             return os.path.join(os.path.dirname(origin), name)
 
         shim.resource_filename = resource_filename
-        sys.modules.setdefault("pkg_resources", shim)
-    import imagecorruptions
-    import imagecorruptions.corruptions as impl
+        sys.modules["pkg_resources"] = shim
+    try:
+        import imagecorruptions
+        import imagecorruptions.corruptions as impl
+    finally:
+        if shim is not None and sys.modules.get("pkg_resources") is shim:
+            del sys.modules["pkg_resources"]
     import skimage
 
     if not hasattr(np, "float_"):
