@@ -33,6 +33,9 @@ METRICS_SCHEMA = pa.schema(
         ("n", pa.int64()),
     ]
 )
+# optional and nullable, so files without it still read: images right unchanged and wrong
+# under the condition, in suites holding their unchanged images (pixel: 002 §5's w)
+FLIPPED = pa.field("flipped", pa.int64())
 
 
 def trial_rows(
@@ -74,9 +77,11 @@ def trial_rows(
         row.update({k: v for k, v in out.items() if k.startswith("acc_")})
         row["error"] = out.get("error")
         trials.append(row)
-        for suite, condition, level, acc, n in json.loads(out.get("metrics_json") or "[]"):
+        # rows recorded before ``flipped`` existed have five fields
+        for suite, condition, level, acc, n, *flipped in json.loads(out.get("metrics_json") or "[]"):
             metrics.append(
-                {"trial_id": p["trial_id"], "suite": suite, "condition": condition, "level": level, "accuracy": acc, "n": n}
+                {"trial_id": p["trial_id"], "suite": suite, "condition": condition, "level": level, "accuracy": acc, "n": n,
+                 "flipped": flipped[0] if flipped else None}
             )
     tdf = pd.DataFrame(trials)
     for col in ("train_acc", "val_acc", "train_loss", "wall_s"):
@@ -85,7 +90,8 @@ def trial_rows(
     for col in ("epochs", "best_epoch", "n_train"):
         tdf[col] = tdf[col].astype("Int64")
     tdf["error"] = tdf["error"].astype("string")
-    mdf = pd.DataFrame(metrics, columns=METRIC_COLUMNS)
+    mdf = pd.DataFrame(metrics, columns=[*METRIC_COLUMNS, FLIPPED.name])
+    mdf[FLIPPED.name] = mdf[FLIPPED.name].astype("Int64")
     return tdf, mdf
 
 
@@ -102,7 +108,8 @@ def table_bytes(df: pd.DataFrame, schema: pa.Schema | None = None) -> bytes:
 def write_results(out: Storage, trials: pd.DataFrame, metrics: pd.DataFrame) -> None:
     """Both files, each written whole under a temporary name and then moved into place."""
     out.write_bytes("trials.parquet", table_bytes(trials))
-    out.write_bytes("metrics.parquet", table_bytes(metrics, METRICS_SCHEMA))
+    schema = METRICS_SCHEMA.append(FLIPPED) if FLIPPED.name in metrics else METRICS_SCHEMA
+    out.write_bytes("metrics.parquet", table_bytes(metrics, schema))
 
 
 def write_table(df: pd.DataFrame, uri: str, schema: pa.Schema | None = None) -> None:

@@ -84,6 +84,16 @@ class Suite:
         for ci, c in enumerate(self.conditions):
             yield c.name, c.level, np.flatnonzero(self.condition == ci)
 
+    def unchanged(self) -> np.ndarray | None:
+        """Indices of the unchanged images when the suite holds them as a condition next to
+        changed ones (pixel's ``clean``, two-factor-69's ``CLEAN``), else None. Every
+        condition holds the same test images in the same order (:func:`build_suite`), so
+        image j of a condition is image j of these."""
+        if self.condition is None or len(self.conditions) < 2:
+            return None
+        ref = next((ci for ci, c in enumerate(self.conditions) if c.perturbation is None), None)
+        return None if ref is None else np.flatnonzero(self.condition == ref)
+
     def save(self, folder: Path) -> None:
         np.save(folder / "images.npy", self.data.images)
         np.save(folder / "labels.npy", self.data.labels)
@@ -269,12 +279,15 @@ def _pixel(levels: list[float], shape: Shape) -> list[Condition]:
     return [Condition("clean", 0.0, params={"experiment": "clean", "n": 0}), *_pick(out, levels)]
 
 
-def pixel_index(accuracy: float, clean_accuracy: float, p: float, r: float, a: float) -> float:
-    """Pi = w / (p r a) of 002 §5 (eq. 7). 002 counts w over images the model recognised
-    before the change; from accuracies alone w = (clean - perturbed) / clean, exact when
-    a change never repairs a wrong image."""
-    w = max(0.0, clean_accuracy - accuracy) / clean_accuracy if clean_accuracy > 0 else 0.0
-    return w / (p * r * a)
+def pixel_index(flipped: int, right_unchanged: int, p: float, r: float, a: float) -> float:
+    """Pi = w / (p r a) of 002 §5 (eq. 7). w is the "percentage of images with incorrect
+    recognition" (002 Table 4) among images every model recognised before the change
+    (§6.1.1; eq. 8: w = 1000/10000): here ``flipped`` (the metric: right unchanged, wrong
+    changed) over ``right_unchanged`` (right on the suite's ``clean`` condition). Not
+    (A_clean - A) / A_clean: a change that repairs a wrong image would cancel one it broke."""
+    if right_unchanged <= 0:
+        return float("nan")  # no image recognised before the change: w is undefined
+    return flipped / right_unchanged / (p * r * a)
 
 
 for _name in ("clean", "mnist-test"):

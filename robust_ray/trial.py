@@ -22,22 +22,34 @@ from .seeding import seed_everything
 from .train import correct_counts, pick_device
 
 
-def evaluate_suites(model, suites: dict, device, settings) -> list[tuple[str, str, float, float, int]]:
-    """Rows (suite, condition, level, accuracy, n) for every condition of every suite."""
+Row = tuple[str, str, float, float, int, int | None]  # suite, condition, level, accuracy, n, flipped
+
+
+def evaluate_suites(model, suites: dict, device, settings) -> list[Row]:
+    """Rows (suite, condition, level, accuracy, n, flipped) for every condition of every suite.
+
+    ``flipped``: in a suite that holds its images unchanged as a condition (pixel), how many
+    images the model gets right unchanged and wrong under this condition, the count 002 §5's
+    w needs (:func:`~robust_ray.suites.pixel_index`; accuracies alone cannot tell a broken
+    image from a repaired one); None in other suites.
+    """
     rows = []
     amp = settings.amp and device.type == "cuda"
     for name, suite in suites.items():
         right = correct_counts(model, suite.data.images, suite.data.labels, device, settings.eval_batch_size, amp)
+        ref = suite.unchanged()
+        before = right[torch.as_tensor(ref, device=device)] if ref is not None else None
         for condition, level, idx in suite.groups():
             hit = right[torch.as_tensor(idx, device=device)]
-            rows.append((name, condition, float(level), float(hit.float().mean()), int(hit.numel())))
+            flipped = int((before & ~hit).sum()) if before is not None and len(idx) == len(ref) else None
+            rows.append((name, condition, float(level), float(hit.float().mean()), int(hit.numel()), flipped))
     return rows
 
 
-def summarize(rows: list[tuple[str, str, float, float, int]]) -> dict[str, float]:
+def summarize(rows: list[Row]) -> dict[str, float]:
     """acc_<suite>: the suite's accuracy over all its images (= mean over equal-size conditions)."""
     out: dict[str, list[float]] = {}
-    for name, _, _, acc, n in rows:
+    for name, _, _, acc, n, *_ in rows:
         out.setdefault(name, [0.0, 0])
         out[name][0] += acc * n
         out[name][1] += n

@@ -71,6 +71,10 @@ def test_fgsm_pool_needs_and_uses_the_reference_model(mnist5k, tiny_model):
         perturb_pool(mnist5k.train, "fgsm_l2", 2.0, 3, 0, 10)
     pool = perturb_pool(mnist5k.train, "fgsm_l2", 2.0, 3, 0, 10, model=tiny_model)
     assert len(pool) == 30 and np.isfinite(pool.images.astype(np.float32)).all()
+    # every stored copy is 2.0 from its own source image (float16 storage: within 0.01)
+    src = to_float(mnist5k.train.images[pick_sources(mnist5k.train.labels, 3, 0, 10)])
+    d = (to_float(pool.images) - src).flatten(1).double().norm(dim=1)
+    assert float((d - 2.0).abs().max()) < 0.01
 
 
 def test_composition_at_level_zero_still_adds_its_pool(mnist5k):

@@ -3,16 +3,23 @@ named conditions, aggregates."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from robust_ray.data import stratified_sample, to_float
+from robust_ray.data import ImageSet, stratified_sample, to_float
 from robust_ray.perturb import PERTURBATIONS, l2_distance
 from robust_ray.perturb.corruptions import GRAYSCALE
+from robust_ray.results import trial_rows, write_results
+from robust_ray.storage import Storage
+from robust_ray.trial import evaluate_suites, summarize
 from robust_ray.suites import (
     PAPER_L2_LEVELS,
     TWO_FACTOR_69,
+    Condition,
     Suite,
     build_suite,
     corruption_scores,
@@ -115,8 +122,9 @@ def test_pixel_suite_reports_the_pixel_index_terms(mnist5k):
         assert 0 < c.params["r"] <= 1 and 0 < c.params["a"] <= 1
     counts = [c for c in conds if c.params["experiment"] == "count"]
     assert [c.level for c in counts] == [4, 8, 16, 32, 64] and all(c.params["r"] == c.params["a"] == 1 for c in counts)
-    # 002 eq. (8)-(12): w = 10 %, 64 pixels of 224x224, full value range, a 200x200 area -> Pi = 98.30
-    assert pixel_index(0.9, 1.0, 64 / 224**2, 1.0, 200**2 / 224**2) == pytest.approx(98.30, rel=1e-3)
+    # 002 eq. (8)-(12): 1000 of 10,000 recognised images turn wrong (w = 10 %), 64 pixels of
+    # 224x224, full value range, a 200x200 area -> Pi = 98.30
+    assert pixel_index(1000, 10_000, 64 / 224**2, 1.0, 200**2 / 224**2) == pytest.approx(98.30, rel=1e-3)
     suite = build_suite(sdef, mnist5k.test, [4, 64], 50, 0)
     assert len(list(suite.groups())) == 1 + len([c for c in conds if c.level in (4, 64)])
     sub = mnist5k.test.subset(stratified_sample(mnist5k.test.labels, 50 / len(mnist5k.test), 0))
@@ -126,6 +134,41 @@ def test_pixel_suite_reports_the_pixel_index_terms(mnist5k):
             assert changed.max() == 0
             continue
         assert changed.max() <= n and changed.mean() > 0.3 * n  # shift mode clips at 0 on background
+
+
+class _FirstPixel(torch.nn.Module):
+    """Predicts class 1 where the first pixel is bright, else class 0."""
+
+    def forward(self, x):
+        v = x.flatten(1)[:, 0]
+        return torch.stack([1 - v, v], 1)
+
+
+def test_pixel_w_counts_images_right_unchanged_and_wrong_changed(tmp_path):
+    # 4 test images, labels 0 1 0 1; first pixel unchanged 0 255 255 255, changed 255 255 0 0.
+    # Unchanged: right on images 0, 1, 3 (3 of 4). Changed: right on 1, 2 (2 of 4).
+    # Image 0 and 3 turn wrong, image 2 turns right: w = 2/3, not (0.75 - 0.5) / 0.75 = 1/3.
+    labels = np.array([0, 1, 0, 1])
+    first = np.array([0, 255, 255, 255, 255, 255, 0, 0], np.uint8)
+    images = np.zeros((8, 1, 2, 2), np.uint8)
+    images[:, 0, 0, 0] = first
+    conds = (Condition("clean", 0.0), Condition("n4", 4.0, "few_pixel", 4.0, params={"p": 4 / 784, "r": 1.0, "a": 1.0}))
+    suite = Suite(ImageSet(images, np.tile(labels, 2)), np.repeat(np.float32([0, 4]), 4), conds, np.repeat(np.int16([0, 1]), 4))
+    settings = type("S", (), {"amp": False, "eval_batch_size": 64})
+    rows = evaluate_suites(_FirstPixel(), {"pixel": suite, "plain": Suite(suite.data, suite.levels)}, torch.device("cpu"), settings)
+    assert rows[:2] == [("pixel", "clean", 0.0, 0.75, 4, 0), ("pixel", "n4", 4.0, 0.5, 4, 2)]
+    assert all(r[5] is None for r in rows[2:])  # no unchanged images to compare with
+    assert pixel_index(2, 3, 4 / 784, 1.0, 1.0) == pytest.approx((2 / 3) / (4 / 784))
+    assert summarize(rows)["acc_pixel"] == pytest.approx(0.625)
+    # the metrics file carries the count; rows recorded before it existed give nulls
+    old = [["pixel", "clean", 0.0, 0.75, 4]]
+    plans = [{"trial_id": t, "arch": "lenet5", "seed": 0, "levels": {}} for t in ("t0", "t1")]
+    outcomes = {"t0": {"status": "ok", "metrics_json": json.dumps(rows)}, "t1": {"status": "ok", "metrics_json": json.dumps(old)}}
+    trials, metrics = trial_rows("s", plans, outcomes)
+    assert metrics["flipped"].tolist()[:2] == [0, 2] and metrics["flipped"].iloc[-1] is pd.NA
+    write_results(Storage(str(tmp_path)), trials, metrics)
+    back = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert back["flipped"].tolist()[:2] == [0, 2] and back["flipped"].isna().iloc[-1]
 
 
 def test_suite_save_and_load_keep_the_conditions(tmp_path, mnist5k):

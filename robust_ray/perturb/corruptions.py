@@ -1,6 +1,7 @@
 """Common corruptions of Hendrycks & Dietterich (2019), the benchmark of 004 §4.1.
 
-``corruption:<name>`` at severity 1-5 (the level; 0 = none) runs the ``imagecorruptions``
+``corruption:<name>`` at severity 1-5 (the level; a spec's levels must be 1-5, while 0,
+the identity, is the factor's default baseline: not applied) runs the ``imagecorruptions``
 package's own function on each image, so results match the published benchmark code.
 That package wants uint8 H x W (x 3) images of at least 32 x 32: smaller images (MNIST)
 are zero-padded to 32 x 32, corrupted, and cropped back. It returns RGB; a grayscale
@@ -60,9 +61,12 @@ def library():
     Release 1.1.2 (2020) imports ``pkg_resources`` (gone from setuptools >= 81), uses
     ``np.float_`` (gone in NumPy 2), passes ``multichannel=`` to skimage's gaussian (now
     ``channel_axis``), and lets skimage's s&p noise draw from an unseeded generator. Each
-    fix below is applied only when needed, and only inside that package's module.
+    fix below is applied only when needed, and only inside that package's module: the
+    ``pkg_resources`` stand-in is in ``sys.modules`` only while the package is imported
+    (it binds ``resource_filename`` at import), so no other code can mistake it for setuptools'.
     """
-    if importlib.util.find_spec("pkg_resources") is None:
+    shim = None
+    if "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None:
         shim = types.ModuleType("pkg_resources")
 
         def resource_filename(package: str, name: str) -> str:
@@ -70,9 +74,13 @@ def library():
             return os.path.join(os.path.dirname(origin), name)
 
         shim.resource_filename = resource_filename
-        sys.modules.setdefault("pkg_resources", shim)
-    import imagecorruptions
-    import imagecorruptions.corruptions as impl
+        sys.modules["pkg_resources"] = shim
+    try:
+        import imagecorruptions
+        import imagecorruptions.corruptions as impl
+    finally:
+        if shim is not None and sys.modules.get("pkg_resources") is shim:
+            del sys.modules["pkg_resources"]
     import skimage
 
     if not hasattr(np, "float_"):
@@ -138,8 +146,10 @@ for _name in NAMES:
         Perturbation(
             f"corruption:{_name}",
             lambda x, level, seed, _n=_name: corrupt(x, _n, int(level), seed),
-            unit="severity, 1-5; 0 = none",
-            min_level=0,
+            unit="severity, 1-5",
+            # 004 has severities 1-5 only; 0 stays the identity (a factor's default
+            # baseline, no pool) but is no level a spec may ask for
+            min_level=1,
             max_level=5,
             integer=True,
             limits=_limits,
