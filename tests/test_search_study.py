@@ -157,12 +157,13 @@ GRID = {
 }
 
 
-def grid_folder(tmp_path, spec: dict, accs: dict) -> str:
+def grid_folder(tmp_path, spec: dict, accs: dict, arch="lenet5", seed=0, recipe="standard") -> str:
     """A results folder as ``run`` writes it for ``spec``, with these accuracies per level row."""
     plans, outcomes = [], {}
     for i, ((fgsm, le), (a, t)) in enumerate(accs.items()):
         tid = f"t{i:04d}"
-        plans.append({"trial_id": tid, "arch": "lenet5", "seed": 0, "levels": {"fgsm_l2": fgsm, "label_error": le}})
+        levels = {"fgsm_l2": fgsm, "label_error": le}
+        plans.append({"trial_id": tid, "arch": arch, "seed": seed, "recipe": recipe, "levels": levels})
         outcomes[tid] = {"status": "ok", "acc_mnist-a": a, "acc_mnist-test": t, "train_acc": 1.0, "val_acc": 0.9}
     trials, metrics = trial_rows("grid", plans, outcomes)
     out = Storage(str(tmp_path / "grid"))
@@ -194,7 +195,7 @@ def test_warm_start_feeds_a_grid_s_points_of_the_space_to_the_study(tmp_path):
     warm = warm_start(spec, distributions(spec))
     got = {t.params["fgsm_l2"]: (t.values, t.constraints) for t in warm.trials}
     # 5.0 is off the space's step, and the label_error row trains on another set: left out
-    assert warm.skipped == {folder: 2}
+    assert warm.skipped == {folder: {"outside the search space": 1, "another factor varied": 1}}
     assert got == {
         0.0: ([0.3], {"acc_mnist-test>=0.9": pytest.approx(-0.09)}),
         2.0: ([0.6], {"acc_mnist-test>=0.9": pytest.approx(-0.08)}),
@@ -215,3 +216,63 @@ def test_warm_start_refuses_folders_whose_accuracies_mean_something_else(tmp_pat
         warm_start(spec, distributions(spec), "s.yaml")
     assert e.value.path == "search.warm_start[0]" and "suite 'mnist-a'" in str(e.value)
     pd.read_parquet(f"{folder}/trials.parquet")  # the folder itself is a fine results folder
+
+
+LEVELS = {(0.0, 0.0): (0.3, 0.99), (2.0, 0.0): (0.6, 0.98), (4.0, 0.0): (0.8, 0.85)}
+
+
+@pytest.mark.parametrize(
+    "grid_change, why",
+    [
+        ({"training": {"max_epochs": 5}}, "other training.max_epochs"),
+        ({"training": {"lr": 0.01}}, "other training.lr"),
+        ({"training": {"recipe": "pgd_at"}}, "other recipe"),
+        ({"seeds": [1]}, "other seed"),
+        ({"architectures": ["alexnet8"]}, "other architecture"),
+    ],
+)
+def test_warm_start_leaves_out_trials_trained_otherwise(tmp_path, grid_change, why):
+    """Same levels, but another fit: another model, not a point of this search."""
+    grid = {**GRID, **grid_change}
+    folder = grid_folder(tmp_path, grid, LEVELS, arch=grid["architectures"][0], seed=grid.get("seeds", [0])[0],
+                         recipe=grid.get("training", {}).get("recipe", "standard"))  # fmt: skip
+    spec = parse_spec(search_spec(folder))
+    warm = warm_start(spec, distributions(spec))
+    assert warm.trials == [] and warm.skipped == {folder: {why: 3}}
+    assert warm.summary() == f"3 {why}"
+
+
+def test_warm_start_compares_recipe_options_and_the_searched_factor_s_options(tmp_path):
+    pgd = {**GRID, "training": {"recipe": "pgd_at", "recipe_options": {"eps": 0.2}}}
+    folder = grid_folder(tmp_path, pgd, LEVELS, recipe="pgd_at")
+    spec = parse_spec(search_spec(folder, training={"recipe": "pgd_at", "recipe_options": {"eps": 0.3}}))
+    assert warm_start(spec, distributions(spec)).skipped == {folder: {"other recipe options": 3}}
+    # per_class 100 there, the default 2000 here: FGSM's trials trained on other sets; the
+    # level-0 trial has no FGSM pool, so its options changed nothing and it is kept
+    grid = {**GRID, "design": {"type": "one_factor", "factors": {"fgsm_l2": {"levels": [2.0, 4.0], "per_class": 100}}}}
+    folder = grid_folder(tmp_path / "b", grid, LEVELS)
+    spec = parse_spec(search_spec(folder))
+    warm = warm_start(spec, distributions(spec))
+    assert warm.skipped == {folder: {"other fgsm_l2 options": 2}}
+    assert [t.params for t in warm.trials] == [{"fgsm_l2": 0.0}]
+    # the same options written out (per_class at its default) are the same options
+    grid["design"]["factors"]["fgsm_l2"]["per_class"] = 2000
+    folder = grid_folder(tmp_path / "c", grid, LEVELS)
+    spec = parse_spec(search_spec(folder))
+    assert len(warm_start(spec, distributions(spec)).trials) == 3
+
+
+def test_warm_start_ignores_the_setting_it_searches_and_reads_an_earlier_search_s_columns(tmp_path):
+    grid = {**GRID, "training": {"max_epochs": 5}}
+    folder = grid_folder(tmp_path, grid, LEVELS)
+    d = search_spec(folder)
+    d["search"]["space"]["training.max_epochs"] = {"choices": [5, 10]}
+    spec = parse_spec(d)  # training.max_epochs is 30 here, but searched: the folder's 5 is a point
+    warm = warm_start(spec, distributions(spec))
+    assert sorted(t.params["training.max_epochs"] for t in warm.trials) == [5, 5, 5]
+    # an earlier search's trials hold their own lr in a training.lr column
+    trials = pd.read_parquet(f"{folder}/trials.parquet")
+    trials["training.lr"] = [1e-3, 0.01, 1e-3]
+    trials.to_parquet(f"{folder}/trials.parquet")
+    warm = warm_start(spec, distributions(spec))
+    assert warm.skipped == {folder: {"other training.lr": 1}} and len(warm.trials) == 2

@@ -293,8 +293,8 @@ def run_search(
         for t in warm.trials:
             study.add_trial(t)
         if warm.trials or warm.skipped:
-            log(f"{spec.name}: warm start with {len(warm.trials)} trial(s)"
-                f" ({sum(warm.skipped.values())} outside the search space or not ok, left out)")  # fmt: skip
+            left = f"; left out: {warm.summary()}" if warm.summary() else ""
+            log(f"{spec.name}: warm start with {len(warm.trials)} trial(s){left}")
         searcher = StudySearch(dists, s, sampler, spec.name, storage, record=out.uri)
     grid = list(_tuner(spec, refs, out, resume, searcher, log).fit())
 
