@@ -13,11 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
+from ray.tune.search import Searcher
 
 from robust_ray.config import SearchSpec, parse_spec
 from robust_ray.errors import SpecError
 from robust_ray.results import trial_rows, write_results
-from robust_ray.search.distinct import DistinctSampler, grid_values, nearest_untried, point_key
+from robust_ray.search.distinct import NEVER_RAN, DistinctSampler, grid_values, nearest_untried, point_key
 from robust_ray.search.front import pareto_table
 from robust_ray.search.space import distributions
 from robust_ray.search.study import NUMBER, StudySearch, create_study, make_sampler, open_storage
@@ -72,6 +73,61 @@ def test_distinct_sampler_never_repeats_a_point_of_a_discrete_space():
     # running trials count as tried: two asked at once get two levels
     study2 = optuna.create_study(sampler=DistinctSampler(stubborn, space))
     assert study2.ask(space).params["x"] != study2.ask(space).params["x"]
+
+
+def test_distinct_sampler_counts_stopped_and_failed_points_as_tried():
+    """Same levels, same seed: a pruned point stops again, a failed one fails again."""
+    space = {"x": FloatDistribution(0.0, 3.0, step=1.0)}
+    stubborn = optuna.samplers.PartialFixedSampler({"x": 1.0}, optuna.samplers.RandomSampler(seed=0))
+    sampler = DistinctSampler(stubborn, space)
+    study = optuna.create_study(sampler=sampler)
+    pruned, failed, never = (study.ask(space) for _ in range(3))
+    study.tell(pruned, state=TrialState.PRUNED)
+    study.tell(failed, state=TrialState.FAIL)
+    # a trial failed on --resume because it was asked but never trained leaves its point free
+    study._storage.set_trial_user_attr(never._trial_id, NEVER_RAN, True)
+    study.tell(never, state=TrialState.FAIL)
+    assert {pruned.params["x"], failed.params["x"]} == {0.0, 1.0}
+    assert never.params["x"] == 2.0
+    assert not sampler.exhausted(study)
+    again = study.ask(space)
+    assert again.params["x"] == 2.0  # the nearest point not tried, the never-run one's
+    study.tell(again, 0.0)
+    assert not sampler.exhausted(study)
+    study.tell(study.ask(space), 0.0)
+    assert sampler.exhausted(study)
+
+
+def test_searcher_stops_once_warm_start_and_trials_fill_the_space(tmp_path):
+    """Warm-start trials occupy points: the searcher answers FINISHED, never a repeat."""
+    s = spec_of(objectives=[{"metric": "acc_mnist-a"}], constraints=[], trials=4)
+    dists = {"fgsm_l2": FloatDistribution(0.0, 6.0, step=2.0)}
+    storage = open_storage(str(tmp_path / "study.journal"))
+    sampler = make_sampler(s, dists)
+    study = create_study(s, "t", storage, sampler)
+    for level in (0.0, 4.0):
+        study.add_trial(optuna.trial.create_trial(params={"fgsm_l2": level}, distributions=dists, values=[0.5]))
+    search = StudySearch(dists, s, sampler, "t", storage)
+    got = [search.suggest(tid) for tid in ("A", "B", "C")]
+    assert sorted(c["fgsm_l2"] for c in got[:2]) == [2.0, 6.0]
+    assert got[2] == Searcher.FINISHED
+
+
+def test_restore_frees_the_points_of_trials_asked_after_the_last_save(tmp_path):
+    s = spec_of(objectives=[{"metric": "acc_mnist-a"}], constraints=[], trials=4)
+    dists = {"fgsm_l2": FloatDistribution(0.0, 6.0, step=2.0)}
+    storage = open_storage(str(tmp_path / "study.journal"))
+    sampler = make_sampler(s, dists)
+    create_study(s, "t", storage, sampler)
+    search = StudySearch(dists, s, sampler, "t", storage)
+    search.suggest("A")
+    search.save(str(tmp_path / "searcher.pkl"))
+    lost = search.suggest("B")["fgsm_l2"]  # asked, then the driver died before Tune saved
+    again = StudySearch(dists, s, make_sampler(s, dists), "t", storage)
+    again.restore(str(tmp_path / "searcher.pkl"))
+    b = optuna.load_study(study_name="t", storage=storage).trials[1]
+    assert b.state == TrialState.FAIL and b.user_attrs[NEVER_RAN]
+    assert lost in {again.suggest(tid)["fgsm_l2"] for tid in ("C", "D", "E")}  # it never trained: still a point to try
 
 
 def test_distinct_sampler_leaves_continuous_spaces_to_the_sampler():
