@@ -19,7 +19,8 @@ from robust_ray.config import SearchSpec, parse_spec
 from robust_ray.errors import SpecError
 from robust_ray.results import trial_rows, write_results
 from robust_ray.search.distinct import NEVER_RAN, DistinctSampler, grid_values, nearest_untried, point_key
-from robust_ray.search.front import pareto_table
+from robust_ray.analysis.plots import OKABE_ITO
+from robust_ray.search.front import metric_label, pareto_figure, pareto_table, study_table
 from robust_ray.search.space import distributions
 from robust_ray.search.study import NUMBER, StudySearch, create_study, make_sampler, open_storage
 from robust_ray.search.warm import warm_start
@@ -202,6 +203,25 @@ def test_pareto_front_is_the_non_dominated_feasible_set(seed):
         )
     }
     assert front == expected
+
+
+def test_pareto_plot_names_its_axes_and_draws_the_front_in_the_colour_blind_safe_palette():
+    s = spec_of(space={"fgsm_l2": {"low": 0.0, "high": 6.0, "step": 2.0, "per_class": 200}, "training.lr": {"low": 1e-4, "high": 1e-2, "log": True}},
+                objectives=[{"metric": "acc_mnist-a"}, {"metric": "val_acc", "mode": "min"}])  # fmt: skip
+    dists = {"fgsm_l2": FloatDistribution(0.0, 6.0, step=2.0), "training.lr": FloatDistribution(1e-4, 1e-2, log=True)}
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for level, a, v in [(0.0, 0.2, 0.9), (2.0, 0.6, 0.95), (4.0, 0.5, 0.99)]:
+        study.add_trial(optuna.trial.create_trial(params={"fgsm_l2": level, "training.lr": 1e-3}, distributions=dists,
+                                                  values=[a, v], constraints={"c": -1.0}))  # fmt: skip
+    fig = pareto_figure(study_table(study, s), pareto_table(study, s), s)
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "accuracy on mnist-a (higher is better)"
+    assert ax.get_ylabel() == "validation accuracy (lower is better)"
+    (front,) = [line for line in ax.get_lines() if line.get_label() == "Pareto front"]
+    assert front.get_color() in OKABE_ITO
+    caption = " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
+    assert "fgsm_l2: FGSM perturbation in training images" in caption and "training.lr: training setting lr" in caption
+    assert metric_label("train_loss", "min") == "training loss (lower is better)"
 
 
 GRID = {
