@@ -13,12 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
+from ray.tune.search import Searcher
 
 from robust_ray.config import SearchSpec, parse_spec
 from robust_ray.errors import SpecError
 from robust_ray.results import trial_rows, write_results
-from robust_ray.search.distinct import DistinctSampler, grid_values, nearest_untried, point_key
-from robust_ray.search.front import pareto_table
+from robust_ray.search.distinct import NEVER_RAN, DistinctSampler, grid_values, nearest_untried, point_key
+from robust_ray.analysis.plots import OKABE_ITO
+from robust_ray.search.front import metric_label, pareto_figure, pareto_table, study_table
 from robust_ray.search.space import distributions
 from robust_ray.search.study import NUMBER, StudySearch, create_study, make_sampler, open_storage
 from robust_ray.search.warm import warm_start
@@ -72,6 +74,61 @@ def test_distinct_sampler_never_repeats_a_point_of_a_discrete_space():
     # running trials count as tried: two asked at once get two levels
     study2 = optuna.create_study(sampler=DistinctSampler(stubborn, space))
     assert study2.ask(space).params["x"] != study2.ask(space).params["x"]
+
+
+def test_distinct_sampler_counts_stopped_and_failed_points_as_tried():
+    """Same levels, same seed: a pruned point stops again, a failed one fails again."""
+    space = {"x": FloatDistribution(0.0, 3.0, step=1.0)}
+    stubborn = optuna.samplers.PartialFixedSampler({"x": 1.0}, optuna.samplers.RandomSampler(seed=0))
+    sampler = DistinctSampler(stubborn, space)
+    study = optuna.create_study(sampler=sampler)
+    pruned, failed, never = (study.ask(space) for _ in range(3))
+    study.tell(pruned, state=TrialState.PRUNED)
+    study.tell(failed, state=TrialState.FAIL)
+    # a trial failed on --resume because it was asked but never trained leaves its point free
+    study._storage.set_trial_user_attr(never._trial_id, NEVER_RAN, True)
+    study.tell(never, state=TrialState.FAIL)
+    assert {pruned.params["x"], failed.params["x"]} == {0.0, 1.0}
+    assert never.params["x"] == 2.0
+    assert not sampler.exhausted(study)
+    again = study.ask(space)
+    assert again.params["x"] == 2.0  # the nearest point not tried, the never-run one's
+    study.tell(again, 0.0)
+    assert not sampler.exhausted(study)
+    study.tell(study.ask(space), 0.0)
+    assert sampler.exhausted(study)
+
+
+def test_searcher_stops_once_warm_start_and_trials_fill_the_space(tmp_path):
+    """Warm-start trials occupy points: the searcher answers FINISHED, never a repeat."""
+    s = spec_of(objectives=[{"metric": "acc_mnist-a"}], constraints=[], trials=4)
+    dists = {"fgsm_l2": FloatDistribution(0.0, 6.0, step=2.0)}
+    storage = open_storage(str(tmp_path / "study.journal"))
+    sampler = make_sampler(s, dists)
+    study = create_study(s, "t", storage, sampler)
+    for level in (0.0, 4.0):
+        study.add_trial(optuna.trial.create_trial(params={"fgsm_l2": level}, distributions=dists, values=[0.5]))
+    search = StudySearch(dists, s, sampler, "t", storage)
+    got = [search.suggest(tid) for tid in ("A", "B", "C")]
+    assert sorted(c["fgsm_l2"] for c in got[:2]) == [2.0, 6.0]
+    assert got[2] == Searcher.FINISHED
+
+
+def test_restore_frees_the_points_of_trials_asked_after_the_last_save(tmp_path):
+    s = spec_of(objectives=[{"metric": "acc_mnist-a"}], constraints=[], trials=4)
+    dists = {"fgsm_l2": FloatDistribution(0.0, 6.0, step=2.0)}
+    storage = open_storage(str(tmp_path / "study.journal"))
+    sampler = make_sampler(s, dists)
+    create_study(s, "t", storage, sampler)
+    search = StudySearch(dists, s, sampler, "t", storage)
+    search.suggest("A")
+    search.save(str(tmp_path / "searcher.pkl"))
+    lost = search.suggest("B")["fgsm_l2"]  # asked, then the driver died before Tune saved
+    again = StudySearch(dists, s, make_sampler(s, dists), "t", storage)
+    again.restore(str(tmp_path / "searcher.pkl"))
+    b = optuna.load_study(study_name="t", storage=storage).trials[1]
+    assert b.state == TrialState.FAIL and b.user_attrs[NEVER_RAN]
+    assert lost in {again.suggest(tid)["fgsm_l2"] for tid in ("C", "D", "E")}  # it never trained: still a point to try
 
 
 def test_distinct_sampler_leaves_continuous_spaces_to_the_sampler():
@@ -148,6 +205,25 @@ def test_pareto_front_is_the_non_dominated_feasible_set(seed):
     assert front == expected
 
 
+def test_pareto_plot_names_its_axes_and_draws_the_front_in_the_colour_blind_safe_palette():
+    s = spec_of(space={"fgsm_l2": {"low": 0.0, "high": 6.0, "step": 2.0, "per_class": 200}, "training.lr": {"low": 1e-4, "high": 1e-2, "log": True}},
+                objectives=[{"metric": "acc_mnist-a"}, {"metric": "val_acc", "mode": "min"}])  # fmt: skip
+    dists = {"fgsm_l2": FloatDistribution(0.0, 6.0, step=2.0), "training.lr": FloatDistribution(1e-4, 1e-2, log=True)}
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for level, a, v in [(0.0, 0.2, 0.9), (2.0, 0.6, 0.95), (4.0, 0.5, 0.99)]:
+        study.add_trial(optuna.trial.create_trial(params={"fgsm_l2": level, "training.lr": 1e-3}, distributions=dists,
+                                                  values=[a, v], constraints={"c": -1.0}))  # fmt: skip
+    fig = pareto_figure(study_table(study, s), pareto_table(study, s), s)
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "accuracy on mnist-a (higher is better)"
+    assert ax.get_ylabel() == "validation accuracy (lower is better)"
+    (front,) = [line for line in ax.get_lines() if line.get_label() == "Pareto front"]
+    assert front.get_color() in OKABE_ITO
+    caption = " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
+    assert "fgsm_l2: FGSM perturbation in training images" in caption and "training.lr: training setting lr" in caption
+    assert metric_label("train_loss", "min") == "training loss (lower is better)"
+
+
 GRID = {
     "name": "grid",
     "dataset": {"name": "mnist-5k"},
@@ -157,12 +233,13 @@ GRID = {
 }
 
 
-def grid_folder(tmp_path, spec: dict, accs: dict) -> str:
+def grid_folder(tmp_path, spec: dict, accs: dict, arch="lenet5", seed=0, recipe="standard") -> str:
     """A results folder as ``run`` writes it for ``spec``, with these accuracies per level row."""
     plans, outcomes = [], {}
     for i, ((fgsm, le), (a, t)) in enumerate(accs.items()):
         tid = f"t{i:04d}"
-        plans.append({"trial_id": tid, "arch": "lenet5", "seed": 0, "levels": {"fgsm_l2": fgsm, "label_error": le}})
+        levels = {"fgsm_l2": fgsm, "label_error": le}
+        plans.append({"trial_id": tid, "arch": arch, "seed": seed, "recipe": recipe, "levels": levels})
         outcomes[tid] = {"status": "ok", "acc_mnist-a": a, "acc_mnist-test": t, "train_acc": 1.0, "val_acc": 0.9}
     trials, metrics = trial_rows("grid", plans, outcomes)
     out = Storage(str(tmp_path / "grid"))
@@ -194,7 +271,7 @@ def test_warm_start_feeds_a_grid_s_points_of_the_space_to_the_study(tmp_path):
     warm = warm_start(spec, distributions(spec))
     got = {t.params["fgsm_l2"]: (t.values, t.constraints) for t in warm.trials}
     # 5.0 is off the space's step, and the label_error row trains on another set: left out
-    assert warm.skipped == {folder: 2}
+    assert warm.skipped == {folder: {"outside the search space": 1, "another factor varied": 1}}
     assert got == {
         0.0: ([0.3], {"acc_mnist-test>=0.9": pytest.approx(-0.09)}),
         2.0: ([0.6], {"acc_mnist-test>=0.9": pytest.approx(-0.08)}),
@@ -215,3 +292,63 @@ def test_warm_start_refuses_folders_whose_accuracies_mean_something_else(tmp_pat
         warm_start(spec, distributions(spec), "s.yaml")
     assert e.value.path == "search.warm_start[0]" and "suite 'mnist-a'" in str(e.value)
     pd.read_parquet(f"{folder}/trials.parquet")  # the folder itself is a fine results folder
+
+
+LEVELS = {(0.0, 0.0): (0.3, 0.99), (2.0, 0.0): (0.6, 0.98), (4.0, 0.0): (0.8, 0.85)}
+
+
+@pytest.mark.parametrize(
+    "grid_change, why",
+    [
+        ({"training": {"max_epochs": 5}}, "other training.max_epochs"),
+        ({"training": {"lr": 0.01}}, "other training.lr"),
+        ({"training": {"recipe": "pgd_at"}}, "other recipe"),
+        ({"seeds": [1]}, "other seed"),
+        ({"architectures": ["alexnet8"]}, "other architecture"),
+    ],
+)
+def test_warm_start_leaves_out_trials_trained_otherwise(tmp_path, grid_change, why):
+    """Same levels, but another fit: another model, not a point of this search."""
+    grid = {**GRID, **grid_change}
+    folder = grid_folder(tmp_path, grid, LEVELS, arch=grid["architectures"][0], seed=grid.get("seeds", [0])[0],
+                         recipe=grid.get("training", {}).get("recipe", "standard"))  # fmt: skip
+    spec = parse_spec(search_spec(folder))
+    warm = warm_start(spec, distributions(spec))
+    assert warm.trials == [] and warm.skipped == {folder: {why: 3}}
+    assert warm.summary() == f"3 {why}"
+
+
+def test_warm_start_compares_recipe_options_and_the_searched_factor_s_options(tmp_path):
+    pgd = {**GRID, "training": {"recipe": "pgd_at", "recipe_options": {"eps": 0.2}}}
+    folder = grid_folder(tmp_path, pgd, LEVELS, recipe="pgd_at")
+    spec = parse_spec(search_spec(folder, training={"recipe": "pgd_at", "recipe_options": {"eps": 0.3}}))
+    assert warm_start(spec, distributions(spec)).skipped == {folder: {"other recipe options": 3}}
+    # per_class 100 there, the default 2000 here: FGSM's trials trained on other sets; the
+    # level-0 trial has no FGSM pool, so its options changed nothing and it is kept
+    grid = {**GRID, "design": {"type": "one_factor", "factors": {"fgsm_l2": {"levels": [2.0, 4.0], "per_class": 100}}}}
+    folder = grid_folder(tmp_path / "b", grid, LEVELS)
+    spec = parse_spec(search_spec(folder))
+    warm = warm_start(spec, distributions(spec))
+    assert warm.skipped == {folder: {"other fgsm_l2 options": 2}}
+    assert [t.params for t in warm.trials] == [{"fgsm_l2": 0.0}]
+    # the same options written out (per_class at its default) are the same options
+    grid["design"]["factors"]["fgsm_l2"]["per_class"] = 2000
+    folder = grid_folder(tmp_path / "c", grid, LEVELS)
+    spec = parse_spec(search_spec(folder))
+    assert len(warm_start(spec, distributions(spec)).trials) == 3
+
+
+def test_warm_start_ignores_the_setting_it_searches_and_reads_an_earlier_search_s_columns(tmp_path):
+    grid = {**GRID, "training": {"max_epochs": 5}}
+    folder = grid_folder(tmp_path, grid, LEVELS)
+    d = search_spec(folder)
+    d["search"]["space"]["training.max_epochs"] = {"choices": [5, 10]}
+    spec = parse_spec(d)  # training.max_epochs is 30 here, but searched: the folder's 5 is a point
+    warm = warm_start(spec, distributions(spec))
+    assert sorted(t.params["training.max_epochs"] for t in warm.trials) == [5, 5, 5]
+    # an earlier search's trials hold their own lr in a training.lr column
+    trials = pd.read_parquet(f"{folder}/trials.parquet")
+    trials["training.lr"] = [1e-3, 0.01, 1e-3]
+    trials.to_parquet(f"{folder}/trials.parquet")
+    warm = warm_start(spec, distributions(spec))
+    assert warm.skipped == {folder: {"other training.lr": 1}} and len(warm.trials) == 2

@@ -40,6 +40,8 @@ def check_search(spec: SweepSpec, file: str | None = None) -> None:
         )  # fmt: skip
     for name, r in s.space.items():
         _check_dimension(spec, name, r, f"search.space.{name}", file)
+    # warm-start points are not known until the folders are read: once they and the trials
+    # fill the space, the searcher stops early instead (StudySearch answers FINISHED)
     points = _points(s.space)
     if points is not None and s.trials > points:
         raise SpecError(

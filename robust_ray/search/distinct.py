@@ -5,8 +5,9 @@ same model, so in a discrete space (stepped ranges, choices, whole numbers) a re
 is a wasted trial. Model-based samplers repeat points often there: they optimise their
 acquisition over the continuous box and round onto the grid (GP-BO on a 25-level range with
 8 trials repeats about one point per run). :class:`DistinctSampler` moves such a repeat to
-the nearest point not yet tried (finished or running), measured in the space scaled to the
-unit box; random startup points too. Spaces that are not wholly discrete pass through.
+the nearest point not yet tried (:data:`TRIED`), measured in the space scaled to the unit
+box; random startup points too. Spaces that are not wholly discrete pass through. Once every
+point is tried, :meth:`DistinctSampler.exhausted` says so and the searcher stops asking.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from optuna.samplers import BaseSampler
 from optuna.trial import TrialState
 
 MAX_POINTS = 200_000  # larger discrete spaces are left to the sampler
+# A point is tried once a trial ran (or runs) there, whatever came of it: an early-stopped
+# (PRUNED) point would train the same model to the same rung and be stopped again, and a
+# FAIL failed with the same seed after Tune's retries (or diverged: a NaN objective), so it
+# would fail again. Only trials that never trained are not tried (NEVER_RAN).
+TRIED = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED, TrialState.FAIL)
+NEVER_RAN = "never_ran"  # user attribute of a trial failed without training (see StudySearch.restore)
 
 
 def grid_values(d: BaseDistribution) -> list | None:
@@ -36,6 +43,15 @@ def grid_values(d: BaseDistribution) -> list | None:
 def point_key(values) -> tuple:
     """A point as a hashable key, floats rounded so 0.1 * 3 and 0.3 are one point."""
     return tuple(round(v, 9) if isinstance(v, float) else v for v in values)
+
+
+def tried_points(study, names: list[str], skip: int | None = None) -> set[tuple]:
+    """:func:`point_key` of every point tried in ``study`` (all but trial number ``skip``)."""
+    return {
+        point_key(t.params.get(n) for n in names)
+        for t in study.get_trials(deepcopy=False, states=TRIED)
+        if t.number != skip and not t.user_attrs.get(NEVER_RAN)
+    }
 
 
 def _coords(d: BaseDistribution, values: list) -> np.ndarray:
@@ -90,16 +106,21 @@ class DistinctSampler(BaseSampler):
         for name, dist in search_space.items():
             if name not in params:
                 params[name] = self.base.sample_independent(study, trial, name, dist)
-        names = list(search_space)
-        states = (TrialState.COMPLETE, TrialState.RUNNING)
-        tried = {
-            point_key(t.params.get(n) for n in names)
-            for t in study.get_trials(deepcopy=False, states=states)
-            if t.number != trial.number
-        }
-        if point_key(params[n] for n in names) not in tried:
+        tried = tried_points(study, list(search_space), skip=trial.number)
+        if point_key(params[n] for n in search_space) not in tried:
             return params
-        return nearest_untried(params, search_space, tried) or params
+        return nearest_untried(params, search_space, tried) or params  # all tried: see exhausted()
+
+    def exhausted(self, study) -> bool:
+        """Whether every point of a discrete space (of at most MAX_POINTS) is tried, so a new
+        trial could only repeat one."""
+        if self.space is None:
+            return False
+        values = [grid_values(d) for d in self.space.values()]
+        if np.prod([len(v) for v in values], dtype=float) > MAX_POINTS:
+            return False
+        tried = tried_points(study, list(self.space))
+        return all(point_key(p) in tried for p in itertools.product(*values))
 
     def sample_independent(self, study, trial, param_name, param_distribution):
         return self.base.sample_independent(study, trial, param_name, param_distribution)

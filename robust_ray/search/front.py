@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import textwrap
 
 import numpy as np
 import optuna
@@ -13,6 +14,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import SearchSpec
+from .space import TRAINING, is_training
 from .study import trial_id
 
 
@@ -55,7 +57,27 @@ def best_trial(study: optuna.Study, s: SearchSpec) -> dict | None:
         return None
 
 
-def plot_pareto(table: pd.DataFrame, front: pd.DataFrame, s: SearchSpec, path: str) -> None:
+METRIC_NAMES = {"val_acc": "validation accuracy", "train_acc": "training accuracy", "train_loss": "training loss"}
+
+
+def metric_label(metric: str, mode: str) -> str:
+    """An objective's axis label: 'accuracy on mnist-a (higher is better)'."""
+    name = f"accuracy on {metric[4:]}" if metric.startswith("acc_") else METRIC_NAMES.get(metric, metric)
+    return f"{name} ({'higher' if mode == 'max' else 'lower'} is better)"
+
+
+def _caption(s: SearchSpec, width: int) -> str:
+    """What the point labels name: each searched dimension with its unit."""
+    from ..analysis.plots import factor_label
+
+    parts = [
+        f"{n}: training setting {n[len(TRAINING) :]}" if is_training(n) else f"{n}: {factor_label(n, r.model_extra)}"
+        for n, r in s.space.items()
+    ]
+    return textwrap.fill("point labels - " + "; ".join(p.replace("\n", " ") for p in parts), width)
+
+
+def pareto_figure(table: pd.DataFrame, front: pd.DataFrame, s: SearchSpec):
     """Every pair of objectives: all completed trials (hollow: infeasible), the Pareto
     front joined in order, each front point labelled with its parameters."""
     import matplotlib
@@ -63,9 +85,11 @@ def plot_pareto(table: pd.DataFrame, front: pd.DataFrame, s: SearchSpec, path: s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..analysis.plots import OKABE_ITO
+
     metrics = [o.metric for o in s.objectives]
     pairs = list(itertools.combinations(range(len(metrics)), 2))
-    fig, axes = plt.subplots(1, len(pairs), figsize=(5.2 * len(pairs), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5.2 * len(pairs), 5.0), squeeze=False)
     done = table[table["state"] == "COMPLETE"]
     feasible = done["feasible"].to_numpy(bool) if "feasible" in done else np.ones(len(done), bool)
     params = [c for c in s.space]
@@ -75,17 +99,28 @@ def plot_pareto(table: pd.DataFrame, front: pd.DataFrame, s: SearchSpec, path: s
         if (~feasible).any():
             ax.scatter(done[x][~feasible], done[y][~feasible], s=22, facecolors="none", edgecolors="0.55", label="infeasible")
         f = front.sort_values(x)
-        ax.plot(f[x], f[y], "o-", color="C3", ms=6, label="Pareto front")
+        # Okabe-Ito blue against grey: told apart under the common colour-vision deficiencies
+        ax.plot(f[x], f[y], "o-", color=OKABE_ITO[0], ms=6, label="Pareto front")
         for _, r in f.iterrows():
             label = ", ".join(f"{p}={_fmt(r[p])}" for p in params if p in r)
             ax.annotate(label, (r[x], r[y]), textcoords="offset points", xytext=(4, 4), fontsize=7)
-        ax.set_xlabel(f"{x} ({s.objectives[i].mode})")
-        ax.set_ylabel(f"{y} ({s.objectives[j].mode})")
+        ax.set_xlabel(metric_label(x, s.objectives[i].mode))
+        ax.set_ylabel(metric_label(y, s.objectives[j].mode))
         ax.grid(alpha=0.3)
         ax.margins(0.15)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"Pareto front: {len(front)} of {len(done)} completed trials")
-    fig.tight_layout()
+    caption = _caption(s, int(15 * 5.2 * len(pairs)))  # about 15 characters an inch at 7 pt
+    fig.text(0.01, 0.01, caption, fontsize=7, va="bottom")
+    fig.tight_layout(rect=(0, 0.03 * (caption.count("\n") + 1), 1, 1))
+    return fig
+
+
+def plot_pareto(table: pd.DataFrame, front: pd.DataFrame, s: SearchSpec, path: str) -> None:
+    """:func:`pareto_figure`, saved to ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = pareto_figure(table, front, s)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

@@ -293,10 +293,12 @@ def run_search(
         for t in warm.trials:
             study.add_trial(t)
         if warm.trials or warm.skipped:
-            log(f"{spec.name}: warm start with {len(warm.trials)} trial(s)"
-                f" ({sum(warm.skipped.values())} outside the search space or not ok, left out)")  # fmt: skip
+            left = f"; left out: {warm.summary()}" if warm.summary() else ""
+            log(f"{spec.name}: warm start with {len(warm.trials)} trial(s){left}")
         searcher = StudySearch(dists, s, sampler, spec.name, storage, record=out.uri)
     grid = list(_tuner(spec, refs, out, resume, searcher, log).fit())
+    if len(grid) < s.trials:  # StudySearch answered FINISHED: nothing left but repeats
+        log(f"{spec.name}: every point of the space is tried (warm start included): {len(grid)} of {s.trials} trials run")
 
     study = optuna.load_study(study_name=spec.name, storage=storage)
     if resume:

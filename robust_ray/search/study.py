@@ -24,10 +24,11 @@ from optuna.samplers import BaseSampler, GPSampler, NSGAIISampler, RandomSampler
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from ..config import Constraint, SearchSpec
-from .distinct import DistinctSampler
+from .distinct import NEVER_RAN, DistinctSampler
 
 FINISHED_DIR = "finished"  # per-trial final reports, written before the study is told
 NUMBER = "optuna_number"  # key of the Optuna trial number in a Tune trial's config
@@ -108,8 +109,11 @@ class StudySearch(OptunaSearch):
       stopping is ASHA's job, not an Optuna pruner's), with the constraint values;
     - a trial stopped early (ASHA) is PRUNED and a failed one FAIL, whatever the number of
       objectives;
+    - once every point of a discrete space is tried (warm-start trials occupy points too),
+      it answers ``FINISHED``: Tune runs no more trials, rather than retrain a point;
     - on restore (``--resume``), study trials left RUNNING that no Tune trial owns (asked
-      after Tune's last checkpoint) are failed, so they do not hold the sampler back;
+      after Tune's last checkpoint) are failed, so they do not hold the sampler back, and
+      marked as never run, so their points are still untried;
     - with ``record`` (an output folder), each COMPLETE trial's final report is written to
       ``finished/<trial>.json`` there before the study is told: Tune saves its experiment
       every few seconds and the journal at once, so a driver killed in between leaves a
@@ -135,6 +139,9 @@ class StudySearch(OptunaSearch):
         self._record = record  # a URI, not a Storage: the searcher is pickled into Tune's checkpoints
 
     def suggest(self, trial_id: str):
+        sampler = self._ot_study.sampler if self._ot_study is not None else None
+        if isinstance(sampler, DistinctSampler) and sampler.exhausted(self._ot_study):
+            return Searcher.FINISHED
         params = super().suggest(trial_id)
         if params is None:
             return None
@@ -179,4 +186,5 @@ class StudySearch(OptunaSearch):
         owned = {t.number for t in self._ot_trials.values()}
         for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.number not in owned:
+                self._ot_study._storage.set_trial_user_attr(t._trial_id, NEVER_RAN, True)
                 self._ot_study.tell(t.number, state=TrialState.FAIL)

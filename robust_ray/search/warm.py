@@ -2,11 +2,12 @@
 finished trials of the study, so the sampler starts from what is known.
 
 A folder's trials count only where they are points of this search: the same dataset, the
-same objective/constraint suites (same levels, sizes and options), the spec's architecture,
-status ok, every searched factor at a level the search space holds (a factor the folder did
-not vary is at its identity level) and every other factor untouched. A folder that cannot be
-compared at all (no sweep.json, another dataset, other suites) is an error; single trials
-outside the space are skipped and counted.
+same objective/constraint suites (same levels, sizes and options), status ok, trained as
+this search trains (architecture, seed, recipe and its options, training settings, searched
+factors' options: :mod:`.same`), every searched factor at a level the search space holds (a
+factor the folder did not vary is at its identity level) and every other factor untouched.
+A folder that cannot be compared at all (no sweep.json, another dataset, other suites) is an
+error; other trials are skipped and counted by reason (the run logs them).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import optuna
@@ -25,6 +27,7 @@ from ..config import SweepSpec
 from ..errors import SpecError
 from ..factors import factor_def
 from ..storage import Storage
+from .same import difference, their_training, training_value
 from .space import TRAINING, is_training
 from .study import constraint_values
 
@@ -32,7 +35,12 @@ from .study import constraint_values
 @dataclass
 class WarmStart:
     trials: list[FrozenTrial]
-    skipped: dict[str, int]  # folder -> trials left out (failed, other arch, outside the space)
+    skipped: dict[str, Counter]  # folder -> why -> trials left out ("not ok", "other seed", ...)
+
+    def summary(self) -> str:
+        """The trials left out, by reason: '3 other seed, 2 outside the search space'."""
+        total = sum((c for c in self.skipped.values()), Counter())
+        return ", ".join(f"{n} {why}" for why, n in total.most_common())
 
 
 def _read(folder: str, path: str, file) -> tuple[pd.DataFrame, dict]:
@@ -76,12 +84,12 @@ def _in_space(dist: BaseDistribution, v: float) -> float | int | None:
     return int(round(v)) if isinstance(dist, IntDistribution) else float(v)
 
 
-def _params(spec: SweepSpec, row: pd.Series, other: dict, dists: dict[str, BaseDistribution]) -> dict | None:
+def _params(row: pd.Series, training: dict, dists: dict[str, BaseDistribution]) -> dict | None:
     """The row's point in the search space, or None when it is not one of its points."""
     params = {}
     for name, dist in dists.items():
         if is_training(name):
-            v = (other.get("training") or {}).get(name[len(TRAINING) :])
+            v = training_value(row, training, name[len(TRAINING) :])
         else:
             v = row.get(name, float("nan"))
             if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -92,14 +100,31 @@ def _params(spec: SweepSpec, row: pd.Series, other: dict, dists: dict[str, BaseD
         if v is None:
             return None
         params[name] = v
-    varied = ((other.get("design") or {}).get("factors") or {}).keys()
-    for f in varied:
-        if f in dists or f not in row.index:
-            continue
-        v = row[f]
-        if not (pd.isna(v) or factor_def(f).is_identity(float(v))):
-            return None  # trained with another factor too: a different training set
     return params
+
+
+def _other_factor(row: pd.Series, other: dict, dists: dict[str, BaseDistribution]) -> bool:
+    """Whether the row was trained with a factor this search leaves untouched: a different
+    training set."""
+    varied = ((other.get("design") or {}).get("factors") or {}).keys()
+    return any(
+        not (pd.isna(row[f]) or factor_def(f).is_identity(float(row[f]))) for f in varied if f not in dists and f in row.index
+    )
+
+
+def _point(spec: SweepSpec, row: pd.Series, other: dict, training: dict, dists) -> tuple[dict | None, str | None]:
+    """The row's point, or None and why it is not one of this search."""
+    if row.get("status") != "ok":
+        return None, "not ok"
+    if (why := difference(spec, row, other, training)) is not None:
+        return None, why
+    if _other_factor(row, other, dists):
+        return None, "another factor varied"
+    if (params := _params(row, training, dists)) is None:
+        return None, "outside the search space"
+    if any(row.get(o.metric) is None or pd.isna(row.get(o.metric)) for o in spec.search.objectives):
+        return None, "no objective value"
+    return params, None
 
 
 def warm_start(spec: SweepSpec, dists: dict[str, BaseDistribution], file: str | None = None) -> WarmStart:
@@ -111,15 +136,14 @@ def warm_start(spec: SweepSpec, dists: dict[str, BaseDistribution], file: str | 
         path = f"search.warm_start[{i}]"
         trials, other = _read(folder, path, file)
         _comparable(spec, other, folder, path, file)
-        skipped[folder] = 0
+        skipped[folder] = Counter()
+        training = their_training(other)
         for _, row in trials.iterrows():
-            params = None
-            if row.get("status") == "ok" and row.get("arch") == spec.architectures[0]:
-                params = _params(spec, row, other, dists)
-            values = [row.get(m) for m in objectives]
-            if params is None or any(v is None or pd.isna(v) for v in values):
-                skipped[folder] += 1
+            params, why = _point(spec, row, other, training, dists)
+            if why is not None:
+                skipped[folder][why] += 1
                 continue
+            values = [row[m] for m in objectives]
             out.append(
                 optuna.trial.create_trial(
                     params=params,
