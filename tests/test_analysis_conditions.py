@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import zlib
 
 import numpy as np
@@ -18,7 +19,7 @@ from scipy import stats as sst
 from analysis_data import make_sweep
 from robust_ray.analysis.report import analyze
 from robust_ray.errors import UserError
-from robust_ray.results import write_table
+from robust_ray.results import FLIPPED, METRICS_SCHEMA, write_table
 
 FACTORS = {
     "sp>gaussian": ([0.1, 0.2], None, {"first": 0.1}),
@@ -224,6 +225,30 @@ def test_pixel_index_uses_p_r_a_of_suites_json_and_clean_images_of_the_same_subs
     assert "condition clean of pixel (the same images)" in md
     for fam in ("count", "range", "area"):
         assert (out / "plots" / f"r__named__pixel_index__{fam}__lenet5.png").is_file()
+
+
+def test_pixel_index_counts_the_images_a_change_turned_wrong_where_recorded(named, tmp_path):
+    """Where the metrics carry ``flipped`` (images right unchanged, wrong changed: what a run
+    records), w is that count over the images right unchanged (002 Table 4, eq. 8), not the
+    accuracy drop: a change that repairs images cannot hide the ones it broke."""
+    root, _, _ = named
+    copy = tmp_path / "run"
+    shutil.copytree(root, copy)
+    m = pd.read_parquet(copy / "metrics.parquet")
+    px = (m["suite"] == "pixel") & (m["condition"] != "clean")
+    right = (m[(m["suite"] == "pixel") & (m["condition"] == "clean")].set_index("trial_id")["accuracy"] * 100).round()
+    # broke 3 images more than the accuracy says (3 others repaired), where it could
+    drop = (m.loc[px, "trial_id"].map(right) - (m.loc[px, "accuracy"] * 100).round()).clip(lower=0)
+    m["flipped"] = pd.array([pd.NA] * len(m), dtype="Int64")
+    m.loc[px, "flipped"] = (drop + 3).clip(upper=m.loc[px, "trial_id"].map(right)).astype("int64").to_numpy()
+    write_table(m, str(copy / "metrics.parquet"), METRICS_SCHEMA.append(FLIPPED))
+    out = analyze(copy, tmp_path / "out")
+    got = table(out, "default__named__pixel_index__models.csv")
+    want = m[px].assign(w=m.loc[px, "flipped"].astype(float) / m.loc[px, "trial_id"].map(right))
+    got = got.merge(want[["trial_id", "condition", "w"]], on=["trial_id", "condition"], suffixes=("", "_want"))
+    assert len(got) == px.sum()
+    assert got["w"].to_numpy() == pytest.approx(got["w_want"].to_numpy(), abs=1e-12)
+    assert "counted per image" in (out / "report.md").read_text()
 
 
 # --- 001: overlapping score ---------------------------------------------------------------

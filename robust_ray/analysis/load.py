@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import UserError
-from ..results import METRIC_COLUMNS, OUTCOME_COLUMNS, SCHEMA_KEY, SCHEMA_VERSION, TRIAL_COLUMNS
+from ..results import FLIPPED, METRIC_COLUMNS, OUTCOME_COLUMNS, SCHEMA_KEY, SCHEMA_VERSION, TRIAL_COLUMNS
 from .conditions import condition_table, read_suites
 
 TRIALS_FILE, METRICS_FILE, SPEC_FILE = "trials.parquet", "metrics.parquet", "sweep.json"
@@ -242,7 +242,7 @@ def _read_folder(folder: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.DataF
     files = [str(tpath)]
     if mpath.is_file():
         schema = check_schema(mpath, [c for c in METRIC_COLUMNS if c != "condition"])
-        cols = [c for c in METRIC_COLUMNS if c in schema.names]
+        cols = [c for c in [*METRIC_COLUMNS, FLIPPED.name] if c in schema.names]  # flipped: optional
         # dictionary-encoded ids: millions of rows map to trials through their few categories
         metrics = pq.read_table(mpath, columns=cols, read_dictionary=[c for c in ("trial_id", "suite", "condition") if c in cols]).to_pandas()
         _numeric(metrics, NUMERIC_METRIC_COLUMNS, mpath)

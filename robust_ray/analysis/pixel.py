@@ -1,11 +1,13 @@
 """The Pixel-index of 002 §5 (eq. 7): Pi = w / (p * r * a).
 
 - w: the share of images recognised wrongly after the pixel change. 002 starts from images
-  every model classifies correctly (§6.1.1), so w is the share that turns wrong. From a
-  model's accuracies: ``relative`` w = max(0, A_clean - A) / A_clean, the share of the
-  images it got right that it now gets wrong (exact when a change never repairs a wrong
-  image; the suites' own ``robust_ray.suites.pixel_index`` uses the same); ``drop``
-  w = max(0, A_clean - A); ``error`` w = 1 - A (all errors, also those on clean images);
+  every model classifies correctly (§6.1.1; Table 4, eq. 8), so w is the share of those
+  that turns wrong. ``flipped`` (the default where the metrics have it: the pixel suite
+  records, per model and condition, the images right unchanged and wrong changed) is that
+  count over the images right unchanged, as ``robust_ray.suites.pixel_index``. From
+  accuracies alone: ``relative`` w = max(0, A_clean - A) / A_clean (equal to it only when a
+  change never repairs a wrong image); ``drop`` w = max(0, A_clean - A); ``error``
+  w = 1 - A (all errors, also those on clean images);
 - p: the proportion of modified pixels, n / (h w) (002 eq. 9);
 - r: the modified value range as a fraction of the full range (002 eq. 10: 255/255 = 1);
 - a: the modified position area as a fraction of the image (002 eq. 11).
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-W_MODES = ("relative", "drop", "error")
+W_MODES = ("flipped", "relative", "drop", "error")
 
 
 def pixel_index(w, p, r=1.0, a=1.0) -> np.ndarray:
@@ -31,8 +33,15 @@ def pixel_index(w, p, r=1.0, a=1.0) -> np.ndarray:
         return np.where(den > 0, w / den, np.nan)
 
 
+def flipped_share(flipped, right_unchanged) -> np.ndarray:
+    """w of 002 eq. 7 from counts: images turned wrong over images right unchanged."""
+    f, r = np.asarray(flipped, float), np.asarray(right_unchanged, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(r > 0, f / r, np.nan)
+
+
 def wrong_share(accuracy, clean_accuracy=None, mode: str = "relative") -> np.ndarray:
-    """w of 002 eq. 7 from accuracies (see the module doc for the three modes)."""
+    """w of 002 eq. 7 from accuracies (see the module doc for the modes)."""
     acc = np.asarray(accuracy, float)
     if mode == "error":
         return 1.0 - acc

@@ -159,7 +159,9 @@ class PixelStep(Step):
     level_unit: Literal["pixels", "fraction"] = "pixels"
     value_range: float | None = Field(None, gt=0, le=1, description="r where suites.json has none (default 1)")
     area: float | None = Field(None, gt=0, le=1, description="a where suites.json has none (default 1)")
-    w: Literal["relative", "drop", "error"] | None = Field(None, description="default: relative when there is a clean suite, else error")
+    w: Literal["flipped", "relative", "drop", "error"] | None = Field(
+        None, description="default: flipped where the metrics count the images a change turned wrong, else relative "
+        "when there is a clean reference, else error")
     clean_suite: str | None = None
 
 

@@ -22,7 +22,7 @@ from .context import Ctx, attach, excluded_text, model_labels, training_labels
 from .corruption import corruption_errors, mce, overlap_score, per_corruption, robustness
 from .load import Design, fmt_level
 from .mcv import mean_cv, quadrant
-from .pixel import pixel_index, wrong_share
+from .pixel import flipped_share, pixel_index, wrong_share
 from .recipes import CorruptionStep, MCVStep, OverlapStep, PixelStep, RefPoint, overlap_factors
 from .render import Section
 from .stats import band, correlation
@@ -416,6 +416,10 @@ def pixel_step(ctx: Ctx, step: PixelStep, d: Design) -> list[Section]:
     suite = step.suite or ctx.suites_of_type(d, "pixel")[0]
     conds = ctx.conditions(d, suite)
     m = attach(ctx.metrics(d, [suite]), models, ["trial_id", "model", "arch", "training set", "seed"])
+    unchanged = conds.loc[conds["perturbation"].isna(), "condition"].astype(str)
+    base = m[m["condition"].astype(str).isin(unchanged)]
+    # images each model got right unchanged (the suite's own unchanged condition): w's denominator
+    right_unchanged = (base["accuracy"] * base["n"]).round().groupby(base["tidx"]).sum()
     changed = conds.loc[conds["perturbation"].notna(), "condition"].astype(str)
     m = m[m["condition"].astype(str).isin(changed)]  # the unchanged images are the reference, not a point
     v = lookup(m, conds, ["experiment", "p", "r", "a"])
@@ -427,12 +431,21 @@ def pixel_step(ctx: Ctx, step: PixelStep, d: Design) -> list[Section]:
     a = np.where(np.isnan(v["a"].astype(float)), step.area or 1.0, v["a"].astype(float))
     exp = np.where(pd.isna(v["experiment"]), "levels", v["experiment"]).astype(str)
     ref, ref_text = _clean_reference(ctx, d, suite, step.clean_suite)
-    mode = step.w or ("relative" if len(ref) else "error")
-    clean = m["tidx"].map(ref).to_numpy(float) if mode != "error" else None
-    w = wrong_share(m["accuracy"].to_numpy(float), clean, mode)
+    counted = "flipped" in m and len(m) and m["flipped"].notna().all() and len(right_unchanged) and not step.clean_suite
+    mode = step.w or ("flipped" if counted else "relative" if len(ref) else "error")
+    if mode == "flipped" and not counted:
+        raise UserError(f"{ctx.recipe.file or 'recipe'}: pixel_index.w: flipped needs the per-image counts of a suite holding "
+                        f"its unchanged images (the 'flipped' metric column); {suite} of {d.sweep} lacks them: use relative")
+    if mode == "flipped":
+        w = flipped_share(m["flipped"].to_numpy(float), m["tidx"].map(right_unchanged).to_numpy(float))
+    else:
+        clean = m["tidx"].map(ref).to_numpy(float) if mode != "error" else None
+        w = wrong_share(m["accuracy"].to_numpy(float), clean, mode)
     df = m.assign(experiment=exp, setting=[_setting_label(e) for e in exp], p=p, r=r, a=a, w=w, Pi=pixel_index(w, p, r, a))
     sec = Section(f"{d.sweep}: Pixel-index on {suite}", level=3)
-    w_text = {"relative": f"w = max(0, A_clean - A) / A_clean with A_clean the model's accuracy on {ref_text} (the share of the images "
+    w_text = {"flipped": f"w = images right unchanged and wrong after the change / images right unchanged ({ref_text}; "
+                         "002 Table 4 and eq. 8, counted per image)",
+              "relative": f"w = max(0, A_clean - A) / A_clean with A_clean the model's accuracy on {ref_text} (the share of the images "
                           "it recognised that the change turns wrong; 002 counts only images recognised before the change)",
               "drop": f"w = max(0, A_clean - A), A_clean on {ref_text}", "error": "w = 1 - accuracy"}[mode]
     terms = "p, r, a from the suite's conditions (suites.json)" if given_p.all() else \
