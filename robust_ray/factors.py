@@ -64,7 +64,11 @@ class FactorDef:
     unit: str
 
     def check_level(self, level: float, options: BaseModel | dict | None = None, shape: Shape | None = None) -> str | None:
-        """Why ``level`` (with these factor options, on images of ``shape``) is out of range."""
+        """Why ``level`` (with these factor options, on images of ``shape``) is out of range.
+        The identity level is always allowed: it means "not applied" (no pool), even where the
+        perturbation itself starts above it (corruption severities are 1-5, 0 is no corruption)."""
+        if self.stage == "augment" and self.is_identity(level):
+            return None
         if self.stage == "augment":
             own = perturbation_options(self.name, options) if options is not None else None
             return PERTURBATIONS.get(self.name).check_level(level, own, shape)

@@ -28,9 +28,8 @@ def _suite(key, **ss):
         (_factor("fgsm_l2", levels=[-1]), "design.factors.fgsm_l2.levels[0]", "below 0"),
         (_factor("corruption:fog", levels=[1, 6]), "design.factors.corruption:fog.levels[1]", "at most 5"),
         (_factor("corruption:fog", levels=[2.5]), "design.factors.corruption:fog.levels[0]", "whole number"),
-        (_factor("corruption:fog", levels=[3, 0]), "design.factors.corruption:fog.levels[1]", "below 1 (severity, 1-5)"),
         (_factor("corruption:fog", levels=[-1]), "design.factors.corruption:fog.levels[0]", "below 1 (severity, 1-5)"),
-        ({"design": {"type": "list", "factors": {"corruption:fog": {}}, "rows": [{"corruption:fog": 0}]}},
+        ({"design": {"type": "list", "factors": {"corruption:fog": {}}, "rows": [{"corruption:fog": -1}]}},
          "design.rows[0].corruption:fog", "below 1"),
         (_factor("corruption:rain", levels=[1]), "design.factors.corruption:rain", "unknown factor"),
         (_factor("few_pixel", levels=[4, 40], side=0.2), "design.factors.few_pixel.levels[1]", "do not fit"),
@@ -63,9 +62,11 @@ def test_good_specs_pass():
     parse_spec({**BASE, **_suite("mnist-a")})
 
 
-def test_corruption_severity_0_is_only_the_default_baseline_not_applied():
+def test_corruption_severity_0_is_only_not_applied_for_training():
     spec = parse_spec({**BASE, **_factor("corruption:fog", levels=[1, 5])})
     rows = design_rows(spec)
     assert rows == [{"corruption:fog": 0.0}, {"corruption:fog": 1.0}, {"corruption:fog": 5.0}]
+    written = parse_spec({**BASE, **_factor("corruption:fog", levels=[0, 1, 5], baseline=0)})  # said explicitly
+    assert design_rows(written) == rows
     assert factor_def("corruption:fog").is_identity(rows[0]["corruption:fog"])  # the clean set, no pool
     parse_spec({**BASE, **_suite("x", type="corruption:fog", levels=[1, 2, 3, 4, 5])})
