@@ -73,8 +73,10 @@ BAD = [
     (with_(f"{SPACE}.training.batch_size", {"low": 16, "high": 64.5}), f"{SPACE}.training.batch_size.high", "whole numbers"),
     (with_(f"{SPACE}.training.optimizer", {"choices": [1.0]}), f"{SPACE}.training.optimizer", "not a numeric training setting"),
     (with_(f"{SPACE}.training", {"lr": {"low": 0.1, "high": 0.2}}), f"{SPACE}.training", "as training.<setting> keys"),
-    (searching("epz", {"low": 0.1, "high": 0.3}), f"{OPT}.epz", "recipe pgd_at has no option 'epz'; searchable: "
-     "training.recipe_options.eps, training.recipe_options.step_size, training.recipe_options.steps"),
+    (searching("epz", {"low": 0.1, "high": 0.3}), f"{OPT}.epz", (
+        "recipe pgd_at has no option 'epz'; searchable: "
+        "training.recipe_options.eps, training.recipe_options.step_size, training.recipe_options.steps"
+    )),
     (searching("eps", {"low": 0.1, "high": 0.3}, "standard"), f"{OPT}.eps", "recipe standard has no option 'eps'"),
     (searching("norm", {"choices": [1.0, 2.0]}), f"{OPT}.norm", "option 'norm' of recipe pgd_at is not a number"),
     (searching("random_start", {"choices": [0, 1]}), f"{OPT}.random_start", "is not a number"),
