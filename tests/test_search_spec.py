@@ -46,7 +46,16 @@ def with_(path: str, value, spec=GOOD):
     return spec
 
 
+def searching(option: str, r: dict, recipe: str = "pgd_at") -> dict:
+    """GOOD with ``recipe`` and its ``option`` searched over ``r``, beside the FGSM level."""
+    fixed = {"steps": 3} if recipe == "pgd_at" else {}
+    spec = with_("training", {"max_epochs": 3, "recipe": recipe, "recipe_options": fixed})
+    spec["search"]["space"][f"training.recipe_options.{option}"] = r
+    return spec
+
+
 SPACE = "search.space"
+OPT = f"{SPACE}.training.recipe_options"
 BAD = [
     (with_(f"{SPACE}.fgsm_l2.low", 13.0), f"{SPACE}.fgsm_l2.low", "inverted range: low 13 is above high 12"),
     (with_(f"{SPACE}.fgsm_l2", {"low": 4.0, "high": 4.0}), f"{SPACE}.fgsm_l2.low", "empty range"),
@@ -64,6 +73,19 @@ BAD = [
     (with_(f"{SPACE}.training.batch_size", {"low": 16, "high": 64.5}), f"{SPACE}.training.batch_size.high", "whole numbers"),
     (with_(f"{SPACE}.training.optimizer", {"choices": [1.0]}), f"{SPACE}.training.optimizer", "not a numeric training setting"),
     (with_(f"{SPACE}.training", {"lr": {"low": 0.1, "high": 0.2}}), f"{SPACE}.training", "as training.<setting> keys"),
+    (searching("epz", {"low": 0.1, "high": 0.3}), f"{OPT}.epz", (
+        "recipe pgd_at has no option 'epz'; searchable: "
+        "training.recipe_options.eps, training.recipe_options.step_size, training.recipe_options.steps"
+    )),
+    (searching("eps", {"low": 0.1, "high": 0.3}, "standard"), f"{OPT}.eps", "recipe standard has no option 'eps'"),
+    (searching("norm", {"choices": [1.0, 2.0]}), f"{OPT}.norm", "option 'norm' of recipe pgd_at is not a number"),
+    (searching("random_start", {"choices": [0, 1]}), f"{OPT}.random_start", "is not a number"),
+    (searching("eps", {"low": 0.0, "high": 0.3}), f"{OPT}.eps.low", "option eps of recipe pgd_at: Input should be greater than 0"),
+    (searching("eps", {"choices": [0.1, -0.1]}), f"{OPT}.eps.choices[1]", "greater than 0"),
+    (searching("adv_weight", {"low": 0.5, "high": 1.5}, "m_tlat"), f"{OPT}.adv_weight.high", "less than or equal to 1"),
+    (searching("steps", {"low": 1, "high": 5.5}), f"{OPT}.steps.high", "whole numbers"),
+    (searching("eps", {"low": 0.3, "high": 0.1}), f"{OPT}.eps.low", "inverted range"),
+    (searching("eps", {"low": 0.1, "high": 0.3, "per_class": 5}), f"{OPT}.eps.per_class", "unknown key 'per_class'"),
     (with_("search.objectives.0.metric", "acc_mnist-c"), "search.objectives[0].metric", "no trial reports 'acc_mnist-c'"),
     (with_("search.objectives", []), "search.objectives", "at least 1 item"),
     (with_("search.constraints.0.metric", "acc_clean"), "search.constraints[0].metric", "no trial reports 'acc_clean'"),
@@ -97,6 +119,18 @@ def test_good_search_validates_and_prints_its_space(tmp_path, capsys):
     assert "valid search 'search-spec'" in out and "step=0.5" in out and "0.98 <= acc_mnist-test" in out
     spec = load_spec(write(tmp_path, with_(f"{SPACE}.training.lr", {"low": 1e-4, "high": 1e-2, "log": True})))
     assert set(spec.search.space) == {"fgsm_l2", "training.lr"}
+
+
+def test_a_recipe_option_is_a_dimension_of_the_recipe_s_own_kind(tmp_path, capsys):
+    spec = load_spec(write(tmp_path, searching("steps", {"low": 1, "high": 5})))
+    dist = spec.search.space["training.recipe_options.steps"]
+    assert (dist.low, dist.high) == (1, 5)
+    assert main(["validate", str(write(tmp_path, searching("eps", {"low": 0.05, "high": 0.3})))]) == 0
+    out = capsys.readouterr().out
+    assert "training.recipe_options.eps" in out and "FloatDistribution(high=0.3, log=False, low=0.05, step=None)" in out
+    # whole-number options count points: 25 FGSM levels x 5 step counts
+    assert main(["validate", str(write(tmp_path, with_("search.trials", 126, searching("steps", {"low": 1, "high": 5}))))]) == 2
+    assert "the space holds 125 points" in capsys.readouterr().err
 
 
 def test_missing_warm_start_folder_is_refused_before_anything_runs(tmp_path, capsys):

@@ -352,3 +352,30 @@ def test_warm_start_ignores_the_setting_it_searches_and_reads_an_earlier_search_
     trials.to_parquet(f"{folder}/trials.parquet")
     warm = warm_start(spec, distributions(spec))
     assert warm.skipped == {folder: {"other training.lr": 1}} and len(warm.trials) == 2
+
+
+def test_warm_start_reads_a_searched_recipe_option_as_a_coordinate_not_a_difference(tmp_path):
+    pgd = {**GRID, "training": {"recipe": "pgd_at", "recipe_options": {"eps": 0.2}}}
+    folder = grid_folder(tmp_path, pgd, LEVELS, recipe="pgd_at")
+    d = search_spec(folder, training={"recipe": "pgd_at", "recipe_options": {"eps": 0.3}})
+    d["search"]["space"]["training.recipe_options.eps"] = {"low": 0.1, "high": 0.3}
+    spec = parse_spec(d)  # eps 0.3 here, but searched: the folder's 0.2 is a point
+    warm = warm_start(spec, distributions(spec))
+    assert sorted((t.params["fgsm_l2"], t.params["training.recipe_options.eps"]) for t in warm.trials) == [
+        (0.0, 0.2), (2.0, 0.2), (4.0, 0.2)]  # fmt: skip
+    # an earlier search's trials hold their own eps in a column; 0.5 is outside this space
+    trials = pd.read_parquet(f"{folder}/trials.parquet")
+    trials["training.recipe_options.eps"] = [0.15, 0.5, 0.25]
+    trials.to_parquet(f"{folder}/trials.parquet")
+    warm = warm_start(spec, distributions(spec))
+    assert sorted(t.params["training.recipe_options.eps"] for t in warm.trials) == [0.15, 0.25]
+    assert warm.skipped == {folder: {"outside the search space": 1}}
+    # a search that fixes eps at 0.25 keeps only the trial trained at 0.25
+    spec = parse_spec(search_spec(folder, training={"recipe": "pgd_at", "recipe_options": {"eps": 0.25}}))
+    warm = warm_start(spec, distributions(spec))
+    assert [t.user_attrs["trial_id"] for t in warm.trials] == ["t0002"]
+    assert warm.skipped == {folder: {"other recipe options": 2}}
+    # an option searched here does not excuse another that differs (steps 7 there by default)
+    d["training"]["recipe_options"] = {"steps": 2}
+    spec = parse_spec(d)
+    assert warm_start(spec, distributions(spec)).skipped == {folder: {"other recipe options": 3}}

@@ -1,6 +1,6 @@
 """Check a spec's ``search`` section before any trial runs, naming the key of each problem:
 ranges (empty, inverted, off the factor's levels, steps that do not divide them), factor
-options, training settings, objectives and constraints on metrics no trial reports."""
+options, training settings, recipe options, objectives and constraints on metrics no trial reports."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from ..data import DATASETS
 from ..errors import SpecError
 from ..factors import factor_def
 from ..perturb import PERTURBATIONS
-from .space import TRAINING, is_integer, is_training
+from ..recipes import RECIPES
+from .space import OPTIONS, TRAINING, is_integer, is_option, is_training, option_key, recipe_of
 
 EPOCH_METRICS = ("val_acc", "train_loss")  # what every epoch reports (ASHA's rungs)
 FINAL_METRICS = ("val_acc", "train_acc")  # besides acc_<suite>, what a finished trial reports
@@ -42,7 +43,7 @@ def check_search(spec: SweepSpec, file: str | None = None) -> None:
         _check_dimension(spec, name, r, f"search.space.{name}", file)
     # warm-start points are not known until the folders are read: once they and the trials
     # fill the space, the searcher stops early instead (StudySearch answers FINISHED)
-    points = _points(s.space)
+    points = _points(s.space, recipe_of(spec))
     if points is not None and s.trials > points:
         raise SpecError(
             file, "search.trials",
@@ -71,13 +72,13 @@ def check_search(spec: SweepSpec, file: str | None = None) -> None:
         )  # fmt: skip
 
 
-def _points(space: dict[str, SearchRange]) -> int | None:
+def _points(space: dict[str, SearchRange], recipe: str) -> int | None:
     """How many points a wholly discrete space holds (None: some dimension is continuous)."""
     n = 1
     for name, r in space.items():
         if r.choices is not None:
             n *= len(r.choices)
-        elif r.step is not None or is_integer(name):
+        elif r.step is not None or is_integer(name, recipe):
             n *= int(round((r.high - r.low) / (r.step or 1))) + 1
         else:
             return None
@@ -96,7 +97,7 @@ def _values(r: SearchRange, path: str) -> list[tuple[str, float]]:
     return [(f"{path}.low", r.low), (f"{path}.high", r.high)]
 
 
-def _check_range(name: str, r: SearchRange, path: str, file) -> None:
+def _check_range(name: str, r: SearchRange, path: str, file, whole: bool) -> None:
     if r.choices is not None:
         if r.low is not None or r.high is not None or r.step is not None or r.log:
             raise SpecError(file, f"{path}.choices", "give either choices or a range (low, high, step, log), not both")
@@ -119,7 +120,6 @@ def _check_range(name: str, r: SearchRange, path: str, file) -> None:
         raise SpecError(file, f"{path}.low", f"a log range needs low > 0, not {r.low:g}")
     if r.log and r.step is not None:
         raise SpecError(file, f"{path}.log", "a range is either log-scaled or stepped, not both")
-    whole = is_integer(name)
     if whole:
         for key, v in (("low", r.low), ("high", r.high), ("step", r.step)):
             if v is not None and v != int(v):
@@ -136,16 +136,17 @@ def _check_dimension(spec: SweepSpec, name: str, r: SearchRange, path: str, file
     from ..checks import _check_reference, _options_error
 
     extra = r.model_extra or {}
+    if is_option(name):
+        _check_option(spec, name, r, path, file)
+        return
     if is_training(name):
         setting = name[len(TRAINING) :]
         field = TrainingSpec.model_fields.get(setting)
         if field is None or field.annotation not in (int, float):
-            numeric = [k for k, f in TrainingSpec.model_fields.items() if f.annotation in (int, float)]
-            raise SpecError(file, path, f"not a numeric training setting; searchable: {', '.join(TRAINING + k for k in numeric)}")
-        if extra or "reference" in r.model_fields_set:
-            key = next(iter(extra), "reference")
-            raise SpecError(file, f"{path}.{key}", f"unknown key {key!r} for a training setting")
-        _check_range(name, r, path, file)
+            numeric = [TRAINING + k for k, f in TrainingSpec.model_fields.items() if f.annotation in (int, float)]
+            raise SpecError(file, path, f"not a numeric training setting; searchable: {', '.join(numeric)}, {OPTIONS}<option>")
+        _no_factor_keys(r, path, file)
+        _check_range(name, r, path, file, is_integer(name))
         for at, v in _values(r, path):
             try:
                 TrainingSpec.model_validate({**spec.training.model_dump(), setting: int(v) if is_integer(name) else v})
@@ -162,10 +163,40 @@ def _check_dimension(spec: SweepSpec, name: str, r: SearchRange, path: str, file
         opts = fdef.options.model_validate(extra)
     except ValidationError as e:
         raise SpecError(file, *_options_error(e, name, path)) from None
-    _check_range(name, r, path, file)
+    _check_range(name, r, path, file, is_integer(name))
     shape = DATASETS.get(spec.dataset.name).shape
     for at, v in _values(r, path):
         if (why := fdef.check_level(v, opts, shape)) is not None:
             raise SpecError(file, at, why)
     needs_model = fdef.stage == "augment" and PERTURBATIONS.get(name).needs_model
     _check_reference(spec, r.reference, needs_model, f"{path}.reference", file)
+
+
+def _no_factor_keys(r: SearchRange, path: str, file) -> None:
+    """A training setting or recipe option is a range only: no factor options, no reference."""
+    extra = r.model_extra or {}
+    if extra or "reference" in r.model_fields_set:
+        key = next(iter(extra), "reference")
+        raise SpecError(file, f"{path}.{key}", f"unknown key {key!r} for a training setting")
+
+
+def _check_option(spec: SweepSpec, name: str, r: SearchRange, path: str, file) -> None:
+    """``training.recipe_options.<key>``: a numeric option of the search's one recipe, each
+    end (or choice) valid for the recipe's options model, with the spec's other options."""
+    recipe, options = spec.recipe_list()[0]
+    model = RECIPES.get(recipe).options
+    key = option_key(name)
+    numeric = [k for k, f in model.model_fields.items() if f.annotation in (int, float)]
+    searchable = f"searchable: {', '.join(OPTIONS + k for k in numeric)}" if numeric else "it has no numeric option"
+    if key not in model.model_fields:
+        raise SpecError(file, path, f"recipe {recipe} has no option {key!r}; {searchable}")
+    if key not in numeric:
+        raise SpecError(file, path, f"option {key!r} of recipe {recipe} is not a number; {searchable}")
+    _no_factor_keys(r, path, file)
+    whole = is_integer(name, recipe)
+    _check_range(name, r, path, file, whole)
+    for at, v in _values(r, path):
+        try:
+            model.model_validate({**options, key: int(v) if whole else v})
+        except ValidationError as e:
+            raise SpecError(file, at, f"option {key} of recipe {recipe}: " + e.errors()[0]["msg"].removeprefix("Value error, ")) from None

@@ -14,7 +14,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import SearchSpec
-from .space import TRAINING, is_training
+from .space import TRAINING, is_option, is_training, option_key
 from .study import trial_id
 
 
@@ -71,7 +71,9 @@ def _caption(s: SearchSpec, width: int) -> str:
     from ..analysis.plots import factor_label
 
     parts = [
-        f"{n}: training setting {n[len(TRAINING) :]}" if is_training(n) else f"{n}: {factor_label(n, r.model_extra)}"
+        f"{n}: recipe option {option_key(n)}" if is_option(n)
+        else f"{n}: training setting {n[len(TRAINING) :]}" if is_training(n)
+        else f"{n}: {factor_label(n, r.model_extra)}"
         for n, r in s.space.items()
     ]
     return textwrap.fill("point labels - " + "; ".join(p.replace("\n", " ") for p in parts), width)

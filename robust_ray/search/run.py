@@ -2,7 +2,8 @@
 points through Ray Tune's ``OptunaSearch``, write the same Parquet files as ``run``.
 
 Output folder: trials.parquet and metrics.parquet (the results contract, plus
-``optuna_number``, any searched training settings as ``training.<name>`` columns and
+``optuna_number``, any searched training settings and recipe options as ``training.<name>``
+and ``training.recipe_options.<key>`` columns, and
 ``feasible`` when there are constraints), sweep.json (the spec, with a ``list`` design of the
 points tried, so ``analyze`` reads it as it reads a sweep), suites.json, study.csv (every
 study trial, warm-start ones included), best.json (one objective) or pareto.csv and

@@ -2,8 +2,8 @@
 
 Warm start may feed the study only trials that are points of this search: at a point's
 levels, the same training set and the same fit would give the same model. Besides the levels
-(:mod:`.warm`), that takes the same architecture, seed, recipe and recipe options, training
-settings (except those this search varies), and the same options of each searched factor
+(:mod:`.warm`), that takes the same architecture, seed, recipe, recipe options and training
+settings (except those this search varies: they are coordinates of the point), and the same options of each searched factor
 (``per_class``, its reference model, the perturbation's own) wherever the trial used it.
 :func:`difference` names the first thing that differs, the reason a trial is left out.
 """
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from ..config import FactorSpec, ReferenceSpec, SweepSpec, TrainingSpec
 from ..factors import factor_def
 from ..recipes import RECIPES
-from .space import TRAINING, factor_spec, searched_factors
+from .space import OPTIONS, TRAINING, factor_spec, is_option, option_key, searched_factors
 
 # how a run executes, not what it learns: the fit is the same whatever these are
 RUNTIME = {"eval_batch_size", "device"}
@@ -67,6 +67,19 @@ def _recipe_options(other: dict, recipe: str) -> dict | None:
     return dict(training.get("recipe_options") or {}) if training.get("recipe", "standard") == recipe else None
 
 
+def their_options(row: pd.Series, other: dict, recipe: str) -> dict | None:
+    """The recipe options the folder's trial ``row`` trained with, defaults filled in (None:
+    the folder has no such recipe): the folder's, with any it searched from the row's own
+    ``training.recipe_options.<key>`` columns."""
+    opts = _recipe_options(other, recipe)
+    if opts is None:
+        return None
+    for col, v in row.items():
+        if isinstance(col, str) and is_option(col) and not _missing(v):
+            opts[option_key(col)] = v.item() if hasattr(v, "item") else v  # numpy, from Parquet
+    return _normal(RECIPES.get(recipe).options, opts)
+
+
 def _factor(f: str, fs: FactorSpec | dict, arch: str, seed: int) -> dict:
     """A factor's options and reference model, normalised (an unset reference is the
     trial's own architecture and seed)."""
@@ -91,9 +104,11 @@ def difference(spec: SweepSpec, row: pd.Series, other: dict, training: dict) -> 
     recipe, options = spec.recipe_list()[0]
     if (row.get("recipe") if not _missing(row.get("recipe")) else "standard") != recipe:
         return "other recipe"
-    model = RECIPES.get(recipe).options
-    opts = _recipe_options(other, recipe)
-    if opts is None or _normal(model, opts) != _normal(model, options):
+    theirs, mine = their_options(row, other, recipe), _normal(RECIPES.get(recipe).options, options)
+    # a searched option is a coordinate of the point (warm.py reads it), not a difference
+    if theirs is None or any(
+        not _equal(theirs.get(k), v) for k, v in mine.items() if OPTIONS + k not in spec.search.space
+    ):
         return "other recipe options"
     searched = {n[len(TRAINING) :] for n in spec.search.space if n.startswith(TRAINING)}
     for setting, v in spec.training.model_dump(mode="json").items():

@@ -2,7 +2,7 @@
 trial ``run`` would have planned for it.
 
 A point names a level for every searched factor and a value for every searched training
-setting (``training.lr``). Its trial is planned by :func:`robust_ray.plan.make_plan` on a
+setting (``training.lr``) and recipe option (``training.recipe_options.eps``). Its trial is planned by :func:`robust_ray.plan.make_plan` on a
 one-row ``list`` design of the searched factors, so pools get the same content keys as in a
 grid sweep (and share its disk cache).
 """
@@ -17,29 +17,47 @@ from ..config import DesignSpec, FactorSpec, SearchRange, SweepSpec, TrainingSpe
 from ..factors import factor_def
 from ..perturb import PERTURBATIONS
 from ..plan import Plan, TrialPlan, make_plan
+from ..recipes import RECIPES
 
 TRAINING = "training."
+OPTIONS = TRAINING + "recipe_options."  # a search has one recipe (checks.py): its options
 
 
 def is_training(name: str) -> bool:
+    """Training settings and recipe options: ``training.<x>`` columns in trials.parquet."""
     return name.startswith(TRAINING)
+
+
+def is_option(name: str) -> bool:
+    return name.startswith(OPTIONS)
+
+
+def option_key(name: str) -> str:
+    return name[len(OPTIONS) :]
+
+
+def recipe_of(spec: SweepSpec) -> str:
+    return spec.recipe_list()[0][0]
 
 
 def searched_factors(spec: SweepSpec) -> list[str]:
     return [n for n in spec.search.space if not is_training(n)]
 
 
-def is_integer(name: str) -> bool:
-    """Whole-number dimensions: int training settings, integer perturbations (pixels)."""
+def is_integer(name: str, recipe: str = "standard") -> bool:
+    """Whole-number dimensions: int training settings and options of ``recipe``, integer
+    perturbations (pixels)."""
+    if is_option(name):
+        return RECIPES.get(recipe).options.model_fields[option_key(name)].annotation is int
     if is_training(name):
         return TrainingSpec.model_fields[name[len(TRAINING) :]].annotation is int
     fdef = factor_def(name)
     return fdef.stage == "augment" and PERTURBATIONS.get(name).integer
 
 
-def distribution(name: str, r: SearchRange) -> BaseDistribution:
+def distribution(name: str, r: SearchRange, recipe: str = "standard") -> BaseDistribution:
     """Optuna's distribution for one searched dimension (ranges are checked already)."""
-    whole = is_integer(name)
+    whole = is_integer(name, recipe)
     if r.choices is not None:
         return CategoricalDistribution([int(c) if whole else float(c) for c in r.choices])
     if whole:
@@ -48,7 +66,7 @@ def distribution(name: str, r: SearchRange) -> BaseDistribution:
 
 
 def distributions(spec: SweepSpec) -> dict[str, BaseDistribution]:
-    return {name: distribution(name, r) for name, r in spec.search.space.items()}
+    return {name: distribution(name, r, recipe_of(spec)) for name, r in spec.search.space.items()}
 
 
 def factor_spec(r: SearchRange) -> FactorSpec:
@@ -68,13 +86,25 @@ def point_plan(spec: SweepSpec, params: dict, trial_id: str) -> tuple[TrialPlan,
     """The trial of one proposed point and the plan holding its datasets' keys."""
     row = {f: float(params[f]) for f in searched_factors(spec)}
     plan = make_plan(planning_spec(spec, row))
-    (t,) = plan.trials  # one architecture, one seed (search/checks.py)
-    return dataclasses.replace(t, trial_id=trial_id), plan
+    (t,) = plan.trials  # one architecture, one seed, one recipe (search/checks.py)
+    return dataclasses.replace(t, trial_id=trial_id, recipe_options=recipe_options_for(spec, params)), plan
+
+
+def recipe_options_for(spec: SweepSpec, params: dict) -> dict:
+    """The recipe's options with the point's searched ones: the trial passes them to the
+    recipe, over the spec's ``training.recipe_options``."""
+    recipe, options = spec.recipe_list()[0]
+    over = {}
+    for n, v in params.items():
+        if is_option(n):  # Tune may hand numpy scalars back; the options model wants int or float
+            over[option_key(n)] = int(v) if is_integer(n, recipe) else float(v)
+    return {**options, **over}
 
 
 def training_for(spec: SweepSpec, params: dict) -> TrainingSpec:
-    """The sweep's training settings with the point's searched ones."""
-    over = {n[len(TRAINING) :]: v for n, v in params.items() if is_training(n)}
+    """The sweep's training settings with the point's searched ones (recipe options go
+    through :func:`recipe_options_for`)."""
+    over = {n[len(TRAINING) :]: v for n, v in params.items() if is_training(n) and not is_option(n)}
     return TrainingSpec.model_validate({**spec.training.model_dump(), **over}) if over else spec.training
 
 

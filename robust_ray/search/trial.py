@@ -18,8 +18,8 @@ import ray
 import torch
 from ray import tune
 
-from ..config import SweepSpec
-from ..plan import Plan
+from ..config import SweepSpec, TrainingSpec
+from ..plan import Plan, TrialPlan
 from ..store import cache_dir, load_or_build
 from ..trial import execute_trial
 from .space import point_plan, training_for
@@ -36,14 +36,21 @@ def _pool(plan: Plan, digest: str, base, refs: dict):
     return obj
 
 
-def search_trial(config: dict, spec: SweepSpec, refs: dict) -> None:
-    """The Ray Tune trainable of ``search`` (wrapped with ``tune.with_parameters``);
-    ``config`` holds the point's parameters and its Optuna trial number."""
-    t0 = time.time()
-    torch.set_num_threads(max(1, int(spec.resources.cpu)))  # pools are built here too (FGSM: gradients)
+def config_trial(config: dict, spec: SweepSpec) -> tuple[TrialPlan, Plan, TrainingSpec]:
+    """A Tune config (the point's parameters and its Optuna trial number) as the trial to
+    run: its levels, pools and recipe options (searched ones included), the plan holding
+    its datasets' keys, and its training settings."""
     params = {k: v for k, v in config.items() if k != NUMBER}
     trial, plan = point_plan(spec, params, trial_id(config[NUMBER]))
+    return trial, plan, training_for(spec, params)
+
+
+def search_trial(config: dict, spec: SweepSpec, refs: dict) -> None:
+    """The Ray Tune trainable of ``search`` (wrapped with ``tune.with_parameters``)."""
+    t0 = time.time()
+    torch.set_num_threads(max(1, int(spec.resources.cpu)))  # pools are built here too (FGSM: gradients)
+    trial, plan, settings = config_trial(config, spec)
     base = ray.get(refs["base"])
     pools = {f: _pool(plan, d, base, refs) for f, d in trial.pools.items()}
     fetch = lambda key: ray.get(refs[key])  # noqa: E731
-    tune.report(execute_trial(trial.to_dict(), spec, fetch, tune.report, training_for(spec, params), pools, t0))
+    tune.report(execute_trial(trial.to_dict(), spec, fetch, tune.report, settings, pools, t0))

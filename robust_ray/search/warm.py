@@ -27,8 +27,8 @@ from ..config import SweepSpec
 from ..errors import SpecError
 from ..factors import factor_def
 from ..storage import Storage
-from .same import difference, their_training, training_value
-from .space import TRAINING, is_training
+from .same import difference, their_options, their_training, training_value
+from .space import TRAINING, is_option, is_training, option_key
 from .study import constraint_values
 
 
@@ -84,11 +84,14 @@ def _in_space(dist: BaseDistribution, v: float) -> float | int | None:
     return int(round(v)) if isinstance(dist, IntDistribution) else float(v)
 
 
-def _params(row: pd.Series, training: dict, dists: dict[str, BaseDistribution]) -> dict | None:
-    """The row's point in the search space, or None when it is not one of its points."""
+def _params(row: pd.Series, training: dict, options: dict, dists: dict[str, BaseDistribution]) -> dict | None:
+    """The row's point in the search space, or None when it is not one of its points.
+    ``options``: the recipe options it trained with (:func:`~.same.their_options`)."""
     params = {}
     for name, dist in dists.items():
-        if is_training(name):
+        if is_option(name):
+            v = options.get(option_key(name))
+        elif is_training(name):
             v = training_value(row, training, name[len(TRAINING) :])
         else:
             v = row.get(name, float("nan"))
@@ -120,7 +123,8 @@ def _point(spec: SweepSpec, row: pd.Series, other: dict, training: dict, dists) 
         return None, why
     if _other_factor(row, other, dists):
         return None, "another factor varied"
-    if (params := _params(row, training, dists)) is None:
+    options = their_options(row, other, spec.recipe_list()[0][0])  # not None: difference() passed
+    if (params := _params(row, training, options, dists)) is None:
         return None, "outside the search space"
     if any(row.get(o.metric) is None or pd.isna(row.get(o.metric)) for o in spec.search.objectives):
         return None, "no objective value"
