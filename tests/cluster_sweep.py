@@ -43,13 +43,16 @@ lines, killed = [], []
 
 
 def kill_when_busy() -> None:
-    """Remove worker 0 while a trial runs on it (its CPU taken): a kill between two trials
-    would lose nothing and test nothing."""
-    node = workers[0].node_id
+    """Remove worker 0 while a trial runs on it: a trial actor started there after this was
+    called (not a finished trial's, still shutting down) and ALIVE for 0.3 s (its ~5 s of
+    PENDING_CREATION are imports; it then trains for ~1 s). A kill between two trials would
+    lose nothing and test nothing."""
+    node, armed_ms = workers[0].node_id, time.time() * 1000
     deadline = time.time() + 120
     while time.time() < deadline:
-        free = ray._private.state.available_resources_per_node()
-        if node in free and free[node].get("CPU", 0.0) < 1.0:  # a resource in full use may be left out
+        now_ms = time.time() * 1000
+        if any(a["State"] == "ALIVE" and a["Address"]["NodeID"] == node and armed_ms < a["StartTime"] < now_ms - 300
+               for a in ray._private.state.actors().values()):  # fmt: skip
             break
         time.sleep(0.05)
     killed.append(time.time())
@@ -65,10 +68,11 @@ def log(line: str) -> None:
 
 run_sweep(spec, output=out, address=cluster.address, log=log)
 trials = pd.read_parquet(f"{out}/trials.parquet")
-start = trials["started_at"].map(lambda t: t.timestamp()).to_numpy()
-end = start + trials["wall_s"].to_numpy()
+ran = trials.dropna(subset=["started_at", "wall_s"])  # a lost trial has neither
+start = ran["started_at"].map(lambda t: t.timestamp()).to_numpy()
+end = start + ran["wall_s"].to_numpy()
 # the most trials running at once: at each start, how many had started and not yet ended
-peak = int(max(((start <= t) & (end > t)).sum() for t in start))
+peak = int(max((((start <= t) & (end > t)).sum() for t in start), default=0))
 report = {"status": trials["status"].tolist(), "error": trials["error"].dropna().tolist(), "killed": bool(killed) and killed[-1] > 0,
           "peak": peak}  # fmt: skip
 print(json.dumps({**report, "log": lines}), flush=True)
