@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from robust_ray.designs import grid, one_factor
 from robust_ray.results import trial_rows, write_results
@@ -112,3 +113,12 @@ def make_sweep(
     if suites_json:
         (root / "suites.json").write_text(json.dumps({s: {"type": t, "conditions": c} for s, (t, c, _) in defs.items()}))
     return root
+
+
+def stat(df: pd.DataFrame, **kw) -> pd.Series:
+    """The one row of a statistics table matching every ``column=value`` given."""
+    m = df
+    for k, v in kw.items():
+        m = m[m[k] == v]
+    assert len(m) == 1, f"{kw}: {len(m)} rows"
+    return m.iloc[0]

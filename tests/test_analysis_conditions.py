@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats as sst
 
-from analysis_data import make_sweep
+from analysis_data import make_sweep, stat
 from robust_ray.analysis.report import analyze
 from robust_ray.errors import UserError
 from robust_ray.results import FLIPPED, METRICS_SCHEMA, write_table
@@ -91,14 +91,6 @@ def frames(root):
 
 def table(out, pattern):
     return pd.read_csv(next((out / "tables").glob(pattern)), keep_default_na=False, na_values=[""])
-
-
-def stat(df, **kw) -> pd.Series:
-    m = df
-    for k, v in kw.items():
-        m = m[m[k] == v]
-    assert len(m) == 1, f"{kw}: {len(m)} rows"
-    return m.iloc[0]
 
 
 def trained_on(t: pd.DataFrame, levels: dict | None = None) -> pd.Index:

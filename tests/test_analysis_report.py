@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats as sst
 
-from analysis_data import l25, make_sweep
+from analysis_data import l25, make_sweep, stat
 from robust_ray.analysis.report import analyze
 from robust_ray.cli import main
 from robust_ray.errors import UserError
@@ -41,14 +41,6 @@ def single(tmp_path_factory):
                failed=lambda a, s, lv: a == "alexnet8" and s == 1 and lv["gaussian_l2"] == 4.0)
     out = analyze(root)
     return root, out, pd.read_csv(out / "tables" / "statistics.csv", keep_default_na=False, na_values=[""])
-
-
-def stat(df, **kw) -> pd.Series:
-    m = df
-    for k, v in kw.items():
-        m = m[m[k] == v]
-    assert len(m) == 1, f"{kw}: {len(m)} rows"
-    return m.iloc[0]
 
 
 def test_report_files_are_written(single):
