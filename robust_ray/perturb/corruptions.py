@@ -1,7 +1,7 @@
 """Common corruptions of Hendrycks & Dietterich (2019), the benchmark of 004 §4.1.
 
-``corruption:<name>`` at severity 1-5 (the level; a spec's levels must be 1-5, while 0,
-the identity, is the factor's default baseline: not applied) runs the ``imagecorruptions``
+``corruption:<name>`` at severity 1-5 (the level; 0, the identity, means "not applied": a
+training factor's default baseline, never a suite level) runs the ``imagecorruptions``
 package's own function on each image, so results match the published benchmark code.
 That package wants uint8 H x W (x 3) images of at least 32 x 32: smaller images (MNIST)
 are zero-padded to 32 x 32, corrupted, and cropped back. It returns RGB; a grayscale
@@ -147,8 +147,8 @@ for _name in NAMES:
             f"corruption:{_name}",
             lambda x, level, seed, _n=_name: corrupt(x, _n, int(level), seed),
             unit="severity, 1-5",
-            # 004 has severities 1-5 only; 0 stays the identity (a factor's default
-            # baseline, no pool) but is no level a spec may ask for
+            # 004 has severities 1-5 only; 0 stays the identity, which a training factor
+            # may name (not applied, no pool: factors.FactorDef.check_level) and a suite may not
             min_level=1,
             max_level=5,
             integer=True,

@@ -3,8 +3,9 @@
 Warm start may feed the study only trials that are points of this search: at a point's
 levels, the same training set and the same fit would give the same model. Besides the levels
 (:mod:`.warm`), that takes the same architecture, seed, recipe, recipe options and training
-settings (except those this search varies: they are coordinates of the point), and the same options of each searched factor
-(``per_class``, its reference model, the perturbation's own) wherever the trial used it.
+settings (except those this search varies: they are coordinates of the point), and the same
+options of each searched factor (``per_class``, its reference model, the perturbation's own)
+wherever the trial used it.
 :func:`difference` names the first thing that differs, the reason a trial is left out.
 """
 

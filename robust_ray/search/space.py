@@ -2,9 +2,9 @@
 trial ``run`` would have planned for it.
 
 A point names a level for every searched factor and a value for every searched training
-setting (``training.lr``) and recipe option (``training.recipe_options.eps``). Its trial is planned by :func:`robust_ray.plan.make_plan` on a
-one-row ``list`` design of the searched factors, so pools get the same content keys as in a
-grid sweep (and share its disk cache).
+setting (``training.lr``) and recipe option (``training.recipe_options.eps``). Its trial is
+planned by :func:`robust_ray.plan.make_plan` on a one-row ``list`` design of the searched
+factors, so pools get the same content keys as in a grid sweep (and share its disk cache).
 """
 
 from __future__ import annotations
