@@ -14,9 +14,10 @@ from .errors import UserError
 
 def _validate(args) -> int:
     from .config import load_spec
+
+    spec = load_spec(args.spec, smoke=args.smoke_test)  # a missing or bad file answers before torch loads
     from .plan import make_plan
 
-    spec = load_spec(args.spec, smoke=args.smoke_test)
     variant = " (smoke-test variant)" if args.smoke_test else ""
     if spec.search is not None:
         from .search.run import describe
@@ -90,7 +91,10 @@ def _smoke_flag(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="robust-ray", description="Training-data perturbation sweeps on Ray.")
+    p.add_argument("--version", action="version", version=f"robust-ray {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a sweep end to end")
@@ -104,7 +108,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_search)
 
     v = sub.add_parser("validate", help="check a spec and print its plan; trains nothing")
-    v.add_argument("spec")
+    v.add_argument("spec", help="sweep spec (YAML)")
     _smoke_flag(v)
     v.set_defaults(fn=_validate)
 

@@ -1,6 +1,10 @@
 """The Parquet contract: ``trials.parquet`` (one row per trial) and ``metrics.parquet``
 (one row per trial x suite x level), readable by pandas, DuckDB and polars alone.
 
+``status`` is ``ok``, ``diverged`` or ``failed`` once a trial has finished; while a sweep
+runs, the files are rewritten as trials finish, and the others are ``running`` or
+``pending`` (no metrics yet).
+
 Files are written to a temporary name and renamed, so an interrupted run never leaves a
 broken file. The schema version is stored in the Parquet key-value metadata
 (``robust_ray.schema``) so readers can refuse files from a newer robust_ray.
@@ -22,6 +26,7 @@ TRIAL_COLUMNS = ["trial_id", "sweep", "arch", "recipe", "seed", "status"]  # the
 OUTCOME_COLUMNS = [
     "train_acc", "val_acc", "train_loss", "epochs", "best_epoch", "n_train", "wall_s", "started_at", "error",
 ]  # fmt: skip
+UNFINISHED = ("pending", "running", "interrupted")  # statuses of trials a partial file has no result for
 METRIC_COLUMNS = ["trial_id", "suite", "condition", "level", "accuracy", "n"]
 METRICS_SCHEMA = pa.schema(
     [
@@ -39,18 +44,24 @@ FLIPPED = pa.field("flipped", pa.int64())
 
 
 def trial_rows(
-    sweep: str, plans: list[dict], outcomes: dict[str, dict], suites: list[str] = ()
+    sweep: str, plans: list[dict], outcomes: dict[str, dict], suites: list[str] = (), running: set[str] | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Frames for the two files from the planned trials and what each reported.
 
     ``outcomes[trial_id]`` is the trial's last reported metrics, or ``{"status": "failed",
-    "error": traceback}``. A trial with no outcome (never ran) is ``failed`` too. Every
-    suite of ``suites`` gets its ``acc_<suite>`` column, NaN where a trial has no value.
+    "error": traceback}``. A trial with no outcome (never ran) is ``failed`` too, unless
+    the sweep is still running (``running`` given: the ids of the trials running now):
+    then it is ``running`` or ``pending``, with no error. Every suite of ``suites`` gets its
+    ``acc_<suite>`` column, NaN where a trial has no value.
     """
     factors = sorted({f for p in plans for f in p["levels"]})
     trials, metrics = [], []
     for p in plans:
-        out = outcomes.get(p["trial_id"], {"status": "failed", "error": "trial did not run"})
+        if running is None:
+            missing = {"status": "failed", "error": "trial did not run"}
+        else:
+            missing = {"status": "running" if p["trial_id"] in running else "pending"}
+        out = outcomes.get(p["trial_id"], missing)
         achieved = json.loads(out.get("achieved_json") or "{}")
         row = {
             "trial_id": p["trial_id"],

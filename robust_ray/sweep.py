@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import socket
 import time
@@ -14,6 +15,7 @@ from ray.tune.logger import JsonLoggerCallback
 
 from . import data
 from .config import SweepSpec
+from .diff import describe_change
 from .errors import UserError
 from .feasibility import check_levels
 from .plan import Plan, make_plan
@@ -26,29 +28,61 @@ from .trial import run_trial
 TUNE_DIR = "tune"  # Ray Tune's own experiment folder inside the output folder (for --resume)
 
 
-class Progress(tune.Callback):
-    """One line per finished trial: done/running/failed, ETA and the best so far. Counts
-    come from the trials' states, so a resumed sweep counts what it had already done."""
+def trial_label(trial: dict, parts: tuple[str, ...] = ()) -> str:
+    """A planned trial as people name it: ``t0003 gaussian_l2=6`` (the factors applied, not
+    those at their "not applied" level; ``clean`` when none is), then ``parts`` of
+    ``arch``, ``recipe``, ``seed``."""
+    from .factors import factor_def
 
-    def __init__(self, total: int, metric: str, log=print):
-        self.total, self.metric, self.log = total, metric, log
+    levels = " ".join(f"{f}={v:g}" for f, v in (trial.get("levels") or {}).items() if not factor_def(f).is_identity(v))
+    extra = " ".join(f"{trial[p]}" if p != "seed" else f"seed {trial[p]}" for p in parts if p in trial)
+    return " ".join(x for x in (trial.get("trial_id", "?"), levels or "clean", extra) if x)
+
+
+def label_of(spec: SweepSpec):
+    """:func:`trial_label` naming the architecture, recipe and seed where the sweep varies them."""
+    parts = tuple(p for p, n in (("arch", len(spec.architectures)), ("recipe", len(spec.recipe_list())),
+                                 ("seed", len(spec.seeds))) if n > 1)  # fmt: skip
+    return lambda trial: trial_label(trial, parts)
+
+
+class Progress(tune.Callback):
+    """One line per finished trial: what it was, done/running/failed, ETA and the best so far.
+    Counts come from the trials' states, so a resumed sweep counts what it had already done.
+
+    The ETA is the trials left times the pace between finishes since the first one; until
+    enough trials have finished to measure it, the line says "ETA after the first trials"."""
+
+    def __init__(self, total: int, metric: str, log=print, label=trial_label):
+        self.total, self.metric, self.log, self.label = total, metric, log, label
         self.best: tuple[float, str] | None = None
-        self.t0, self.done_at_start = time.time(), None
+        self.t0, self.done_at_start, self.first_finish = time.time(), None, None
 
     def _line(self, trials, current, outcome: str) -> None:
         status = {t: ("TERMINATED" if outcome == "done" else "ERROR") if t is current else t.status for t in trials}
         done = sum(s == "TERMINATED" for s in status.values())
         failed = sum(s == "ERROR" for s in status.values())
         running = sum(s == "RUNNING" for s in status.values())
+        now = time.time()
         if self.done_at_start is None:  # first finish since (re)start: the others were done before
-            self.done_at_start = done + failed - 1
-        elapsed = time.time() - self.t0
+            self.done_at_start, self.first_finish = done + failed - 1, now
+        elapsed = now - self.t0
         new = done + failed - self.done_at_start
-        eta = elapsed / new * (self.total - done - failed) if new > 0 else float("nan")
+        left = self.total - done - failed
+        # The pace is measured from the first finish, not from the start: start-up (Ray,
+        # datasets, the first actors) is paid once and would inflate every estimate. With
+        # `running` trials at once, finishes come in bursts: wait for that many intervals.
+        if left == 0:
+            eta = ", done"
+        elif new - 1 >= max(running, 1) and now > self.first_finish:
+            eta = f", ETA {(now - self.first_finish) / (new - 1) * left:.0f}s"
+        else:
+            eta = ", ETA after the first trials"
         best = f", best {self.metric}={self.best[0]:.4f} ({self.best[1]})" if self.best else ""
+        what = self.label(current.config.get("trial", current.config))
         self.log(
-            f"trials: {done} done, {running} running, {failed} failed of {self.total}"
-            f" | {elapsed:.0f}s elapsed, ETA {eta:.0f}s{best}"
+            f"{what} {outcome} | trials: {done} done, {running} running, {failed} failed of {self.total}"
+            f" | {elapsed:.0f}s elapsed{eta}{best}"
         )
 
     def setup(self, **info):
@@ -68,6 +102,57 @@ class Progress(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._line(trials, trial, "failed")
+
+
+class PartialResults(tune.Callback):
+    """trials.parquet and metrics.parquet rewritten while the sweep runs: after a trial
+    finishes, at most every ``every`` seconds, so pandas, DuckDB and ``analyze`` read a
+    running (or killed) sweep. Trials not finished yet are ``pending`` (or ``running``) with
+    empty metrics; the final write after ``fit`` replaces the files."""
+
+    # Tune pickles its callbacks with the experiment and a restored Tuner unpickles them; the
+    # writer (plan, storage) is looked up by the output's URI, registered by the running driver
+    SINKS: dict = {}
+
+    def __init__(self, uri: str, every: float = 2.0):
+        self.uri, self.every = uri, every
+        self.last, self.dirty, self.trials = 0.0, False, []
+
+    def __getstate__(self):
+        return {"uri": self.uri, "every": self.every, "last": 0.0, "dirty": False, "trials": []}
+
+    def _flush(self) -> None:
+        write = self.SINKS.get(self.uri)
+        if write is None or not self.dirty or time.time() - self.last < self.every:
+            return
+        outcomes, running = {}, set()
+        for t in self.trials:
+            tid = t.config["trial"]["trial_id"]
+            if t.status == "TERMINATED" and t.last_result.get("done"):
+                outcomes[tid] = t.last_result
+            elif t.status == "ERROR":
+                outcomes[tid] = {"status": "failed", "error": _trial_error(t)}
+            elif t.status == "RUNNING":
+                running.add(tid)
+        write(outcomes, running)
+        self.last, self.dirty = time.time(), False
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.trials, self.dirty = trials, True
+        self._flush()
+
+    on_trial_error = on_trial_complete
+
+    def on_step_end(self, iteration, trials, **info):
+        self._flush()
+
+
+def _trial_error(trial) -> str:
+    try:
+        with open(trial.error_file) as f:
+            return f.read()
+    except (OSError, TypeError):  # not written yet: the final write reads Tune's error.txt
+        return "trial raised (its error is written when the sweep ends)"
 
 
 def _reachable(address: str, timeout: float = 5.0) -> str | None:
@@ -90,6 +175,10 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
         return
     if address and (why := _reachable(address)) is not None:
         raise UserError(f"--address {address}: no Ray cluster reachable there ({why})")
+    if not address:
+        # A new local Ray turns token auth on by itself (a token in ~/.ray/auth_token), with
+        # a warning meant for clusters: on our own local instance it says nothing to act on.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     try:
         # no --address: a fresh local Ray, never a cluster some other process left running here
         ray.init(address=address or "local", num_cpus=None if address else num_cpus, log_to_driver=False)
@@ -118,7 +207,7 @@ def reuse_actors(spec: SweepSpec) -> bool:
     return sum(1 for n in ray.nodes() if n.get("Alive")) == 1
 
 
-def _tuner(spec: SweepSpec, plan: Plan, refs: dict, out: Storage, resume: bool, log) -> tune.Tuner:
+def _tuner(spec: SweepSpec, plan: Plan, refs: dict, out: Storage, resume: bool, log, partial=None) -> tune.Tuner:
     _tune_env()
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, spec=spec, refs=refs),
@@ -126,6 +215,7 @@ def _tuner(spec: SweepSpec, plan: Plan, refs: dict, out: Storage, resume: bool, 
     )
     if resume:
         return tune.Tuner.restore(out.uri_of(TUNE_DIR), trainable, resume_unfinished=True, resume_errored=True)
+    # (a restored Tuner keeps the callbacks it was started with, unpickled from its state)
     suites = list(spec.suites)
     metric = f"acc_{next((s for s in suites if spec.suite_type(s) not in ('clean', 'mnist-test')), suites[0])}"
     return tune.Tuner(
@@ -141,7 +231,8 @@ def _tuner(spec: SweepSpec, plan: Plan, refs: dict, out: Storage, resume: bool, 
             name=TUNE_DIR,
             storage_path=out.uri,
             failure_config=tune.FailureConfig(max_failures=spec.execution.max_failures),
-            callbacks=[Progress(len(plan.trials), metric, log), JsonLoggerCallback()],
+            callbacks=[Progress(len(plan.trials), metric, log, label_of(spec)), JsonLoggerCallback(),
+                       *([partial] if partial else [])],
             verbose=0,
         ),
     )
@@ -210,8 +301,13 @@ def claim_output(out: Storage, spec_json: str, resume: bool, file: str | None, w
     if resume:
         if not out.exists(TUNE_DIR) or not tune.Tuner.can_restore(tune_uri):
             raise UserError(f"--resume: no interrupted {what} to resume under {tune_uri}")
-        if out.exists("sweep.json") and same(json.loads(out.read_text("sweep.json"))) != same(json.loads(spec_json)):
-            raise UserError(f"--resume: {file or 'the spec'} differs from the one {out.uri} was started with")
+        if out.exists("sweep.json"):
+            before, now = same(json.loads(out.read_text("sweep.json"))), same(json.loads(spec_json))
+            if before != now:
+                raise UserError(
+                    f"--resume: {file or 'the spec'} differs from the one {out.uri} was started with, at "
+                    f"{describe_change(before, now)}; undo the change, or start a new --output"
+                )
     elif out.exists(TUNE_DIR):
         raise UserError(f"{out.uri} already holds a {what}: use --resume to continue it, or another --output")
 
@@ -250,7 +346,18 @@ def run_sweep(
 
     out.write_bytes("sweep.json", spec_json.encode())
     out.write_bytes("suites.json", json.dumps(suite_conditions(spec), indent=1).encode())
-    grid = _tuner(spec, plan, refs, out, resume, log).fit()
+    plans, suites = [t.to_dict() for t in plan.trials], list(spec.suites)
+
+    def write_partial(outcomes: dict, running: set) -> None:
+        write_results(out, *trial_rows(spec.name, plans, outcomes, suites, running=running))
+
+    PartialResults.SINKS[out.uri] = write_partial
+    try:
+        if not resume:  # a resumed sweep's files already hold what it had finished
+            write_partial({}, set())
+        grid = _tuner(spec, plan, refs, out, resume, log, PartialResults(out.uri)).fit()
+    finally:
+        PartialResults.SINKS.pop(out.uri, None)
 
     outcomes = {}
     for r in grid:
@@ -259,7 +366,7 @@ def run_sweep(
             outcomes[tid] = {**(r.metrics or {}), "status": "failed", "error": error_text(r)}
         else:
             outcomes[tid] = r.metrics
-    trials, metrics = trial_rows(spec.name, [t.to_dict() for t in plan.trials], outcomes, list(spec.suites))
+    trials, metrics = trial_rows(spec.name, plans, outcomes, suites)
     write_results(out, trials, metrics)
     ok = int((trials["status"] == "ok").sum())
     log(f"{spec.name}: {ok}/{len(trials)} trials ok -> {out.uri_of('trials.parquet')}, metrics.parquet")

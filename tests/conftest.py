@@ -1,8 +1,10 @@
 """Shared fixtures: one Ray per test session (2 CPUs), a private dataset cache, and the
 full-MNIST folder when this machine has it (``../shared/datasets`` or ``$ROBUST_RAY_DATA``).
 
-Tests marked ``slow`` or ``full_mnist`` run only where full MNIST is present (CI has it);
-elsewhere they are skipped with the reason.
+Tests are marked by what they need: ``full_mnist`` ones read the full MNIST files and run
+only where they are present (CI has them), skipped with the reason elsewhere. ``slow`` only
+says a test takes a minute or more (fault and resume tests on mnist-5k); it runs everywhere
+(``-m "not slow"`` leaves them out for a quick loop).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason="needs full MNIST (../shared/datasets or $ROBUST_RAY_DATA); runs in CI")
     for item in items:
-        if "slow" in item.keywords or "full_mnist" in item.keywords:
+        if "full_mnist" in item.keywords:
             item.add_marker(skip)
 
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import UserError
-from ..results import FLIPPED, METRIC_COLUMNS, OUTCOME_COLUMNS, SCHEMA_KEY, SCHEMA_VERSION, TRIAL_COLUMNS
+from ..results import FLIPPED, METRIC_COLUMNS, OUTCOME_COLUMNS, SCHEMA_KEY, SCHEMA_VERSION, TRIAL_COLUMNS, UNFINISHED
 from .conditions import condition_table, read_suites
 
 TRIALS_FILE, METRICS_FILE, SPEC_FILE = "trials.parquet", "metrics.parquet", "sweep.json"
@@ -99,6 +99,7 @@ class Results:
     files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     conditions: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per sweep x suite x condition
+    partial: dict[str, tuple[int, int]] = field(default_factory=dict)  # sweep -> (finished, planned) while unfinished
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -288,6 +289,7 @@ def load_results(where: str) -> Results:
     ``trials`` (unique across sweeps, cheap to group by), and ``sweep``.
     """
     notes: list[str] = []
+    partial: dict[str, tuple[int, int]] = {}
     trial_frames, metric_frames, designs, files, cond_frames = [], [], {}, [], []
     offset = 0
     for folder in find_folders(str(where)):
@@ -307,6 +309,11 @@ def load_results(where: str) -> Results:
         keep[keep] = trials["ok"].to_numpy()[tidx[keep] - offset]
         metrics = metrics[keep].assign(tidx=tidx[keep], sweep=label)
         designs[label] = make_design(label, folder, spec, trials, notes)
+        unfinished = int(trials["status"].astype(str).isin(UNFINISHED).sum())
+        if unfinished:
+            partial[label] = (len(trials) - unfinished, len(trials))
+            notes.append(f"partial: {len(trials) - unfinished} of {len(trials)} trials of {label} have finished "
+                         "(the sweep is running or was stopped); the others are left out")  # fmt: skip
         suites_json = read_suites(folder)
         if suites_json is None and not metrics.empty:
             notes.append(f"{folder}: no suites.json; conditions and their parameters are read from the condition names")
@@ -326,7 +333,7 @@ def load_results(where: str) -> Results:
         if not isinstance(metrics[col].dtype, pd.CategoricalDtype):
             metrics[col] = metrics[col].astype("category")
     conditions = pd.concat(cond_frames, ignore_index=True)
-    return Results(trials, metrics.reset_index(drop=True), designs, files, notes, conditions)
+    return Results(trials, metrics.reset_index(drop=True), designs, files, notes, conditions, partial)
 
 
 def fmt_level(v: float) -> str:

@@ -62,6 +62,9 @@ def _overview(res: Results, recipes: list[Recipe]) -> list[Section]:
     import statsmodels
 
     head = Section("Inputs")
+    for sweep, (done, total) in res.partial.items():
+        head.text.append(f"**partial: {done} of {total} trials** of {sweep} have finished (the sweep is running or "
+                         "was stopped); every statistic below is over those alone.")
     head.text.append("- " + "\n- ".join(f"`{f}`" for f in res.files))
     for d in res.designs.values():
         t = res.trials[res.trials["sweep"] == d.sweep]
@@ -70,7 +73,7 @@ def _overview(res: Results, recipes: list[Recipe]) -> list[Section]:
                             for f, lv in d.factors.items()) or "none"
         head.text.append(f"**{d.sweep}** ({d.folder}): design `{d.type}`; {len(t)} trials ({status}); "
                          f"architectures {', '.join(d.archs)}; suites {', '.join(d.suites)}; factors: {factors}.")
-    head.text += [f"Note: {n}" for n in res.notes]
+    head.text += [f"Note: {n}" for n in res.notes if not n.startswith("partial: ")]
     head.text.append(f"Recipes: {', '.join(f'`{r.name}`' + (f' ({r.file})' if r.file else '') for r in recipes)}. "
                      f"robust_ray {__version__}, scipy {scipy.__version__}, statsmodels {statsmodels.__version__}; "
                      f"written {datetime.datetime.now().isoformat(timespec='seconds')}.")

@@ -60,7 +60,7 @@ class SearchProgress(Progress):
     """``run``'s progress lines, with the best value of the first objective so far."""
 
     def __init__(self, total: int, metric: str, mode: str, log=print):
-        super().__init__(total, metric, log)
+        super().__init__(total, metric, log, label=search_label)
         self.sign = 1.0 if mode == "max" else -1.0
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -68,6 +68,12 @@ class SearchProgress(Progress):
             value = float(result[self.metric])
             if self.best is None or self.sign * value > self.sign * self.best[0]:
                 self.best = (value, trial_id(trial.config[NUMBER]))
+
+
+def search_label(config: dict) -> str:
+    """A searched trial as people name it: ``t0003 fgsm_l2=6.5 training.lr=0.001``."""
+    point = " ".join(f"{k}={v:g}" for k, v in config.items() if k != NUMBER and isinstance(v, (int, float)))
+    return f"{trial_id(config[NUMBER])} {point}".strip()
 
 
 def study_location(spec: SweepSpec, out: Storage, file: str | None) -> str:
