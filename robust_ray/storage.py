@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import datetime
 import os
-import re
 import pickle
+import re
 import subprocess
 import sys
 import urllib.parse
@@ -141,7 +141,7 @@ def _bounded(fs: pafs.FileSystem, seconds: float) -> pafs.FileSystem:
     return rebuild(kwargs)
 
 
-def _probe_probe(fs: pafs.FileSystem, root: str, name: str) -> None:
+def _write_and_delete(fs: pafs.FileSystem, root: str, name: str) -> None:
     fs.create_dir(root, recursive=True)
     with fs.open_output_stream(f"{root.rstrip('/')}/{name}") as f:
         f.write(b"ok")
@@ -157,7 +157,7 @@ _PROBES = {
     "open": lambda uri: pafs.FileSystem.from_uri(uri),  # S3 without ?region= asks the bucket's
     "exists": lambda fs, path: fs.get_file_info(path).type != pafs.FileType.NotFound,
     "read": _probe_read,
-    "probe": _probe_probe,
+    "probe": _write_and_delete,
 }
 
 
@@ -216,7 +216,8 @@ class Storage:
         self.what = what
         self.remote = "://" in uri and not uri.lower().startswith(("file:", "mock:"))
         if not self.remote:
-            self.fs, self.root = self._doing("opening it", lambda: pafs.FileSystem.from_uri(self.uri), "not a usable location")
+            opened = self._doing("opening it", lambda: pafs.FileSystem.from_uri(self.uri), "not a usable location")
+            self.fs, self.root = opened
         elif self.uri in Storage._opened:
             self.fs, self.root = Storage._opened[self.uri]
         else:

@@ -73,7 +73,8 @@ def test_gcs_endpoint_out_of_reach_answers_instead_of_hanging(tmp_path):
 
 def test_ctrl_c_during_a_probe_of_an_endpoint_that_never_answers_exits_at_once(tmp_path, silent_endpoint):
     server, endpoint = silent_endpoint
-    cmd = [sys.executable, "-m", "robust_ray", "run", SPEC, "--output", f"s3://bucket/x?endpoint_override={endpoint}&scheme=http"]
+    output = f"s3://bucket/x?endpoint_override={endpoint}&scheme=http"
+    cmd = [sys.executable, "-m", "robust_ray", "run", SPEC, "--output", output]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, TIMEOUT_ENV: "300"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
@@ -132,9 +133,9 @@ def test_local_folders_stay_in_process():
         ("s3://bucket/x?access_key=AK&secret_key=S%2Fk&session_token=T&region=us",
          "s3://bucket/x?access_key=***&secret_key=***&session_token=***&region=us"),
         ("hdfs://alice:pw@namenode:9000/p", "hdfs://alice:***@namenode:9000/p"),
-        ("https://acct.blob.core.windows.net/c?sv=1&sig=abc%3D&se=2", "https://acct.blob.core.windows.net/c?sv=1&sig=***&se=2"),
+        ("https://acct.blob.example/c?sv=1&sig=abc%3D&se=2", "https://acct.blob.example/c?sv=1&sig=***&se=2"),
         ("s3://bucket/runs/a@b/x", "s3://bucket/runs/a@b/x"),  # an '@' in a path is no password
-        ("gs://bucket/x?endpoint_override=127.0.0.1:9&scheme=http#f", "gs://bucket/x?endpoint_override=127.0.0.1:9&scheme=http#f"),
+        ("gs://bucket/x?endpoint_override=127.0.0.1:9#f", "gs://bucket/x?endpoint_override=127.0.0.1:9#f"),
         ("/tmp/results", "/tmp/results"),
     ],
 )  # fmt: skip
@@ -149,7 +150,8 @@ SAFE = st.from_regex(r"[a-z][a-z0-9-]{2,12}", fullmatch=True)
 
 
 @settings(max_examples=200, deadline=None)
-@given(user=SECRET, password=SECRET | SECRET.map(lambda s: s[:2] + ":" + s[2:]), token=SECRET, bucket=SAFE, key=SAFE, region=SAFE)
+@given(user=SECRET, password=SECRET | SECRET.map(lambda s: s[:2] + ":" + s[2:]), token=SECRET,
+       bucket=SAFE, key=SAFE, region=SAFE)  # fmt: skip
 def test_no_secret_survives_in_a_message_about_the_uri(user, password, token, bucket, key, region):
     uri = f"s3://{user}:{password}@{bucket}/{key}?region={region}&session_token={token}"
     message = f"When reading {uri}: bad password {password!s} for {user} (token {token})\nsecond line"
