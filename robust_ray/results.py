@@ -5,14 +5,21 @@
 runs, the files are rewritten as trials finish, and the others are ``running`` or
 ``pending`` (no metrics yet).
 
-Files are written to a temporary name and renamed, so an interrupted run never leaves a
-broken file. The schema version is stored in the Parquet key-value metadata
+Files are written to a temporary name, fsynced and renamed, so an interrupted run never
+leaves a broken file. The schema version is stored in the Parquet key-value metadata
 (``robust_ray.schema``) so readers can refuse files from a newer robust_ray.
+
+The two files are one commit: each write puts both into ``_commits/<id>/``, then writes
+``results.json`` naming that id (the commit point), then refreshes the top-level pair, both
+of which carry the id in their metadata (``robust_ray.commit``). A crash between the two
+top-level renames leaves ids that differ; ``read_pair`` then reads the committed pair, so a
+reader never sees trials of one write beside metrics of another.
 """
 
 from __future__ import annotations
 
 import json
+import time
 
 import pandas as pd
 import pyarrow as pa
@@ -106,21 +113,62 @@ def trial_rows(
     return tdf, mdf
 
 
-def table_bytes(df: pd.DataFrame, schema: pa.Schema | None = None) -> bytes:
-    """``df`` as Parquet bytes, with the schema version in the key-value metadata."""
+COMMIT_KEY = b"robust_ray.commit"
+COMMITS_DIR, MANIFEST = "_commits", "results.json"
+FILES = ("trials.parquet", "metrics.parquet")
+
+
+def table_bytes(df: pd.DataFrame, schema: pa.Schema | None = None, commit: str | None = None) -> bytes:
+    """``df`` as Parquet bytes, with the schema version (and commit id) in the key-value metadata."""
     table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[SCHEMA_KEY] = str(SCHEMA_VERSION).encode()
+    if commit is not None:
+        meta[COMMIT_KEY] = commit.encode()
     sink = pa.BufferOutputStream()
     pq.write_table(table.replace_schema_metadata(meta), sink)
     return sink.getvalue().to_pybytes()
 
 
-def write_results(out: Storage, trials: pd.DataFrame, metrics: pd.DataFrame) -> None:
-    """Both files, each written whole under a temporary name and then moved into place."""
-    out.write_bytes("trials.parquet", table_bytes(trials))
+def write_results(out: Storage, trials: pd.DataFrame, metrics: pd.DataFrame) -> str:
+    """Both files as one commit (see the module docstring); returns the commit id."""
+    commit = f"{time.time_ns():016x}"
     schema = METRICS_SCHEMA.append(FLIPPED) if FLIPPED.name in metrics else METRICS_SCHEMA
-    out.write_bytes("metrics.parquet", table_bytes(metrics, schema))
+    blobs = dict(zip(FILES, (table_bytes(trials, commit=commit), table_bytes(metrics, schema, commit=commit))))
+    for name, blob in blobs.items():
+        out.write_bytes(f"{COMMITS_DIR}/{commit}/{name}", blob)
+    manifest = {"commit": commit, "rows": {"trials": len(trials), "metrics": len(metrics)},
+                "files": {n: f"{COMMITS_DIR}/{commit}/{n}" for n in FILES}}  # fmt: skip
+    out.write_bytes(MANIFEST, json.dumps(manifest, indent=1).encode())
+    for name, blob in blobs.items():
+        out.write_bytes(name, blob)
+    for old in out.list_dirs(COMMITS_DIR):
+        if old != commit:
+            out.delete_dir(f"{COMMITS_DIR}/{old}")
+    return commit
+
+
+def commit_of(path: str, filesystem=None) -> str | None:
+    """The commit id in a results file's metadata (None for files written without one)."""
+    meta = pq.read_schema(path, filesystem=filesystem).metadata or {}
+    return meta[COMMIT_KEY].decode() if COMMIT_KEY in meta else None
+
+
+def read_pair(folder: str) -> tuple[str, str]:
+    """Paths (or URIs) of a trials/metrics pair that belong together.
+
+    The top-level pair when their commit ids agree (or one has none: a file written by
+    hand or by an older robust_ray); else the pair ``results.json`` committed last.
+    """
+    out = Storage(folder, what="results")
+    top = tuple(out.uri_of(n) for n in FILES)
+    if not all(out.exists(n) for n in FILES):
+        return top
+    ids = [commit_of(out.path(n), out.fs) for n in FILES]
+    if None in ids or ids[0] == ids[1] or not out.exists(MANIFEST):
+        return top
+    manifest = json.loads(out.read_text(MANIFEST))
+    return tuple(out.uri_of(manifest["files"][n]) for n in FILES)
 
 
 def write_table(df: pd.DataFrame, uri: str, schema: pa.Schema | None = None) -> None:

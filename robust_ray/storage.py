@@ -207,6 +207,21 @@ def _isolated(seconds: float, op: str, *args):
     return value
 
 
+def _durable_replace(tmp: str, final: str, data: bytes) -> None:
+    """Write, fsync, rename, fsync the folder: after a power cut the file is the old one or
+    the new one, never a renamed but empty file (rename before data reaches disk)."""
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    fd = os.open(os.path.dirname(final) or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Storage:
     _opened: dict[str, tuple[pafs.FileSystem, str]] = {}  # remote URIs already reached, this process
 
@@ -273,11 +288,34 @@ class Storage:
 
         def write() -> None:
             self.fs.create_dir(self.path(folder) if folder else self.root, recursive=True)
+            if isinstance(self.fs, pafs.LocalFileSystem):
+                _durable_replace(tmp, self.path(name), data)
+                return
             with self.fs.open_output_stream(tmp) as f:
                 f.write(data)
             self.fs.move(tmp, self.path(name))
 
         self._doing(f"writing {name}", write, "cannot write there")
+
+    def delete_dir(self, name: str) -> None:
+        """Remove a folder and what it holds; a folder already gone is not an error."""
+
+        def delete() -> None:
+            try:
+                self.fs.delete_dir(self.path(name))
+            except FileNotFoundError:
+                pass
+
+        self._doing(f"removing {name}", delete, "cannot write there")
+
+    def list_dirs(self, name: str) -> list[str]:
+        """Names of the folders directly under ``name`` (none when it does not exist)."""
+        infos = self._doing(
+            f"listing {name}",
+            lambda: self.fs.get_file_info(pafs.FileSelector(self.path(name), allow_not_found=True)),
+            "cannot read it",
+        )
+        return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
 
     def read_text(self, name: str) -> str:
         data = self._looking(f"reading {name}", "read", self.fs, self.path(name), verdict="cannot read it")
