@@ -65,8 +65,11 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
     if spec.design is not None:
         _check_design(spec, file)
 
+    n_test = DATASETS.get(spec.dataset.name).n_test
     for key, ss in spec.suites.items():
         path = f"suites.{key}"
+        if ss.n is not None and ss.n > n_test:
+            raise SpecError(file, f"{path}.n", f"{ss.n:,} images asked for, but the {spec.dataset.name} test split has {n_test:,}")
         try:
             sdef = suite_def(spec.suite_type(key))
         except KeyError as e:

@@ -37,6 +37,10 @@ def _validate(args) -> int:
     for digest, key in plan.datasets.items():
         desc = key.describe(plan.datasets)
         print(f"    {plan.where[digest]:<40} {key.kind:<5} {desc}  {sizes[digest] / 2**20:.1f} MiB")
+    from .plan import memory_note
+
+    if (note := memory_note(spec, plan)) is not None:
+        print(f"  warning: {note}; `run` refuses this on one machine unless --no-resource-check")
     return 0
 
 

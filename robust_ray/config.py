@@ -11,8 +11,9 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -24,15 +25,45 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Bounds every number of a spec obeys, so a typo fails here and not in a trial: finite
+# floats, seeds that numpy and torch both take (0 <= seed < 2**32, and not ``true``).
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Seed = Annotated[int, Field(strict=True, ge=0, lt=2**32)]
+MAX_LEVELS = 10_000  # of one factor or suite: beyond this a range is a typo, not a sweep
+
+
 def expand_levels(value: Any) -> Any:
     """``levels`` may be a list or ``{start, stop, step}`` (stop inclusive)."""
     if isinstance(value, dict) and set(value) == {"start", "stop", "step"}:
-        start, stop, step = (float(value[k]) for k in ("start", "stop", "step"))
+        try:
+            start, stop, step = (float(value[k]) for k in ("start", "stop", "step"))
+        except (TypeError, ValueError):
+            raise ValueError("a level range needs numbers for start, stop and step") from None
+        if not all(map(math.isfinite, (start, stop, step))):
+            raise ValueError("a level range needs finite start, stop and step")
         if step <= 0 or stop < start:
             raise ValueError("a level range needs step > 0 and stop >= start")
         count = int(math.floor((stop - start) / step + 1e-9)) + 1
+        if count > MAX_LEVELS:
+            raise ValueError(f"this range has {count:,} levels, more than {MAX_LEVELS:,}: check start, stop and step")
         return [round(start + i * step, 10) for i in range(count)]
     return value
+
+
+def _levels_once(values: list | None) -> list | None:
+    return no_duplicates(values, "level")
+
+
+def no_duplicates(values: list | None, what: str = "level") -> list | None:
+    """Each level, seed or architecture once: a repeat would train the same model twice."""
+    seen: dict = {}
+    for i, v in enumerate(values or ()):
+        if v in seen and type(v) is type(values[seen[v]]):
+            raise ValueError(f"{what} {v!r} is given twice ([{seen[v]}] and [{i}]): each would train the same models")
+        seen.setdefault(v, i)
+    if values is not None and len(values) > MAX_LEVELS:
+        raise ValueError(f"{len(values):,} {what}s, more than {MAX_LEVELS:,}")
+    return values
 
 
 class DatasetSpec(Strict):
@@ -42,8 +73,8 @@ class DatasetSpec(Strict):
 
 
 class Resources(Strict):
-    cpu: float = Field(1.0, gt=0)
-    gpu: float = Field(0.0, ge=0)
+    cpu: Finite = Field(1.0, gt=0, le=1024)
+    gpu: Finite = Field(0.0, ge=0, le=64)
 
     @field_validator("gpu")
     @classmethod
@@ -59,15 +90,15 @@ class TrainingSpec(Strict):
         default_factory=dict, description="options of the recipe (e.g. eps, steps for pgd_at)"
     )
     optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = Field(1e-3, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    batch_size: int = Field(128, ge=1)
-    max_epochs: int = Field(30, ge=1)
-    patience: int = Field(3, ge=1)
-    min_delta: float = Field(0.0, ge=0)
-    val_fraction: float = Field(0.1, gt=0, lt=0.5)
-    eval_batch_size: int = Field(4096, ge=1)
+    lr: Finite = Field(1e-3, gt=0, le=10)
+    momentum: Finite = Field(0.9, ge=0, lt=1)
+    weight_decay: Finite = Field(0.0, ge=0, le=10)
+    batch_size: int = Field(128, ge=1, le=2**20)
+    max_epochs: int = Field(30, ge=1, le=100_000)
+    patience: int = Field(3, ge=1, le=100_000)
+    min_delta: Finite = Field(0.0, ge=0, le=1)
+    val_fraction: Finite = Field(0.1, gt=0, lt=0.5)
+    eval_batch_size: int = Field(4096, ge=1, le=2**20)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
 
@@ -77,7 +108,7 @@ class ReferenceSpec(Strict):
     model of this architecture and seed. Unset fields mean "the trial's own"."""
 
     arch: str | None = None
-    seed: int | None = None
+    seed: Seed | None = None
 
 
 class FactorSpec(BaseModel):
@@ -85,17 +116,18 @@ class FactorSpec(BaseModel):
     (checked against the factor's own options model, e.g. ``per_class`` for augment factors)."""
 
     model_config = ConfigDict(extra="allow")
-    levels: list[float] = Field(default_factory=list, description="required except in a list design")
-    baseline: float | None = None
+    levels: list[Finite] = Field(default_factory=list, description="required except in a list design")
+    baseline: Finite | None = None
     reference: ReferenceSpec = ReferenceSpec()
 
     _expand = field_validator("levels", mode="before")(expand_levels)
+    _unique = field_validator("levels")(_levels_once)
 
 
 class DesignSpec(Strict):
     type: str = "one_factor"
     factors: dict[str, FactorSpec] = Field(min_length=1)
-    rows: list[dict[str, float]] = Field(default_factory=list, description="the rows of a list design")
+    rows: list[dict[str, Finite]] = Field(default_factory=list, max_length=MAX_LEVELS, description="the rows of a list design")
 
 
 class SuiteSpec(BaseModel):
@@ -104,16 +136,17 @@ class SuiteSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     type: str | None = Field(None, description="registered suite or perturbation; default: the key")
-    levels: list[float] | None = None
+    levels: list[Finite] | None = None
     n: int | None = Field(None, ge=1, description="use this many test images (stratified)")
-    seed: int = 0
+    seed: Seed = 0
     reference: ReferenceSpec = ReferenceSpec()
 
     _expand = field_validator("levels", mode="before")(expand_levels)
+    _unique = field_validator("levels")(_levels_once)
 
 
 class ExecutionSpec(Strict):
-    max_failures: int = Field(2, ge=0, description="retries of a trial whose worker dies or that raises")
+    max_failures: int = Field(2, ge=0, le=1000, description="retries of a trial whose worker dies or that raises")
     max_concurrent: int | None = Field(None, ge=1, description="cap on trials running at once")
     reuse_actors: bool | None = Field(
         None, description="reuse trial processes between trials; default: on a one-node Ray, not on a cluster"
@@ -126,11 +159,18 @@ class SearchRange(BaseModel):
     options, as in ``design.factors`` (``per_class``, ...). Checked in search/checks.py."""
 
     model_config = ConfigDict(extra="allow")
-    low: float | None = None
-    high: float | None = None
-    step: float | None = Field(None, gt=0, description="discrete levels low, low + step, ..., high")
+    low: Finite | None = None
+    high: Finite | None = None
+    step: Finite | None = Field(None, gt=0, description="discrete levels low, low + step, ..., high")
     log: bool = False
-    choices: list[float] | None = None
+    choices: list[Finite] | None = None  # repeats are refused in search/checks.py, naming the index
+
+    @model_validator(mode="after")
+    def _few_enough_steps(self) -> "SearchRange":
+        if self.step is not None and self.low is not None and self.high is not None:
+            if (self.high - self.low) / self.step > 1e6:
+                raise ValueError(f"step {self.step:g} makes more than a million levels between low and high")
+        return self
     reference: ReferenceSpec = ReferenceSpec()
 
 
@@ -143,8 +183,8 @@ class Constraint(Strict):
     """``min <= metric <= max``, as an Optuna constraint (feasible when every value <= 0)."""
 
     metric: str
-    min: float | None = None
-    max: float | None = None
+    min: Finite | None = None
+    max: Finite | None = None
 
 
 class EarlyStopping(Strict):
@@ -162,13 +202,13 @@ class SearchSpec(Strict):
     space: dict[str, SearchRange] = Field(min_length=1, description="factor or training.<setting> -> range")
     objectives: list[Objective] = Field(min_length=1)
     constraints: list[Constraint] = Field(default_factory=list)
-    trials: int = Field(ge=1, description="trial budget (warm-start trials not counted)")
+    trials: int = Field(ge=1, le=1_000_000, description="trial budget (warm-start trials not counted)")
     concurrency: int | None = Field(None, ge=1, description="trials at once (default: execution.max_concurrent, else as resources allow)")
     sampler: Literal["gp", "tpe", "nsga2", "random"] = Field(
         "gp", description="gp: Gaussian-process BO (few dimensions, small budgets); tpe or nsga2: many dimensions or trials"
     )
     startup_trials: int | None = Field(None, ge=0, description="random trials before the model (default: trials // 4, 2 to 10)")
-    seed: int = 0
+    seed: Seed = 0
     early_stopping: EarlyStopping | None = None
     warm_start: list[str] = Field(default_factory=list, description="results folders whose trials seed the study")
     storage: str | None = Field(None, description="Optuna journal file or database URL (default: OUTPUT/study.journal)")
@@ -179,7 +219,7 @@ class SweepSpec(Strict):
     description: str = ""
     dataset: DatasetSpec = DatasetSpec()
     architectures: list[str] = Field(min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     resources: Resources = Resources()
     training: TrainingSpec = TrainingSpec()
     design: DesignSpec | None = None
@@ -189,6 +229,16 @@ class SweepSpec(Strict):
     recipes: dict[str, dict[str, Any]] | None = Field(
         None, description="recipes to compare, name -> options; crossed with the design like architectures"
     )
+
+    @field_validator("architectures")
+    @classmethod
+    def _architectures_once(cls, v: list[str]) -> list[str]:
+        return no_duplicates(v, "architecture")
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_once(cls, v: list[int]) -> list[int]:
+        return no_duplicates(v, "seed")
 
     def recipe_list(self) -> list[tuple[str, dict[str, Any]]]:
         """(recipe, options) of every trial variant: ``recipes`` or the one of ``training``."""
@@ -224,10 +274,35 @@ def key_path(loc: tuple) -> str:
     return out
 
 
+def _fields_at(loc: tuple) -> set[str]:
+    """Keys valid where ``loc`` points: walk the models, skipping mapping keys and indexes."""
+    model: Any = SweepSpec
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return _known_keys()
+        ann = model.model_fields[part].annotation
+        while True:
+            origin, args = typing.get_origin(ann), [a for a in typing.get_args(ann) if a is not type(None)]
+            if origin in (dict, list):
+                if parts:
+                    parts.pop(0)  # the mapping key or list index
+                ann = args[-1]
+            elif args and origin is not None:
+                ann = args[0]
+            else:
+                break
+        model = ann
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return set(model.model_fields)
+    return _known_keys()
+
+
 def _message(err: dict) -> str:
     if err["type"] == "extra_forbidden":
         name = str(err["loc"][-1])
-        close = difflib.get_close_matches(name, _known_keys(), n=1)
+        close = difflib.get_close_matches(name, _fields_at(tuple(err["loc"][:-1])), n=1)
         return f"unknown key {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
     if err["type"] == "missing":
         return "required key is missing"
@@ -256,15 +331,10 @@ def load_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
     (the ``smoke:`` section merged over it, see :func:`smoke_variant`)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as e:
         raise SpecError(str(path), "", f"cannot read the spec: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise SpecError(str(path), "", f"not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    data = read_yaml(raw, str(path))
     if not isinstance(data, dict):
         return parse_spec(data, str(path))
     overrides = data.pop(SMOKE_KEY, None)
@@ -275,6 +345,81 @@ def load_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
     if overrides is None:
         raise SpecError(str(path), "", f"--smoke-test: this spec has no '{SMOKE_KEY}:' section")
     return parse_smoke(data, overrides, str(path))
+
+
+MAX_DEPTH = 32  # a spec is a few levels deep; thousands are an attack on the parser
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (the second would silently win)."""
+
+
+def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    out: dict = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(None, None, "a mapping key must be a scalar", key_node.start_mark) from None
+        if key in out:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice in one mapping (the second would win silently)",
+                key_node.start_mark,
+            )  # fmt: skip
+        out[key] = loader.construct_object(value_node, deep=deep)
+    return out
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def _depth(node: yaml.Node) -> int:
+    """Nesting depth of a composed document, each node visited once (aliases share nodes:
+    a "billion laughs" document is small as a graph and must stay small here)."""
+    depth, level, seen = 0, [node], set()
+    while level and depth <= MAX_DEPTH:
+        depth += 1
+        below = []
+        for n in level:
+            if id(n) in seen:
+                continue
+            seen.add(id(n))
+            if isinstance(n, yaml.MappingNode):
+                below += [part for pair in n.value for part in pair]
+            elif isinstance(n, yaml.SequenceNode):
+                below += n.value
+        level = below
+    return depth
+
+
+def read_yaml(raw: bytes, file: str) -> Any:
+    """Spec bytes -> Python data: UTF-8 text, each key once, at most ``MAX_DEPTH`` deep."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
+        what = "UTF-16 text" if utf16 else f"not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start})"
+        raise SpecError(file, "", f"the spec is {what}: save it as UTF-8") from None
+    if "\x00" in text:
+        raise SpecError(file, "", "the spec holds a NUL character: is it a text file saved as UTF-8?")
+    loader = None
+    try:
+        loader = _UniqueKeyLoader(text)
+        node = loader.get_single_node()
+        if node is not None and _depth(node) > MAX_DEPTH:
+            raise SpecError(file, "", f"the spec is nested more than {MAX_DEPTH} levels deep")
+        return loader.construct_document(node) if node is not None else None
+    except RecursionError:
+        raise SpecError(file, "", f"the spec is nested more than {MAX_DEPTH} levels deep") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise SpecError(file, "", f"not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 # --- smoke-test variants ------------------------------------------------------------------

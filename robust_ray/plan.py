@@ -7,6 +7,7 @@ import functools
 import hashlib
 import itertools
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -209,3 +210,17 @@ def estimate_bytes(spec: SweepSpec, key: DatasetKey) -> int:
     sdef = suite_def(p["type"])
     n = sdef.n_images(list(p["levels"]), min(p["n"] or info.n_test, info.n_test), info.shape)
     return n * (pixels * sdef.bytes_per_pixel + 8 + 4 + 2)
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory on this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def memory_note(spec: SweepSpec, plan: Plan) -> str | None:
+    """Why the planned datasets cannot fit on this machine, or None when they can."""
+    need, have = sum(plan.nbytes(spec).values()), machine_memory()
+    if need <= have:
+        return None
+    return (f"the datasets need {need / 2**30:,.1f} GiB in the object store, more than this machine's "
+            f"{have / 2**30:,.1f} GiB of memory")  # fmt: skip

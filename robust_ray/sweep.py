@@ -18,7 +18,7 @@ from .config import SweepSpec
 from .diff import describe_change
 from .errors import UserError
 from .feasibility import check_levels
-from .plan import Plan, make_plan
+from .plan import Plan, make_plan, memory_note
 from .results import trial_rows, write_results
 from .storage import Storage
 from .suites import suite_def
@@ -335,6 +335,8 @@ def run_sweep(
     claim_output(out, spec_json, resume, file)
 
     plan = make_plan(spec)
+    if resource_check and address is None and (note := memory_note(spec, plan)) is not None:
+        raise UserError(f"{file or 'the spec'}: {note}; lower per_class or the suites' n, or pass --no-resource-check")
     base = data.load(spec.dataset.name, data_root or spec.dataset.root, spec.dataset.download)
     check_levels(spec, plan, base, file)
     log(f"{spec.name}: {len(plan.trials)} trials, {len(plan.datasets)} datasets on {spec.dataset.name}")

@@ -89,7 +89,7 @@ def test_list_design_fills_baselines_and_crosses_with_architectures_and_seeds():
         ({"type": "list", "factors": {"label_error": {}}, "rows": [{"gaussian_l2": 1.0}]}, "design.rows[0].gaussian_l2"),
         ({"type": "list", "factors": {"label_error": {}}, "rows": [{"label_error": 2.0}]}, "design.rows[0].label_error"),
         ({"type": "grid", "factors": {"label_error": {}}}, "design.factors.label_error.levels"),
-        ({"type": "orthogonal", "factors": {"label_error": {"levels": [0.1] * 7}, "gaussian_l2": {"levels": [1.0] * 7}}}, "design.factors"),
+        ({"type": "orthogonal", "factors": {"label_error": {"levels": [i / 10 for i in range(7)]}, "gaussian_l2": {"levels": [float(i) for i in range(1, 8)]}}}, "design.factors"),
     ],
 )
 def test_bad_designs_name_the_key(design, path):

@@ -96,7 +96,7 @@ BAD = [
     (with_("search.storage", "sqlite:///study.db"), "search.storage", "SQLite locks the whole file"),
     (with_("search.sampler", "cmaes"), "search.sampler", "'gp', 'tpe', 'nsga2' or 'random'"),
     (with_("search.early_stopping", {"grace_epochs": 3}), "search.early_stopping.grace_epochs", "leaves nothing to stop"),
-    (with_("architectures", ["lenet5", "lenet5"]), "architectures", "one architecture"),
+    (with_("architectures", ["lenet5", "alexnet8"]), "architectures", "one architecture"),
     (with_("seeds", [0, 1]), "seeds", "one seed"),
     (with_("search", None), "", "needs a design (robust-ray run) or a search section"),
 ]
