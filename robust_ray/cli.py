@@ -49,10 +49,9 @@ def _run(args) -> int:
     from .sweep import run_sweep
 
     spec = load_spec(args.spec, smoke=args.smoke_test)
-    run_sweep(
-        spec, args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus, not args.no_resource_check
-    )
-    return 0
+    return _execute(args, "run", lambda signals: run_sweep(
+        spec, args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus,
+        not args.no_resource_check, signals=signals))  # fmt: skip
 
 
 def _search(args) -> int:
@@ -60,9 +59,47 @@ def _search(args) -> int:
     from .search.run import run_search
 
     spec = load_spec(args.spec, smoke=args.smoke_test)
-    run_search(
-        spec, args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus, not args.no_resource_check
-    )
+    return _execute(args, "search", lambda signals: run_search(
+        spec, args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus,
+        not args.no_resource_check, signals=signals))  # fmt: skip
+
+
+def resume_command(args, command: str, output: str) -> str:
+    """The line that continues this run, with the flags it was started with."""
+    flags = [f"--output {output}", "--resume"]
+    flags += [f"--{k.replace('_', '-')} {getattr(args, k)}" for k in ("address", "data_root", "num_cpus")
+              if getattr(args, k) is not None]  # fmt: skip
+    flags += ["--smoke-test"] * args.smoke_test + ["--no-resource-check"] * args.no_resource_check
+    return f"robust-ray {command} {args.spec} " + " ".join(flags)
+
+
+def _execute(args, command: str, go) -> int:
+    """Run or search, under the exit-code contract: 0 all trials finished (ok or diverged),
+    1 some failed (after writing everything), 130 on Ctrl-C and 143 on SIGTERM (finished
+    trials kept, the rest ``interrupted``), 2 for a user error before anything ran."""
+    from .interrupt import Interrupted, Signals
+
+    signals = Signals().install()
+    try:
+        out = go(signals)
+    except Interrupted as e:
+        print(f"robust-ray: {e} before any trial ran: stopped, nothing written", file=sys.stderr)
+        return e.code
+    finally:
+        signals.restore()
+    if signals.code is not None:
+        print(f"robust-ray: interrupted; finished trials are kept in {out}. To continue:", file=sys.stderr)
+        print(resume_command(args, command, out))
+        return signals.code
+    import pyarrow.parquet as pq
+
+    from .results import read_pair
+
+    status = pq.read_table(read_pair(out)[0], columns=["status"]).column("status").to_pylist()
+    if (failed := status.count("failed")) > 0:
+        print(f"robust-ray: {failed} of {len(status)} trials failed (their errors are in the error column "
+              f"of trials.parquet); rerun them with: {resume_command(args, command, out)}", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

@@ -43,6 +43,7 @@ class OutputLock:
     def __init__(self, out: Storage, sweep: str):
         self.out, self.sweep = out, sweep
         self._fd: int | None = None
+        self._made: str | None = None
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 
@@ -61,7 +62,9 @@ class OutputLock:
     # -- local folders -----------------------------------------------------------------------
     def _acquire_local(self) -> None:
         path = self.out.path(LOCK_FILE)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        folder = os.path.dirname(path)
+        self._made = folder if not os.path.exists(folder) else None  # removed again if left empty
+        os.makedirs(folder, exist_ok=True)
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
@@ -107,8 +110,11 @@ class OutputLock:
     def acquire(self) -> OutputLock:
         if self.out.remote:
             self._acquire_remote()
-        else:
+            return self
+        try:
             self._acquire_local()
+        except OSError as e:
+            raise self.out._fail("taking the lock", e, "cannot write there") from None
         return self
 
     def release(self) -> None:
@@ -119,6 +125,11 @@ class OutputLock:
                 pass
             os.close(self._fd)
             self._fd = None
+            if self._made is not None:
+                try:
+                    os.removedirs(self._made)  # only empty folders: a run that wrote nothing leaves nothing
+                except OSError:
+                    pass
         if self._beat is not None:
             self._stop.set()
             self._beat.join(timeout=5)

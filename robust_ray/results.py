@@ -3,7 +3,8 @@
 
 ``status`` is ``ok``, ``diverged`` or ``failed`` once a trial has finished; while a sweep
 runs, the files are rewritten as trials finish, and the others are ``running`` or
-``pending`` (no metrics yet).
+``pending`` (no metrics yet); a sweep stopped by Ctrl-C or SIGTERM writes the trials it had
+not finished as ``interrupted`` (no metrics: ``--resume`` runs them).
 
 Files are written to a temporary name, fsynced and renamed, so an interrupted run never
 leaves a broken file. The schema version is stored in the Parquet key-value metadata
@@ -51,20 +52,24 @@ FLIPPED = pa.field("flipped", pa.int64())
 
 
 def trial_rows(
-    sweep: str, plans: list[dict], outcomes: dict[str, dict], suites: list[str] = (), running: set[str] | None = None
+    sweep: str, plans: list[dict], outcomes: dict[str, dict], suites: list[str] = (), running: set[str] | None = None,
+    interrupted: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Frames for the two files from the planned trials and what each reported.
 
     ``outcomes[trial_id]`` is the trial's last reported metrics, or ``{"status": "failed",
     "error": traceback}``. A trial with no outcome (never ran) is ``failed`` too, unless
     the sweep is still running (``running`` given: the ids of the trials running now):
-    then it is ``running`` or ``pending``, with no error. Every suite of ``suites`` gets its
+    then it is ``running`` or ``pending``, with no error; or the sweep was stopped by a
+    signal (``interrupted``): then it is ``interrupted``, with no error and no metrics. Every suite of ``suites`` gets its
     ``acc_<suite>`` column, NaN where a trial has no value.
     """
     factors = sorted({f for p in plans for f in p["levels"]})
     trials, metrics = [], []
     for p in plans:
-        if running is None:
+        if interrupted:
+            missing = {"status": "interrupted"}
+        elif running is None:
             missing = {"status": "failed", "error": "trial did not run"}
         else:
             missing = {"status": "running" if p["trial_id"] in running else "pending"}

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import socket
 import time
 import traceback
@@ -18,6 +19,8 @@ from .config import SweepSpec
 from .diff import describe_change
 from .errors import UserError
 from .feasibility import check_levels
+from .interrupt import Signals
+from .lock import OutputLock
 from .plan import Plan, make_plan, memory_note
 from .results import trial_rows, write_results
 from .storage import Storage
@@ -147,6 +150,18 @@ class PartialResults(tune.Callback):
         self._flush()
 
 
+class SignalBridge(tune.Callback):
+    """Hands Ctrl-C and SIGTERM to Tune's own handler once Tune's loop runs (its ``setup``
+    comes after Tune installed that handler), recording which signal it was. The driver's
+    :class:`Signals` is looked up at run time: Tune pickles callbacks with its state."""
+
+    ACTIVE: Signals | None = None
+
+    def setup(self, **info):
+        if SignalBridge.ACTIVE is not None:
+            SignalBridge.ACTIVE.hand_to(signal.getsignal(signal.SIGINT))
+
+
 def _trial_error(trial) -> str:
     try:
         with open(trial.error_file) as f:
@@ -231,7 +246,7 @@ def _tuner(spec: SweepSpec, plan: Plan, refs: dict, out: Storage, resume: bool, 
             name=TUNE_DIR,
             storage_path=out.uri,
             failure_config=tune.FailureConfig(max_failures=spec.execution.max_failures),
-            callbacks=[Progress(len(plan.trials), metric, log, label_of(spec)), JsonLoggerCallback(),
+            callbacks=[Progress(len(plan.trials), metric, log, label_of(spec)), JsonLoggerCallback(), SignalBridge(),
                        *([partial] if partial else [])],
             verbose=0,
         ),
@@ -309,7 +324,39 @@ def claim_output(out: Storage, spec_json: str, resume: bool, file: str | None, w
                     f"{describe_change(before, now)}; undo the change, or start a new --output"
                 )
     elif out.exists(TUNE_DIR):
-        raise UserError(f"{out.uri} already holds a {what}: use --resume to continue it, or another --output")
+        raise UserError(f"{out.shown} already holds a {what}: use --resume to continue it, or another --output")
+    elif out.exists("sweep.json") or out.exists("trials.parquet"):
+        try:
+            name = json.loads(out.read_text("sweep.json")).get("name", "?")
+        except (UserError, ValueError, AttributeError):
+            name = "?"
+        raise UserError(
+            f"{out.shown} already holds the results of sweep {name!r} (sweep.json, trials.parquet): "
+            f"choose another --output, or delete that folder first"
+        )
+
+
+def finished_outcomes(grid) -> dict[str, dict]:
+    """What each trial of a ResultGrid finished with: its final report (``done``) or its
+    error. A trial stopped mid-way (Ctrl-C) has only per-epoch reports: it is left out, so
+    it is written ``interrupted`` with no metrics rather than with a partial accuracy."""
+    outcomes = {}
+    for r in grid:
+        tid = r.path.rstrip("/").rsplit("/", 1)[-1]  # the trial's folder is named by its trial_id
+        if r.error is not None:
+            outcomes[tid] = {**(r.metrics or {}), "status": "failed", "error": error_text(r)}
+        elif (r.metrics or {}).get("done"):
+            outcomes[tid] = r.metrics
+    return outcomes
+
+
+def quiet_tune_interrupt() -> None:
+    """Tune's own "Resume experiment with: Tuner.restore(...)" is not how our users resume:
+    the CLI prints the ``robust-ray ... --resume`` line instead."""
+    logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
+    # trials stopped before their first report have no result.json; we write them
+    # ``interrupted`` ourselves, so Tune's per-trial FileNotFoundError warnings say nothing
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 
 def run_sweep(
@@ -322,18 +369,30 @@ def run_sweep(
     num_cpus: int | None = None,
     resource_check: bool = True,
     log=print,
+    signals: Signals | None = None,
 ) -> str:
     """Run ``spec`` end to end; return the output location holding the Parquet files.
 
     Everything that can be refused is refused before anything is written: the plan, the
-    data, the cluster, the resources, the output location.
+    data, the cluster, the resources, the output location. The output is locked for the
+    run (a second driver is refused); on Ctrl-C or SIGTERM (``signals``), finished trials
+    are kept and the others written ``interrupted``.
     """
     if spec.design is None:
         raise UserError(f"{file or 'the spec'}: no design, only a search section: use `robust-ray search`")
     out = Storage(output or f"results/{spec.name}")
     spec_json = json.dumps(spec.model_dump(mode="json"), indent=2)
     claim_output(out, spec_json, resume, file)
+    lock = OutputLock(out, spec.name).acquire()
+    try:
+        return _run_locked(spec, file, out, spec_json, address, resume, data_root, num_cpus, resource_check, log,
+                           signals)  # fmt: skip
+    finally:
+        lock.release()
 
+
+def _run_locked(spec, file, out, spec_json, address, resume, data_root, num_cpus, resource_check, log, signals) -> str:
+    """:func:`run_sweep` once the output folder is claimed and locked."""
     plan = make_plan(spec)
     if resource_check and address is None and (note := memory_note(spec, plan)) is not None:
         raise UserError(f"{file or 'the spec'}: {note}; lower per_class or the suites' n, or pass --no-resource-check")
@@ -354,22 +413,27 @@ def run_sweep(
         write_results(out, *trial_rows(spec.name, plans, outcomes, suites, running=running))
 
     PartialResults.SINKS[out.uri] = write_partial
+    SignalBridge.ACTIVE = signals
+    quiet_tune_interrupt()
     try:
         if not resume:  # a resumed sweep's files already hold what it had finished
             write_partial({}, set())
         grid = _tuner(spec, plan, refs, out, resume, log, PartialResults(out.uri)).fit()
     finally:
         PartialResults.SINKS.pop(out.uri, None)
+        SignalBridge.ACTIVE = None
 
-    outcomes = {}
-    for r in grid:
-        tid = r.path.rstrip("/").rsplit("/", 1)[-1]  # the trial's folder is named by its trial_id
-        if r.error is not None:
-            outcomes[tid] = {**(r.metrics or {}), "status": "failed", "error": error_text(r)}
-        else:
-            outcomes[tid] = r.metrics
-    trials, metrics = trial_rows(spec.name, plans, outcomes, suites)
+    interrupted = signals is not None and signals.code is not None
+    trials, metrics = trial_rows(spec.name, plans, finished_outcomes(grid), suites, interrupted=interrupted)
     write_results(out, trials, metrics)
-    ok = int((trials["status"] == "ok").sum())
-    log(f"{spec.name}: {ok}/{len(trials)} trials ok -> {out.uri_of('trials.parquet')}, metrics.parquet")
+    log(f"{spec.name}: {status_counts(trials)} -> {out.shown_of('trials.parquet')}, metrics.parquet")
     return out.uri
+
+
+def status_counts(trials) -> str:
+    """``27 trials: 25 ok, 1 diverged, 1 failed``: every status present, in a fixed order."""
+    counts = trials["status"].value_counts()
+    order = ["ok", "diverged", "failed", "interrupted", "pending", "running"]
+    parts = [f"{int(counts[s])} {s}" for s in order if s in counts] + [
+        f"{int(n)} {s}" for s, n in counts.items() if s not in order]  # fmt: skip
+    return f"{len(trials)} trials: " + ", ".join(parts)

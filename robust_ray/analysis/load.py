@@ -226,6 +226,10 @@ def make_design(sweep: str, folder: Path, spec: dict | None, trials: pd.DataFram
         col = trials[f].to_numpy(float)
         if given.get(f) is not None:
             baselines[f] = float(given[f])
+        elif dtype.endswith("one_factor") and len(factors) > 1 and np.isnan(col).any():
+            # NaN is where the plan left the factor untouched (a sequence factor such as
+            # sp>gaussian has no "off" level): that, not the most common level, is its baseline
+            baselines[f] = None
         elif dtype.endswith("one_factor") and len(factors) > 1:
             baselines[f] = _mode(col)
         else:

@@ -39,11 +39,13 @@ from ray.tune.schedulers import ASHAScheduler
 from .. import data
 from ..config import SweepSpec
 from ..errors import SpecError, UserError
+from ..lock import OutputLock
 from ..results import trial_rows, write_results
 from ..storage import Storage
 from ..store import place
 from ..sweep import (
-    TUNE_DIR, Progress, _tune_env, check_resources, claim_output, connect, error_text, reuse_actors, suite_conditions,
+    TUNE_DIR, Progress, SignalBridge, _tune_env, check_resources, claim_output, connect, error_text,
+    quiet_tune_interrupt, reuse_actors, status_counts, suite_conditions,
 )  # fmt: skip
 from .front import best_trial, pareto_table, plot_pareto, study_table
 from .space import distributions, factor_spec, is_training, searched_factors, shared_datasets
@@ -173,14 +175,16 @@ def _tuner(spec: SweepSpec, refs: dict, out: Storage, resume: bool, searcher, lo
             name=TUNE_DIR,
             storage_path=out.uri,
             failure_config=tune.FailureConfig(max_failures=spec.execution.max_failures),
-            callbacks=[SearchProgress(s.trials, first.metric, first.mode, log), JsonLoggerCallback()],
+            callbacks=[SearchProgress(s.trials, first.metric, first.mode, log), JsonLoggerCallback(), SignalBridge()],
             verbose=0,
         ),
     )
 
 
-def _outcomes(spec: SweepSpec, grid) -> tuple[list[dict], dict[str, dict], dict[str, dict]]:
-    """Planned-trial dicts, outcomes and Optuna parameters of every Tune trial, by number."""
+def _outcomes(spec: SweepSpec, grid, interrupted: bool = False) -> tuple[list[dict], dict[str, dict], dict[str, dict]]:
+    """Planned-trial dicts, outcomes and Optuna parameters of every Tune trial, by number.
+    After Ctrl-C, a trial without its final report is ``interrupted`` (no metrics); else it
+    was stopped by ASHA."""
     plans, outcomes, params = [], {}, {}
     for r in sorted(grid, key=lambda r: r.config[NUMBER]):
         tid = trial_id(r.config[NUMBER])
@@ -191,6 +195,8 @@ def _outcomes(spec: SweepSpec, grid) -> tuple[list[dict], dict[str, dict], dict[
         m = dict(r.metrics or {})
         if r.error is not None:
             outcomes[tid] = {**m, "status": "failed", "error": error_text(r)}
+        elif "metrics_json" not in m and interrupted:
+            outcomes[tid] = {"status": "interrupted"}
         elif "metrics_json" not in m:  # ASHA stopped it before its final report
             outcomes[tid] = {**m, "status": "stopped", "epochs": m.get("epoch"),
                              "error": f"stopped early (ASHA) after epoch {m.get('epoch')}"}  # fmt: skip
@@ -259,10 +265,12 @@ def run_search(
     num_cpus: int | None = None,
     resource_check: bool = True,
     log=print,
+    signals=None,
 ) -> str:
     """Run the search of ``spec``; return the output location. As with ``run``, everything
     that can be refused (spec, warm-start folders, data, cluster, output) is refused before
-    any trial starts."""
+    any trial starts, the output is locked for the run, and Ctrl-C/SIGTERM (``signals``)
+    keep the finished trials."""
     if spec.search is None:
         raise UserError(f"{file or 'the spec'}: no search section (`robust-ray run` runs its design)")
     s = spec.search
@@ -272,7 +280,18 @@ def run_search(
     spec_json = json.dumps(spec.model_dump(mode="json"), indent=2)
     claim_output(out, spec_json, resume, file, "search", same=_without_design)  # the design lists points tried
     if not resume and not s.storage and out.exists(STUDY_FILE):
-        raise UserError(f"{out.uri} already holds a search: use --resume to continue it, or another --output")
+        raise UserError(f"{out.shown} already holds a search: use --resume to continue it, or another --output")
+    lock = OutputLock(out, spec.name).acquire()
+    try:
+        return _search_locked(spec, file, out, where, resume, data_root, address, num_cpus, resource_check, log,
+                              signals)  # fmt: skip
+    finally:
+        lock.release()
+
+
+def _search_locked(spec, file, out, where, resume, data_root, address, num_cpus, resource_check, log, signals) -> str:
+    """:func:`run_search` once the output folder is claimed and locked."""
+    s = spec.search
 
     dists = distributions(spec)
     warm = None if resume else warm_start(spec, dists, file)
@@ -303,14 +322,20 @@ def run_search(
             left = f"; left out: {warm.summary()}" if warm.summary() else ""
             log(f"{spec.name}: warm start with {len(warm.trials)} trial(s){left}")
         searcher = StudySearch(dists, s, sampler, spec.name, storage, record=out.uri)
-    grid = list(_tuner(spec, refs, out, resume, searcher, log).fit())
+    SignalBridge.ACTIVE = signals
+    quiet_tune_interrupt()
+    try:
+        grid = list(_tuner(spec, refs, out, resume, searcher, log).fit())
+    finally:
+        SignalBridge.ACTIVE = None
+    interrupted = signals is not None and signals.code is not None
     if len(grid) < s.trials:  # StudySearch answered FINISHED: nothing left but repeats
         log(f"{spec.name}: every point of the space is tried (warm start included): {len(grid)} of {s.trials} trials run")
 
     study = optuna.load_study(study_name=spec.name, storage=storage)
     if resume:
         grid += orphans(out, study, {int(r.config[NUMBER]) for r in grid}, log)
-    plans, outcomes, params = _outcomes(spec, grid)
+    plans, outcomes, params = _outcomes(spec, grid, interrupted)
     trials, metrics = trial_rows(spec.name, plans, outcomes)
     extra = pd.DataFrame([params[t] for t in trials["trial_id"]])
     trials = pd.concat([trials, extra.astype({NUMBER: "Int64"})], axis=1)
@@ -323,6 +348,5 @@ def run_search(
     write_results(out, trials, metrics)
     out.write_bytes("sweep.json", json.dumps(results_spec(spec, [p["levels"] for p in plans]), indent=2).encode())
     _write_study(out, study, spec, log)
-    ok = int((trials["status"] == "ok").sum())
-    log(f"{spec.name}: {ok}/{len(trials)} trials ok -> {out.uri_of('trials.parquet')}, metrics.parquet, study.csv")
+    log(f"{spec.name}: {status_counts(trials)} -> {out.shown_of('trials.parquet')}, metrics.parquet, study.csv")
     return out.uri
