@@ -77,6 +77,7 @@ def _execute(args, command: str, go) -> int:
     """Run or search, under the exit-code contract: 0 all trials finished (ok or diverged),
     1 some failed (after writing everything), 130 on Ctrl-C and 143 on SIGTERM (finished
     trials kept, the rest ``interrupted``), 2 for a user error before anything ran."""
+    from .errors import RunAborted
     from .interrupt import Interrupted, Signals
 
     signals = Signals().install()
@@ -85,6 +86,11 @@ def _execute(args, command: str, go) -> int:
     except Interrupted as e:
         print(f"robust-ray: {e} before any trial ran: stopped, nothing written", file=sys.stderr)
         return e.code
+    except RunAborted as e:
+        print(f"robust-ray: {e}\nThe trials finished before it are in {e.output}/trials.parquet "
+              f"(the others pending or running). To continue:", file=sys.stderr)  # fmt: skip
+        print(resume_command(args, command, e.output))
+        return 1
     finally:
         signals.restore()
     if signals.code is not None:

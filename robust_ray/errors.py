@@ -19,3 +19,14 @@ class SpecError(UserError):
 
 class DataError(UserError):
     """A dataset that cannot be found or read: says where we looked and how to get it."""
+
+
+class RunAborted(Exception):
+    """Ray Tune itself stopped mid-run (its controller raised: a worker killed by the OOM
+    killer, a lost head). Not the user's input: the CLI says what finished, how to resume,
+    and exits 1; the files written as trials finished are kept."""
+
+    def __init__(self, output: str, cause: BaseException):
+        first = (str(cause) or type(cause).__name__).strip().splitlines()
+        self.output = output
+        super().__init__(f"Ray Tune stopped: {type(cause).__name__}: {first[0] if first else ''}"[:400])

@@ -10,6 +10,7 @@ import signal
 import socket
 import time
 import traceback
+from pathlib import Path
 import ray
 from ray import tune
 from ray.tune.logger import JsonLoggerCallback
@@ -17,7 +18,7 @@ from ray.tune.logger import JsonLoggerCallback
 from . import data
 from .config import SweepSpec
 from .diff import describe_change
-from .errors import UserError
+from .errors import RunAborted, UserError
 from .feasibility import check_levels
 from .interrupt import Signals
 from .lock import OutputLock
@@ -315,7 +316,9 @@ def claim_output(out: Storage, spec_json: str, resume: bool, file: str | None, w
     tune_uri = out.uri_of(TUNE_DIR)
     if resume:
         if not out.exists(TUNE_DIR) or not tune.Tuner.can_restore(tune_uri):
-            raise UserError(f"--resume: no interrupted {what} to resume under {tune_uri}")
+            raise UserError(f"--resume: no interrupted {what} to resume under {out.shown_of(TUNE_DIR)}")
+        if not out.remote:
+            check_not_planted(out.path(""), out.path(TUNE_DIR))
         if out.exists("sweep.json"):
             before, now = same(json.loads(out.read_text("sweep.json"))), same(json.loads(spec_json))
             if before != now:
@@ -333,6 +336,30 @@ def claim_output(out: Storage, spec_json: str, resume: bool, file: str | None, w
         raise UserError(
             f"{out.shown} already holds the results of sweep {name!r} (sweep.json, trials.parquet): "
             f"choose another --output, or delete that folder first"
+        )
+
+
+def check_not_planted(folder: str, tune_dir: str) -> None:
+    """``--resume`` unpickles Tune's state (``tuner.pkl``, its callbacks): a pickle someone
+    else could write runs their code here. Refuse unless the output folder, the Tune folder
+    and the files Tune restores from are ours and writable by no one else."""
+    folder = folder.rstrip("/") or "/"
+    paths = [folder, tune_dir] + sorted(
+        str(p) for p in Path(tune_dir).iterdir() if p.is_file() and p.suffix in (".pkl", ".json")
+    )
+    me = os.geteuid()
+    for path in paths:
+        st = os.stat(path)
+        if st.st_uid != me:
+            why = f"is owned by another user (uid {st.st_uid})"
+        elif st.st_mode & 0o022:
+            why = f"is writable by others (mode {st.st_mode & 0o777:o})"
+        else:
+            continue
+        raise UserError(
+            f"--resume: {path} {why}; resuming unpickles Tune's state there, which runs any code "
+            f"planted in it. Resume only folders you created and no one else can write "
+            f"(chmod -R go-w {folder}), or start a new --output"
         )
 
 
@@ -419,6 +446,8 @@ def _run_locked(spec, file, out, spec_json, address, resume, data_root, num_cpus
         if not resume:  # a resumed sweep's files already hold what it had finished
             write_partial({}, set())
         grid = _tuner(spec, plan, refs, out, resume, log, PartialResults(out.uri)).fit()
+    except Exception as e:  # Tune's own loop failed (seen: OutOfMemoryError re-raised by the controller)
+        raise RunAborted(out.shown, e) from e
     finally:
         PartialResults.SINKS.pop(out.uri, None)
         SignalBridge.ACTIVE = None

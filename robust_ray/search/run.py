@@ -38,7 +38,7 @@ from ray.tune.schedulers import ASHAScheduler
 
 from .. import data
 from ..config import SweepSpec
-from ..errors import SpecError, UserError
+from ..errors import RunAborted, SpecError, UserError
 from ..lock import OutputLock
 from ..results import trial_rows, write_results
 from ..storage import Storage
@@ -326,6 +326,8 @@ def _search_locked(spec, file, out, where, resume, data_root, address, num_cpus,
     quiet_tune_interrupt()
     try:
         grid = list(_tuner(spec, refs, out, resume, searcher, log).fit())
+    except Exception as e:  # Tune's own loop failed: see sweep.py
+        raise RunAborted(out.shown, e) from e
     finally:
         SignalBridge.ACTIVE = None
     interrupted = signals is not None and signals.code is not None
