@@ -110,6 +110,11 @@ def _execute(args, command: str, go) -> int:
 
 
 def _analyze(args) -> int:
+    if args.summary:
+        from .reproductions import write_summary
+
+        print(f"summary: {write_summary(args.results)}")
+        return 0
     from .analysis.report import analyze
 
     from .analysis.reference import format_comparison, read_comparison
@@ -165,6 +170,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--recipe", action="append", metavar="FILE",
                    help="analysis recipe (YAML, see analysis/README.md); repeatable (default: from the sweep's design)")
     a.add_argument("--no-plots", action="store_true", help="tables and report only (faster)")
+    a.add_argument("--summary", action="store_true",
+                   help="RESULTS is a folder of reproductions (analysis/reproductions): write its README.md summary page")
     a.set_defaults(fn=_analyze)
     return p
 
