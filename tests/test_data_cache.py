@@ -45,7 +45,8 @@ def test_second_load_reads_the_cache_not_the_csv(cache, parsed):
     assert path.exists() and len(parses) == 1
     second = data.load("mnist-5k")
     assert len(parses) == 1, "the CSV was parsed again"
-    assert np.array_equal(first.train.images, second.train.images) and np.array_equal(first.test.labels, second.test.labels)
+    assert np.array_equal(first.train.images, second.train.images)
+    assert np.array_equal(first.test.labels, second.test.labels)
     assert second.train.images.dtype == np.uint8 and second.train.labels.dtype == np.int64
     assert len(second.train) == 4000 and len(second.test) == 1000 and same(second, parsed)
     assert [p.name for p in path.parent.iterdir()] == ["mnist-5k.npz"], "a temporary file was left behind"

@@ -12,7 +12,8 @@ PROBE = "import sys, {module}; print(sorted(m for m in ('torchvision', 'torch._d
 
 @pytest.mark.parametrize("module", ["robust_ray.trial", "robust_ray.perturb", "robust_ray.models"])
 def test_importing_does_not_import_torchvision(module):
-    out = subprocess.run([sys.executable, "-c", PROBE.format(module=module)], capture_output=True, text=True, check=True)
+    probe = [sys.executable, "-c", PROBE.format(module=module)]
+    out = subprocess.run(probe, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", f"{module} imported {out.stdout.strip()}"
 
 
