@@ -144,7 +144,7 @@ def apply_levels(
         ctx = {"model": model, "labels": torch.as_tensor(labels[s : s + chunk])} if p.needs_model else {}
         with torch.no_grad():
             z = p.direction(x, derive_seed(seed, s), **opts, **ctx)
-            moved = scale_to_l2_levels(x, z, [lv for lv in levels if not p.is_identity(lv)])
+            moved = scale_to_l2_levels(x, z, [lv for lv in levels if not p.is_identity(lv)], out=torch.empty_like(x))
             for lv, o in zip(levels, out):  # one level's images at a time: the chunk x 24 would not fit
                 _store(o[s : s + len(x)], x if p.is_identity(lv) else next(moved))
     return out

@@ -72,8 +72,10 @@ def _scales(x: torch.Tensor, z: torch.Tensor, d2: torch.Tensor, rtol: float) -> 
     R = (R[:, -1:] - R).clamp_min_(0.0)
     B = torch.zeros_like(S)  # B[k]: the u at which the k-th pixel clips
     B[:, 1:] = b.clamp_max_(big)  # finite: B * R must not be inf * 0
-    F = torch.addcmul(S, B, R).cummax(1).values  # f(B[k]); cummax: rounding must not unsort it
-    k = torch.searchsorted(F, d2.contiguous()).sub_(1).clamp_(min=0)  # F[k] < d^2 <= F[k+1]
+    # f(B[k]). Rounding can make it dip by ~1e-7 of a pixel's h^2 where breakpoints tie; the
+    # binary search then still returns a k with F[k] < d^2 <= F[k+1], a piece that holds the root
+    F = torch.addcmul(S, B, R)
+    k = torch.searchsorted(F, d2.contiguous()).sub_(1).clamp_(min=0)
     k = torch.minimum(k, m)  # past the last pixel that moves f is flat (R = 0)
     Sk, Rk, Bk = S.gather(1, k), R.gather(1, k), B.gather(1, k)
     flat = Rk <= 0  # every pixel that moves is clipped: f stops growing at S[k]
@@ -89,18 +91,26 @@ def _scales(x: torch.Tensor, z: torch.Tensor, d2: torch.Tensor, rtol: float) -> 
 
 
 def scale_to_l2_levels(
-    x: torch.Tensor, z: torch.Tensor, levels: Sequence[float], rtol: float = 1e-6, chunk: int = 512
+    x: torch.Tensor,
+    z: torch.Tensor,
+    levels: Sequence[float],
+    rtol: float = 1e-6,
+    chunk: int = 512,
+    out: torch.Tensor | None = None,
 ) -> Iterator[torch.Tensor]:
     """clip(x + s z, 0, 1) at every level of ``levels``, in order, for one direction ``z``:
     the breakpoints are sorted once (module doc). Each yielded tensor is bit for bit what
-    :func:`scale_to_l2` gives at that level. All levels are checked before the first yield."""
+    :func:`scale_to_l2` gives at that level. All levels are checked before the first yield.
+    With ``out`` (x's shape) every level is written into it and it is what is yielded: a
+    caller that stores each level before the next saves an allocation per level."""
     n = x.shape[0]
     xf, zf = x.reshape(n, -1), z.reshape(n, -1)
     d2 = torch.as_tensor(list(levels), dtype=torch.float64, device=x.device).square()[None, :]
     parts = [(xf[i : i + chunk], zf[i : i + chunk]) for i in range(0, n, chunk)]
     s = torch.cat([_scales(xc, zc, d2.expand(len(xc), -1), rtol) for xc, zc in parts])
+    of = None if out is None else out.view(n, -1)
     for j in range(d2.shape[1]):
-        yield torch.addcmul(xf, zf, s[:, j : j + 1]).clamp_(0.0, 1.0).view_as(x)
+        yield torch.addcmul(xf, zf, s[:, j : j + 1], out=of).clamp_(0.0, 1.0).view_as(x)
 
 
 def scale_to_l2(
