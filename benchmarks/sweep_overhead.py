@@ -185,6 +185,7 @@ def handoff(folder: Path, cpus: int, mib: int) -> None:
     rng = np.random.default_rng(0)
     images = rng.random((n, 1, 28, 28), dtype=np.float32).astype(np.float16)
     suite = Suite(ImageSet(images, rng.integers(0, 10, n)), np.repeat(np.float32(1.0), n))
+    folder.mkdir(parents=True, exist_ok=True)
     suite.save(folder)
     ref = ray.put(suite)
     store = min(ray.get([_from_store.remote([ref]) for _ in range(3)]))
