@@ -25,13 +25,13 @@ import ray
 os.environ.setdefault("ROBUST_RAY_CACHE", "off")
 
 from robust_ray import data  # noqa: E402
+from robust_ray.cache import build  # noqa: E402
 from robust_ray.config import parse_spec  # noqa: E402
 from robust_ray.data import ImageSet  # noqa: E402
 from robust_ray.plan import make_plan  # noqa: E402
-from robust_ray.store import build, place  # noqa: E402
+from robust_ray.runtime import Progress, connect, make_tuner, place  # noqa: E402
 from robust_ray.storage import Storage  # noqa: E402
 from robust_ray.suites import Suite  # noqa: E402
-from robust_ray.sweep import _tuner, connect  # noqa: E402
 from robust_ray.trial import execute_trial  # noqa: E402
 
 
@@ -58,7 +58,8 @@ def overhead(n: int, out: Path) -> None:
     connect(None, num_cpus=1)
     refs = place(plan, base, spec, None, log=lambda *_: None)
     t0 = time.perf_counter()
-    _tuner(spec, plan, refs, Storage(str(out)), False, lambda *_: None).fit()
+    progress = Progress(n, "acc_mnist-test", lambda *_: None)
+    make_tuner(spec, refs, Storage(str(out)), progress, grid=[t.to_dict() for t in plan.trials]).fit()
     sweep = time.perf_counter() - t0
     print(f"(a) {n} trials: plain loop {loop:.1f} s, Ray Tune sweep {sweep:.1f} s")
     print(f"    overhead per trial: {(sweep - loop) / n:.2f} s (target <= 1 s); sweep/loop = {sweep / loop:.2f}")

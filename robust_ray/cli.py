@@ -42,23 +42,19 @@ def _validate(args) -> int:
 
 def _run(args) -> int:
     from .config import load_spec
+    from .runtime import Execution
     from .sweep import run_sweep
 
-    spec = load_spec(args.spec, smoke=args.smoke_test)
-    run_sweep(
-        spec, args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus, not args.no_resource_check
-    )
+    run_sweep(load_spec(args.spec, smoke=args.smoke_test), Execution.from_args(args))
     return 0
 
 
 def _search(args) -> int:
     from .config import load_spec
+    from .runtime import Execution
     from .search.run import run_search
 
-    spec = load_spec(args.spec, smoke=args.smoke_test)
-    run_search(
-        spec, args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus, not args.no_resource_check
-    )
+    run_search(load_spec(args.spec, smoke=args.smoke_test), Execution.from_args(args))
     return 0
 
 
