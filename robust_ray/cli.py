@@ -46,22 +46,20 @@ def _validate(args) -> int:
 
 def _run(args) -> int:
     from .config import load_spec
+    from .runtime import Execution
     from .sweep import run_sweep
 
     spec = load_spec(args.spec, smoke=args.smoke_test)
-    return _execute(args, "run", lambda signals: run_sweep(
-        spec, args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus,
-        not args.no_resource_check, signals=signals))  # fmt: skip
+    return _execute(args, "run", lambda signals: run_sweep(spec, Execution.from_args(args, signals)))
 
 
 def _search(args) -> int:
     from .config import load_spec
+    from .runtime import Execution
     from .search.run import run_search
 
     spec = load_spec(args.spec, smoke=args.smoke_test)
-    return _execute(args, "search", lambda signals: run_search(
-        spec, args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus,
-        not args.no_resource_check, signals=signals))  # fmt: skip
+    return _execute(args, "search", lambda signals: run_search(spec, Execution.from_args(args, signals)))
 
 
 def resume_command(args, command: str, output: str) -> str:

@@ -180,3 +180,12 @@ def write_table(df: pd.DataFrame, uri: str, schema: pa.Schema | None = None) -> 
     """Write one Parquet file at ``uri`` (local path or pyarrow URI), atomically."""
     folder, _, name = uri.rstrip("/").rpartition("/")
     Storage(folder or ".").write_bytes(name, table_bytes(df, schema))
+
+
+def status_counts(trials: pd.DataFrame) -> str:
+    """``27 trials: 25 ok, 1 diverged, 1 failed``: every status present, in a fixed order."""
+    counts = trials["status"].value_counts()
+    order = ["ok", "diverged", "failed", "interrupted", "stopped", "pending", "running"]
+    parts = [f"{int(counts[s])} {s}" for s in order if s in counts]
+    parts += [f"{int(n)} {s}" for s, n in counts.items() if s not in order]
+    return f"{len(trials)} trials: " + ", ".join(parts)

@@ -1,7 +1,8 @@
 """One trial: compose its training set, train to convergence, evaluate every suite, report.
 
-Runs inside a Ray Tune function trainable. Datasets arrive as object-store references
-and are read zero-copy; the spec arrives already validated.
+Plain Python, no Ray: :func:`robust_ray.runtime.sweep_trainable` calls :func:`execute_trial`
+inside a Ray Tune trial with ``fetch`` reading the object store zero-copy. The spec
+arrives already validated.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ import json
 import time
 from typing import Any, Callable
 
-import ray
 import torch
-from ray import tune
 
 from .config import SweepSpec, TrainingSpec
 from .factors import compose
@@ -109,8 +108,3 @@ def execute_trial(
         "done": True,
     }
 
-
-def run_trial(config: dict, spec: SweepSpec, refs: dict) -> None:
-    """The Ray Tune trainable (wrapped with ``tune.with_parameters``): datasets come from
-    the object store, zero-copy."""
-    tune.report(execute_trial(config["trial"], spec, lambda key: ray.get(refs[key]), tune.report))

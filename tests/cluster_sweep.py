@@ -15,6 +15,7 @@ from ray.cluster_utils import Cluster
 
 from robust_ray.config import parse_spec
 from robust_ray.sweep import run_sweep
+from robust_ray.runtime import Execution
 
 out, kill = sys.argv[1], "--kill" in sys.argv
 max_failures = int(sys.argv[sys.argv.index("--max-failures") + 1]) if "--max-failures" in sys.argv else 3
@@ -66,7 +67,7 @@ def log(line: str) -> None:
         threading.Thread(target=kill_when_busy).start()
 
 
-run_sweep(spec, output=out, address=cluster.address, log=log)
+run_sweep(spec, Execution(output=out, address=cluster.address, log=log))
 trials = pd.read_parquet(f"{out}/trials.parquet")
 ran = trials.dropna(subset=["started_at", "wall_s"])  # a lost trial has neither
 start = ran["started_at"].map(lambda t: t.timestamp()).to_numpy()

@@ -6,7 +6,7 @@ import numpy as np
 from robust_ray import plan as plan_module
 from robust_ray.config import parse_spec
 from robust_ray.plan import make_plan
-from robust_ray.store import load_or_build
+from robust_ray.cache import load_or_build
 
 
 def spec(per_class: int = 3):

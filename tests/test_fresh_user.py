@@ -100,7 +100,8 @@ def test_resume_of_a_changed_spec_names_the_keys_that_changed(tmp_path, capsys):
 
 
 def test_progress_lines_name_the_trial_and_wait_for_a_pace_before_an_eta():
-    from robust_ray.sweep import Progress, trial_label
+    from robust_ray.runtime import Progress
+    from robust_ray.sweep import trial_label
 
     assert trial_label({"trial_id": "t0003", "levels": {"gaussian_l2": 6.0, "label_error": 0.0}}) == "t0003 gaussian_l2=6"
     assert trial_label({"trial_id": "t0000", "levels": {"gaussian_l2": None}, "seed": 2}, ("seed",)) == "t0000 clean seed 2"
@@ -111,7 +112,7 @@ def test_progress_lines_name_the_trial_and_wait_for_a_pace_before_an_eta():
 
     lines = []
     trials = [T(f"t{i:04d}", "RUNNING" if i < 2 else "PENDING", 0.1 * i) for i in range(6)]
-    p = Progress(len(trials), "acc_x", lines.append)
+    p = Progress(len(trials), "acc_x", lines.append, trial_label)
     p.on_trial_complete(0, trials, trials[1])
     assert lines[-1].startswith("t0001 label_error=0.1 done | trials: 1 done, 1 running")
     assert "ETA after the first trials" in lines[-1]

@@ -57,7 +57,7 @@ def test_a_folder_others_can_write_is_refused_before_unpickling(tmp_path, capsys
 
 
 def test_a_folder_of_ones_own_is_not_refused_for_its_permissions(tmp_path, capsys):
-    from robust_ray.sweep import check_not_planted
+    from robust_ray.runtime import check_not_planted
 
     _, out, _ = planted_folder(tmp_path)
     check_not_planted(str(out), str(out / "tune"))  # no error: ours, and no one else writes it

@@ -13,6 +13,7 @@ from robust_ray.analysis.load import load_results
 from robust_ray.config import parse_spec
 from robust_ray.results import SCHEMA_KEY
 from robust_ray.search.run import run_search
+from robust_ray.runtime import Execution
 from robust_ray.search.study import open_storage
 
 SPEC = {
@@ -34,7 +35,7 @@ SPEC = {
 @pytest.fixture(scope="module")
 def searched(ray_session, tmp_path_factory):
     out = tmp_path_factory.mktemp("search") / "out"
-    run_search(parse_spec(SPEC), output=str(out), log=lambda *_: None)
+    run_search(parse_spec(SPEC), Execution(output=str(out), log=lambda *_: None))
     return out
 
 
@@ -92,7 +93,7 @@ def test_warm_start_from_a_search_output_spends_the_budget_on_new_levels(searche
         warm_start=[str(searched)],
     )
     out = tmp_path / "out"
-    run_search(parse_spec(spec), output=str(out), log=lambda *_: None)
+    run_search(parse_spec(spec), Execution(output=str(out), log=lambda *_: None))
     study = pd.read_csv(out / "study.csv")
     assert study["source"].tolist() == [str(searched)] * 3 + ["search"]
     t = pd.read_parquet(out / "trials.parquet")
@@ -123,7 +124,7 @@ ASHA = {
 @pytest.mark.slow
 def test_asha_stops_hopeless_trials_which_the_study_records_as_pruned(ray_session, tmp_path):
     out = tmp_path / "out"
-    run_search(parse_spec(ASHA), output=str(out), log=lambda *_: None)
+    run_search(parse_spec(ASHA), Execution(output=str(out), log=lambda *_: None))
     t = pd.read_parquet(out / "trials.parquet").set_index("optuna_number")
     study = pd.read_csv(out / "study.csv").set_index("optuna_number")
     assert sorted(t["training.lr"]) == [1e-9, 1e-8, 1e-2]

@@ -10,6 +10,7 @@ import yaml
 from robust_ray.config import parse_spec
 from robust_ray.results import SCHEMA_KEY
 from robust_ray.sweep import run_sweep
+from robust_ray.runtime import Execution
 
 TINY = {
     "name": "tiny",
@@ -28,7 +29,7 @@ TINY = {
 @pytest.fixture(scope="module")
 def tiny_run(ray_session, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny") / "out"
-    run_sweep(parse_spec(TINY), output=str(out), log=lambda *_: None)
+    run_sweep(parse_spec(TINY), Execution(output=str(out), log=lambda *_: None))
     return out
 
 
@@ -68,7 +69,7 @@ def test_rerun_into_same_folder_needs_resume(tiny_run):
     from robust_ray.errors import UserError
 
     with pytest.raises(UserError, match="--resume"):
-        run_sweep(parse_spec(yaml.safe_load(yaml.safe_dump(TINY))), output=str(tiny_run), log=lambda *_: None)
+        run_sweep(parse_spec(yaml.safe_load(yaml.safe_dump(TINY))), Execution(output=str(tiny_run), log=lambda *_: None))
 
 
 WIDE = {
@@ -92,7 +93,7 @@ WIDE = {
 
 
 def test_reference_model_fgsm_and_named_condition_suites_run_in_a_sweep(ray_session, tmp_path):
-    out = run_sweep(parse_spec(WIDE), output=str(tmp_path / "out"), log=lambda *_: None)
+    out = run_sweep(parse_spec(WIDE), Execution(output=str(tmp_path / "out"), log=lambda *_: None))
     trials = pq.read_table(f"{out}/trials.parquet").to_pandas()
     assert (trials["status"] == "ok").all() and len(trials) == 3
     m = pq.read_table(f"{out}/metrics.parquet").to_pandas()
@@ -115,7 +116,7 @@ def test_a_diverging_trial_is_recorded_as_diverged_and_the_sweep_finishes(ray_se
         "suites": {"mnist-test": {"n": 100}},
         "execution": {"max_concurrent": 2},
     }
-    out = run_sweep(parse_spec(spec), output=str(tmp_path / "out"), log=lambda *_: None)
+    out = run_sweep(parse_spec(spec), Execution(output=str(tmp_path / "out"), log=lambda *_: None))
     trials = pq.read_table(f"{out}/trials.parquet").to_pandas()
     assert (trials["status"] == "diverged").all() and trials["acc_mnist-test"].isna().all()
     assert (trials["epochs"] >= 1).all()

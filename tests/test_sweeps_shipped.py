@@ -136,11 +136,12 @@ def test_a_smoke_variant_runs_end_to_end(ray_session, tmp_path):
     """The quickstart-sized smoke variant of the reduced RQ1-RQ4 sweep, through Ray Tune."""
     import pandas as pd
 
+    from robust_ray.runtime import Execution
     from robust_ray.sweep import run_sweep
 
     path = SWEEPS / "000-rq1-rq4-reduced.yaml"
     spec = load_spec(path, smoke=True)
-    out = run_sweep(spec, str(path), output=str(tmp_path / "out"), log=lambda *_: None)
+    out = run_sweep(spec, Execution(str(path), output=str(tmp_path / "out"), log=lambda *_: None))
     t = pd.read_parquet(Path(out) / "trials.parquet")
     assert (t["status"] == "ok").all() and len(t) == len(make_plan(spec).trials)
     assert set(t["sweep"]) == {"000-rq1-rq4-reduced-smoke"}

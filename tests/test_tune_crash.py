@@ -20,11 +20,14 @@ class Crashing:
     def fit(self):
         raise RuntimeError("Caught unexpected exception: ray.exceptions.OutOfMemoryError: Task was killed")
 
+    def __getattr__(self, name):  # the Tuner's other attributes are not needed to crash
+        raise AttributeError(name)
+
 
 def test_a_tune_crash_exits_1_with_the_resume_command(ray_session, tmp_path, capsys, monkeypatch):
     spec, out = tmp_path / "spec.yaml", tmp_path / "out"
     spec.write_text(SPEC)
-    monkeypatch.setattr(sweep, "_tuner", lambda *a, **k: Crashing())
+    monkeypatch.setattr(sweep, "make_tuner", lambda *a, **k: Crashing())
     assert main(["run", str(spec), "--output", str(out)]) == 1
     captured = capsys.readouterr()
     assert "Ray Tune stopped: RuntimeError: Caught unexpected exception" in captured.err

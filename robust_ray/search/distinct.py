@@ -25,7 +25,8 @@ MAX_POINTS = 200_000  # larger discrete spaces are left to the sampler
 # FAIL failed with the same seed after Tune's retries (or diverged: a NaN objective), so it
 # would fail again. Only trials that never trained are not tried (NEVER_RAN).
 TRIED = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED, TrialState.FAIL)
-NEVER_RAN = "never_ran"  # user attribute of a trial failed without training (see StudySearch.restore)
+# study user attribute: numbers of trials failed without training (see StudySearch.restore)
+NEVER_RAN = "never_ran"
 
 
 def grid_values(d: BaseDistribution) -> list | None:
@@ -47,10 +48,11 @@ def point_key(values) -> tuple:
 
 def tried_points(study, names: list[str], skip: int | None = None) -> set[tuple]:
     """:func:`point_key` of every point tried in ``study`` (all but trial number ``skip``)."""
+    never = set(study.user_attrs.get(NEVER_RAN, ()))
     return {
         point_key(t.params.get(n) for n in names)
         for t in study.get_trials(deepcopy=False, states=TRIED)
-        if t.number != skip and not t.user_attrs.get(NEVER_RAN)
+        if t.number != skip and t.number not in never
     }
 
 

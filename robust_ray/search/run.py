@@ -1,5 +1,6 @@
 """Run a search end to end: check, build the level-independent datasets, let Optuna propose
-points through Ray Tune's ``OptunaSearch``, write the same Parquet files as ``run``.
+points through a Ray Tune searcher (:class:`~.searcher.StudySearch`), write the same Parquet
+files as ``run``.
 
 Output folder: trials.parquet and metrics.parquet (the results contract, plus
 ``optuna_number``, any searched training settings and recipe options as ``training.<name>``
@@ -24,52 +25,27 @@ keeps the journal's path.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 import optuna
 import pandas as pd
-from ray import tune
-from ray.tune.logger import JsonLoggerCallback
 from optuna.trial import TrialState
-from ray.tune.schedulers import ASHAScheduler
 
-from .. import data
 from ..config import SweepSpec
-from ..errors import RunAborted, SpecError, UserError
-from ..lock import OutputLock
-from ..results import trial_rows, write_results
+from ..errors import SpecError, UserError
+from ..results import status_counts, trial_rows, write_results
+from ..runtime import Execution, Progress, claim, error_text, fit, make_tuner, place, prologue, search_trial_id
 from ..storage import Storage
-from ..store import place
-from ..sweep import (
-    TUNE_DIR, Progress, SignalBridge, _tune_env, check_resources, claim_output, connect, error_text,
-    quiet_tune_interrupt, reuse_actors, status_counts, suite_conditions,
-)  # fmt: skip
+from ..sweep import suite_conditions
 from .front import best_trial, pareto_table, plot_pareto, study_table
 from .space import distributions, factor_spec, is_training, searched_factors, shared_datasets
-from .study import (
-    FINISHED_DIR, NUMBER, StudySearch, create_study, make_sampler, open_storage, startup_trials, study_exists, trial_id,
-)  # fmt: skip
-from .trial import search_trial
+from .searcher import StudySearch
+from .study import FINISHED_DIR, NUMBER, create_study, make_sampler, open_storage, startup_trials, study_exists, trial_id
 from .warm import warm_start
 
 STUDY_FILE = "study.journal"
-
-
-class SearchProgress(Progress):
-    """``run``'s progress lines, with the best value of the first objective so far."""
-
-    def __init__(self, total: int, metric: str, mode: str, log=print):
-        super().__init__(total, metric, log, label=search_label)
-        self.sign = 1.0 if mode == "max" else -1.0
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        if result.get("done") and self.metric in result:
-            value = float(result[self.metric])
-            if self.best is None or self.sign * value > self.sign * self.best[0]:
-                self.best = (value, trial_id(trial.config[NUMBER]))
 
 
 def search_label(config: dict) -> str:
@@ -129,56 +105,6 @@ def describe(spec: SweepSpec) -> str:
     shared = shared_datasets(spec)
     lines.append(f"    built before the search: {', '.join(shared.where.values())}")
     return "\n".join(lines)
-
-
-def _tuner(spec: SweepSpec, refs: dict, out: Storage, resume: bool, searcher, log) -> tune.Tuner:
-    _tune_env()
-    # per-epoch results carry no objective: only the final one does (StudySearch reads that)
-    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-    trainable = tune.with_resources(
-        tune.with_parameters(search_trial, spec=spec, refs=refs),
-        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
-    )
-    if resume:
-        return tune.Tuner.restore(out.uri_of(TUNE_DIR), trainable, resume_unfinished=True, resume_errored=True)
-    s = spec.search
-    scheduler = None
-    if s.early_stopping is not None:
-        es = s.early_stopping
-        epochs = spec.training.max_epochs
-        if "training.max_epochs" in s.space:
-            epochs = max(int(distributions(spec)["training.max_epochs"].high), epochs)
-        scheduler = ASHAScheduler(
-            time_attr="training_iteration",  # epoch k is report k; the final report comes after
-            metric=es.metric,
-            mode="max" if es.metric == "val_acc" else "min",
-            # rungs only below the last epoch: a trial that trained to the end is not thrown
-            # away at its last epoch, and past max_t a trial is never stopped for being last
-            max_t=max(es.grace_epochs, epochs - 1),
-            grace_period=es.grace_epochs,
-            reduction_factor=es.reduction_factor,
-            stop_last_trials=False,
-        )
-    first = s.objectives[0]
-    return tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(
-            search_alg=searcher,
-            scheduler=scheduler,
-            num_samples=s.trials,
-            max_concurrent_trials=s.concurrency or spec.execution.max_concurrent,
-            reuse_actors=reuse_actors(spec),
-            trial_name_creator=lambda t: trial_id(t.config[NUMBER]),
-            trial_dirname_creator=lambda t: trial_id(t.config[NUMBER]),
-        ),
-        run_config=tune.RunConfig(
-            name=TUNE_DIR,
-            storage_path=out.uri,
-            failure_config=tune.FailureConfig(max_failures=spec.execution.max_failures),
-            callbacks=[SearchProgress(s.trials, first.metric, first.mode, log), JsonLoggerCallback(), SignalBridge()],
-            verbose=0,
-        ),
-    )
 
 
 def _outcomes(spec: SweepSpec, grid, interrupted: bool = False) -> tuple[list[dict], dict[str, dict], dict[str, dict]]:
@@ -255,51 +181,35 @@ def _write_study(out: Storage, study: optuna.Study, spec: SweepSpec, log) -> Non
     log(f"{spec.name}: Pareto front of {len(front)} trial(s) -> {out.uri_of('pareto.csv')}, pareto.png")
 
 
-def run_search(
-    spec: SweepSpec,
-    file: str | None = None,
-    output: str | None = None,
-    address: str | None = None,
-    resume: bool = False,
-    data_root: str | None = None,
-    num_cpus: int | None = None,
-    resource_check: bool = True,
-    log=print,
-    signals=None,
-) -> str:
+def run_search(spec: SweepSpec, run: Execution = Execution()) -> str:
     """Run the search of ``spec``; return the output location. As with ``run``, everything
     that can be refused (spec, warm-start folders, data, cluster, output) is refused before
-    any trial starts, the output is locked for the run, and Ctrl-C/SIGTERM (``signals``)
+    any trial starts, the output is locked for the run, and Ctrl-C/SIGTERM (``run.signals``)
     keep the finished trials."""
     if spec.search is None:
-        raise UserError(f"{file or 'the spec'}: no search section (`robust-ray run` runs its design)")
-    s = spec.search
+        raise UserError(f"{run.file or 'the spec'}: no search section (`robust-ray run` runs its design)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines say what matters
-    out = Storage(output or f"results/{spec.name}")
-    where = study_location(spec, out, file)
-    spec_json = json.dumps(spec.model_dump(mode="json"), indent=2)
-    claim_output(out, spec_json, resume, file, "search", same=_without_design)  # the design lists points tried
-    if not resume and not s.storage and out.exists(STUDY_FILE):
-        raise UserError(f"{out.shown} already holds a search: use --resume to continue it, or another --output")
-    lock = OutputLock(out, spec.name).acquire()
+    out = run.storage(spec)
+    where = study_location(spec, out, run.file)
+    lock = claim(spec, run, out, "search", same=_without_design)  # the design lists points tried
     try:
-        return _search_locked(spec, file, out, where, resume, data_root, address, num_cpus, resource_check, log,
-                              signals)  # fmt: skip
+        return _search_claimed(spec, run, out, where)
     finally:
         lock.release()
 
 
-def _search_locked(spec, file, out, where, resume, data_root, address, num_cpus, resource_check, log, signals) -> str:
-    """:func:`run_search` once the output folder is claimed and locked."""
-    s = spec.search
-
+def _search_claimed(spec: SweepSpec, run: Execution, out: Storage, where: str) -> str:
+    s, log, file, resume = spec.search, run.log, run.file, run.resume
     dists = distributions(spec)
-    warm = None if resume else warm_start(spec, dists, file)
-    base = data.load(spec.dataset.name, data_root or spec.dataset.root, spec.dataset.download)
-    connect(address, num_cpus)
-    if resource_check:
-        check_resources(spec)
-    out.probe()
+    warm = None
+
+    def check(base) -> None:
+        nonlocal warm
+        if not resume and not s.storage and out.exists(STUDY_FILE):
+            raise UserError(f"{out.shown} already holds a search: use --resume to continue it, or another --output")
+        warm = None if resume else warm_start(spec, dists, file)
+
+    base = prologue(spec, run, out, "search", check=check)
     storage = open_storage(where)
     if resume and not study_exists(storage, spec.name):
         raise UserError(f"--resume: no study {spec.name!r} in {where}")
@@ -322,22 +232,20 @@ def _search_locked(spec, file, out, where, resume, data_root, address, num_cpus,
             left = f"; left out: {warm.summary()}" if warm.summary() else ""
             log(f"{spec.name}: warm start with {len(warm.trials)} trial(s){left}")
         searcher = StudySearch(dists, s, sampler, spec.name, storage, record=out.uri)
-    SignalBridge.ACTIVE = signals
-    quiet_tune_interrupt()
-    try:
-        grid = list(_tuner(spec, refs, out, resume, searcher, log).fit())
-    except Exception as e:  # Tune's own loop failed: see sweep.py
-        raise RunAborted(out.shown, e) from e
-    finally:
-        SignalBridge.ACTIVE = None
-    interrupted = signals is not None and signals.code is not None
+    first = s.objectives[0]
+    progress = Progress(s.trials, first.metric, log, search_label, first.mode, search_trial_id)
+    epochs = spec.training.max_epochs
+    if "training.max_epochs" in s.space:
+        epochs = max(int(dists["training.max_epochs"].high), epochs)
+    grid = list(fit(make_tuner(spec, refs, out, progress, resume=resume, searcher=searcher, max_epochs=epochs), out,
+                    run.signals))  # fmt: skip
     if len(grid) < s.trials:  # StudySearch answered FINISHED: nothing left but repeats
         log(f"{spec.name}: every point of the space is tried (warm start included): {len(grid)} of {s.trials} trials run")
 
     study = optuna.load_study(study_name=spec.name, storage=storage)
     if resume:
         grid += orphans(out, study, {int(r.config[NUMBER]) for r in grid}, log)
-    plans, outcomes, params = _outcomes(spec, grid, interrupted)
+    plans, outcomes, params = _outcomes(spec, grid, run.interrupted)
     trials, metrics = trial_rows(spec.name, plans, outcomes)
     extra = pd.DataFrame([params[t] for t in trials["trial_id"]])
     trials = pd.concat([trials, extra.astype({NUMBER: "Int64"})], axis=1)

@@ -1,11 +1,12 @@
-"""The Optuna study behind a search: its storage, its sampler, and the Ray Tune searcher
-that asks it for points and tells it what each trial reached.
+"""The Optuna study behind a search: its storage, its sampler, its directions and constraints.
 
 Constraints are Optuna constraints, not a penalised objective: each ``min``/``max`` bound
 becomes one value ``bound - metric`` (or ``metric - bound``) set on the trial with
 :meth:`optuna.trial.Trial.set_constraint`; a trial is feasible when every value is <= 0.
 The samplers (c-TPE, constrained GP, NSGA-II's constrained domination) use them to steer
 away from infeasible levels, and ``study.best_trial(s)`` only ever returns feasible trials.
+
+The Ray Tune searcher over the study is :class:`~robust_ray.search.searcher.StudySearch`.
 
 Storage: an Optuna journal file (``JournalFileBackend``, file-locked appends, safe for
 several writers on one filesystem; no SQLite), or any database URL Optuna takes.
@@ -24,8 +25,6 @@ from optuna.samplers import BaseSampler, GPSampler, NSGAIISampler, RandomSampler
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from ray.tune.search import Searcher
-from ray.tune.search.optuna import OptunaSearch
 
 from ..config import Constraint, SearchSpec
 from .distinct import NEVER_RAN, DistinctSampler
@@ -98,93 +97,3 @@ def create_study(s: SearchSpec, name: str, storage: BaseStorage, sampler: BaseSa
 
 def study_exists(storage: BaseStorage, name: str) -> bool:
     return any(st.study_name == name for st in storage.get_all_studies())
-
-
-class StudySearch(OptunaSearch):
-    """Ray Tune's ``OptunaSearch`` over a study created beforehand, with what a search needs:
-
-    - each Tune trial's config carries its Optuna trial number (``optuna_number``), which
-      names the trial, its folder and its row in trials.parquet;
-    - Optuna is told only the final result (per-epoch results carry no objective; early
-      stopping is ASHA's job, not an Optuna pruner's), with the constraint values;
-    - a trial stopped early (ASHA) is PRUNED and a failed one FAIL, whatever the number of
-      objectives;
-    - once every point of a discrete space is tried (warm-start trials occupy points too),
-      it answers ``FINISHED``: Tune runs no more trials, rather than retrain a point;
-    - on restore (``--resume``), study trials left RUNNING that no Tune trial owns (asked
-      after Tune's last checkpoint) are failed, so they do not hold the sampler back, and
-      marked as never run, so their points are still untried;
-    - with ``record`` (an output folder), each COMPLETE trial's final report is written to
-      ``finished/<trial>.json`` there before the study is told: Tune saves its experiment
-      every few seconds and the journal at once, so a driver killed in between leaves a
-      trial the study counts and Tune's restored state does not know; ``--resume`` reads
-      its row back from that file (:func:`~robust_ray.search.run.orphans`).
-    """
-
-    def __init__(
-        self, space, s: SearchSpec, sampler: BaseSampler, study_name: str, storage: BaseStorage, record: str | None = None
-    ):
-        metric = [o.metric for o in s.objectives]
-        mode = [o.mode for o in s.objectives]
-        super().__init__(
-            space=space,
-            metric=metric if len(metric) > 1 else metric[0],
-            mode=mode if len(mode) > 1 else mode[0],
-            sampler=sampler,
-            study_name=study_name,
-            storage=storage,
-        )
-        self._objectives = metric
-        self._constraints = list(s.constraints)
-        self._record = record  # a URI, not a Storage: the searcher is pickled into Tune's checkpoints
-
-    def suggest(self, trial_id: str):
-        sampler = self._ot_study.sampler if self._ot_study is not None else None
-        if isinstance(sampler, DistinctSampler) and sampler.exhausted(self._ot_study):
-            return Searcher.FINISHED
-        params = super().suggest(trial_id)
-        if params is None:
-            return None
-        return {**params, NUMBER: self._ot_trials[trial_id].number}
-
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        pass
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
-            return
-        ot_trial = self._ot_trials[trial_id]
-        values = [(result or {}).get(m) for m in self._objectives]
-        if error:
-            state, told = TrialState.FAIL, None
-        elif any(v is None for v in values):  # stopped before its final report
-            state, told = TrialState.PRUNED, None
-        elif any(math.isnan(float(v)) for v in values):
-            state, told = TrialState.FAIL, None
-        else:
-            state, told = TrialState.COMPLETE, [float(v) for v in values]
-            for key, value in constraint_values(self._constraints, result).items():
-                ot_trial.set_constraint(key, value)
-            if self._record is not None:
-                self._write_record(ot_trial, result)
-        try:
-            self._ot_study.tell(ot_trial, told if told is None or len(told) > 1 else told[0], state=state)
-        except (RuntimeError, ValueError) as e:  # told already, before an interruption
-            logger.warning("optuna trial %s: %s", ot_trial.number, e)
-        self._completed_trials.add(trial_id)
-
-    def _write_record(self, ot_trial: optuna.Trial, result: dict) -> None:
-        from ..storage import Storage
-
-        config = {**ot_trial.params, NUMBER: ot_trial.number}
-        metrics = {k: v for k, v in result.items() if not k.startswith("config/")}
-        body = json.dumps({"config": config, "metrics": metrics}, default=str).encode()
-        Storage(self._record).write_bytes(f"{FINISHED_DIR}/{trial_id(ot_trial.number)}.json", body)
-
-    def restore(self, checkpoint_path: str) -> None:
-        super().restore(checkpoint_path)
-        owned = {t.number for t in self._ot_trials.values()}
-        for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.number not in owned:
-                self._ot_study._storage.set_trial_user_attr(t._trial_id, NEVER_RAN, True)
-                self._ot_study.tell(t.number, state=TrialState.FAIL)

@@ -1,4 +1,5 @@
-"""The trainable of a search: a proposed point -> the trial ``run`` would have run for it.
+"""A search's trial: a proposed point -> the trial ``run`` would have run for it (no Ray here:
+:func:`robust_ray.runtime.search_trainable` runs :func:`run_point` in a Ray Tune trial).
 
 Levels are not known before the search starts, so a trial's augment pools cannot all be
 built in advance as ``run`` builds them. Each trial builds its own pools, on its own
@@ -14,22 +15,22 @@ from __future__ import annotations
 
 import time
 
-import ray
+from typing import Any, Callable
+
 import torch
-from ray import tune
 
 from ..config import SweepSpec, TrainingSpec
 from ..plan import Plan, TrialPlan
-from ..store import cache_dir, load_or_build
+from ..cache import cache_dir, load_or_build
 from ..trial import execute_trial
 from .space import point_plan, training_for
 from .study import NUMBER, trial_id
 
 
-def _pool(plan: Plan, digest: str, base, refs: dict):
+def _pool(plan: Plan, digest: str, base, fetch: Callable[[str], Any]):
     key = plan.datasets[digest]
     ref = key.p.get("reference")
-    reference = ray.get(refs[ref]) if ref else None
+    reference = fetch(ref) if ref else None
     arch = plan.datasets[ref].p["arch"] if ref else None
     cache = cache_dir()
     obj, _ = load_or_build(key, base, str(cache) if cache else None, reference, arch)
@@ -45,12 +46,12 @@ def config_trial(config: dict, spec: SweepSpec) -> tuple[TrialPlan, Plan, Traini
     return trial, plan, training_for(spec, params)
 
 
-def search_trial(config: dict, spec: SweepSpec, refs: dict) -> None:
-    """The Ray Tune trainable of ``search`` (wrapped with ``tune.with_parameters``)."""
+def run_point(config: dict, spec: SweepSpec, fetch: Callable[[str], Any], report: Callable[[dict], None]) -> dict:
+    """Build the point's pools (``fetch(key)``: the clean data, a reference model) and run its
+    trial; returns the final metrics, as :func:`~robust_ray.trial.execute_trial`."""
     t0 = time.time()
     torch.set_num_threads(max(1, int(spec.resources.cpu)))  # pools are built here too (FGSM: gradients)
     trial, plan, settings = config_trial(config, spec)
-    base = ray.get(refs["base"])
-    pools = {f: _pool(plan, d, base, refs) for f, d in trial.pools.items()}
-    fetch = lambda key: ray.get(refs[key])  # noqa: E731
-    tune.report(execute_trial(trial.to_dict(), spec, fetch, tune.report, settings, pools, t0))
+    base = fetch("base")
+    pools = {f: _pool(plan, d, base, fetch) for f, d in trial.pools.items()}
+    return execute_trial(trial.to_dict(), spec, fetch, report, settings, pools, t0)

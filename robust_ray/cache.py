@@ -1,11 +1,10 @@
-"""Datasets in the Ray object store: built once per content key, as Ray tasks, cached on disk.
+"""The disk cache of built datasets: every reference model, pool and suite a plan needs, built
+once per content key. (:func:`robust_ray.runtime.place` builds them in Ray tasks and keeps
+them in the object store; a search's trials build their own pools here.)
 
-Every reference model, pool and suite a plan needs is built by one Ray task whose result
-stays in the object store; trials get the ``ObjectRef`` and read the arrays zero-copy.
-Reference models are trained first: the FGSM pools and suites built against one take its
-``ObjectRef`` as an argument, so Ray orders the tasks. A built dataset is also saved under
-its digest in the cache folder (``$ROBUST_RAY_CACHE``, default ``~/.cache/robust_ray/datasets``;
-``off`` disables it), so the next sweep over the same levels loads instead of rebuilding.
+A built dataset is saved under its digest in the cache folder (``$ROBUST_RAY_CACHE``,
+default ``~/.cache/robust_ray/datasets``; ``off`` disables it), so the next sweep over the
+same levels loads instead of rebuilding. Nothing here imports Ray.
 """
 
 from __future__ import annotations
@@ -13,20 +12,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
-import ray
 import torch
 
-from .config import SweepSpec, TrainingSpec
+from .config import TrainingSpec
 from .data import BaseDataset, ImageSet
-from .errors import SpecError
 from .factors import perturb_pool
 from .models import build_model
-from .perturb import LevelUnreachable
-from .plan import DatasetKey, Plan
+from .plan import DatasetKey
 from .recipes import RECIPES
 from .seeding import seed_everything
 from .suites import Suite, build_suite, suite_def
@@ -114,54 +109,3 @@ def load_or_build(
     if folder is not None:
         _save(folder, key, obj)
     return obj, {"cached": False}
-
-
-@ray.remote(num_returns=2)
-def _build_task(key: DatasetKey, base: BaseDataset, cache: str | None, reference: State | None, ref_arch: str | None):
-    return load_or_build(key, base, cache, reference, ref_arch)
-
-
-def place(plan: Plan, base: BaseDataset, spec: SweepSpec, file: str | None, log=print) -> dict[str, ray.ObjectRef]:
-    """Build (or load) every dataset of ``plan`` in Ray tasks; return digest -> ObjectRef.
-
-    ``base`` holds the clean splits. Reference models are trained with the trials' resources
-    (a GPU when trials get one); pools and suites that attack one wait for it. Blocks until
-    all are built, so a level that cannot be reached is reported, naming its spec key,
-    before any trial starts.
-    """
-    base_ref = ray.put(base)
-    cache = str(cache_dir()) if cache_dir() else None
-    refs: dict[str, ray.ObjectRef] = {"base": base_ref}
-    status: dict[ray.ObjectRef, str] = {}
-    # models first, so the keys that reference them find their ObjectRef
-    for digest, key in sorted(plan.datasets.items(), key=lambda kv: kv[1].kind != "model"):
-        ref_digest = key.p.get("reference")
-        task = _build_task
-        if key.kind == "model" or ref_digest:  # training or gradients: the trials' resources
-            task = _build_task.options(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu)
-        ref_arch = plan.datasets[ref_digest].p["arch"] if ref_digest else None
-        refs[digest], done = task.remote(key, base_ref, cache, refs.get(ref_digest), ref_arch)
-        status[done] = digest
-    pending, built, cached, t0 = list(status), 0, 0, time.time()
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        digest = status[ready[0]]
-        try:
-            info = ray.get(ready[0])
-        except ray.exceptions.RayTaskError as e:
-            for other in pending:  # the sweep will not run: stop training reference models for it
-                ray.cancel(other, force=True)
-            cause = e.cause if isinstance(e.cause, Exception) else e
-            if isinstance(cause, (LevelUnreachable, ValueError)):
-                raise SpecError(file, plan.where[digest], str(cause)) from None
-            raise
-        built += 1
-        cached += info["cached"]
-        log(f"datasets: {built}/{len(status)} ready ({cached} from cache) {time.time() - t0:.0f}s")
-    # A second copy on the driver's node: if the node that built a dataset dies, Ray promotes
-    # this copy instead of re-running the build, which could deadlock on a cluster whose CPUs
-    # are all held by trial actors waiting for that very dataset.
-    data_refs = [refs[d] for d in plan.datasets]
-    if data_refs:
-        ray.wait(data_refs, num_returns=len(data_refs), fetch_local=True)
-    return refs
