@@ -90,7 +90,7 @@ class TrainingSpec(Strict):
         default_factory=dict, description="options of the recipe (e.g. eps, steps for pgd_at)"
     )
     optimizer: Literal["adam", "sgd"] = "adam"
-    lr: Finite = Field(1e-3, gt=0, le=10)
+    lr: Finite = Field(1e-3, gt=0)  # finite; a huge lr is how one tests divergence handling
     momentum: Finite = Field(0.9, ge=0, lt=1)
     weight_decay: Finite = Field(0.0, ge=0, le=10)
     batch_size: int = Field(128, ge=1, le=2**20)

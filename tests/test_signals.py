@@ -96,14 +96,31 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path):
     assert "again: exiting at once" in stderr
 
 
+SLOW_START = """
+name: slow-start
+dataset: {name: mnist-5k}
+architectures: [lenet5]
+training: {max_epochs: 40, patience: 40}  # the reference model FGSM needs trains for a while
+design: {type: one_factor, factors: {fgsm_l2: {levels: [1.0], per_class: 50}}}
+suites: {mnist-test: {n: 100}}
+"""
+
+
 @pytest.mark.slow
 def test_ctrl_c_during_start_up_stops_before_any_trial(tmp_path):
-    p, _, out = start(tmp_path)
-    wait_for(p, "datasets on mnist-5k")  # planned; Ray and the datasets come next
+    spec, out = tmp_path / "slow.yaml", tmp_path / "out"
+    spec.write_text(SLOW_START)
+    p = subprocess.Popen([sys.executable, "-u", "-m", "robust_ray", "run", str(spec), "--output", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    wait_for(p, "datasets on mnist-5k")  # planned; Ray starts and the reference model trains next
+    time.sleep(10)
+    t0 = time.time()
     p.send_signal(signal.SIGINT)
-    rc, stdout, stderr = finish(p, timeout=60)
+    rc, stdout, stderr = finish(p, timeout=120)
     assert rc == 130 and "Traceback" not in stderr, stderr
-    assert "trials ok" not in stdout and not (out / "trials.parquet").exists()
+    assert time.time() - t0 < 30, "Ctrl-C waited for the datasets to be built"
+    assert "trials:" not in stdout
+    assert not (out / "trials.parquet").exists()
 
 
 def test_a_second_driver_on_the_same_output_is_refused_at_once(tmp_path):
