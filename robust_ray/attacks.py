@@ -65,8 +65,10 @@ def model_device(model: nn.Module) -> torch.device:
 
 @contextmanager
 def frozen(model: nn.Module) -> Iterator[nn.Module]:
-    """``model`` in eval mode with no parameter requiring a gradient; both put back after."""
-    was_training = model.training
+    """``model`` in eval mode with no parameter requiring a gradient; both put back after,
+    module by module (``model.train(flag)`` would set every submodule alike, and a model
+    may hold an eval-mode part inside a train-mode whole: a frozen backbone, say)."""
+    modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
     model.eval()
     for p, _ in flags:
@@ -76,7 +78,8 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
 
 
 def check_logits(out: torch.Tensor) -> None:
