@@ -20,7 +20,7 @@ import numpy as np
 import ray
 import torch
 
-from .config import SweepSpec, TrainingSpec
+from .spec import SweepSpec, TrainingSpec
 from .data import BaseDataset, ImageSet
 from .errors import SpecError
 from .factors import perturb_pool
