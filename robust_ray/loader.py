@@ -19,9 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .checks import check_spec
 from .errors import SpecError
-from .search.checks import check_search
 from .spec import (
     Constraint, DatasetSpec, DesignSpec, EarlyStopping, ExecutionSpec, FactorSpec, Objective, ReferenceSpec,
     Resources, SearchRange, SearchSpec, SuiteSpec, SweepSpec, TrainingSpec, key_path,
@@ -82,6 +80,10 @@ def parse_spec(data: Any, file: str | None = None) -> SweepSpec:
         first_path, first_msg = problems[0]
         more = "".join(f"\n  {p}: {m}" for p, m in problems[1:])
         raise SpecError(file, first_path, first_msg + more) from None
+    # the registries import torch: a spec that fails to read or parse answers before it loads
+    from .checks import check_spec
+    from .search.checks import check_search
+
     check_spec(spec, file)
     if spec.search is not None:
         check_search(spec, file)
