@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import TrainingSpec
+from .spec import SweepSpec, TrainingSpec
 from .data import BaseDataset, ImageSet
 from .factors import perturb_pool
 from .models import build_model

@@ -1,25 +1,32 @@
-"""Check a structurally valid spec against the registries, naming the key of each problem."""
+"""Check a structurally valid spec against the registries, naming the key of each problem.
+
+The ``search`` section has its own checks (:mod:`robust_ray.search.checks`, run after these
+by :mod:`robust_ray.loader`); the helpers both need are public here.
+"""
 
 from __future__ import annotations
 
-from .config import SweepSpec
+from pydantic import ValidationError
+
 from .data import DATASETS
-from .designs import DESIGNS
+from .designs import DESIGNS, choose_orthogonal_array
 from .errors import SpecError
 from .factors import factor_def
 from .models import MODELS
-from .perturb import PERTURBATIONS
+from .perturb import PERTURBATIONS, NoOptions
 from .recipes import RECIPES
+from .spec import ReferenceSpec, SweepSpec
 from .suites import suite_def
-from pydantic import ValidationError
 
 
-def _known(registry, name: str, file, path: str) -> None:
+def known(registry, name: str, file, path: str) -> None:
+    """``name`` must be in ``registry``; else the registry's own message, at ``path``."""
     if name not in registry:
         raise SpecError(file, path, registry.unknown(name))
 
 
-def _options_error(e: ValidationError, name: str, path: str) -> tuple[str, str]:
+def options_error(e: ValidationError, name: str, path: str) -> tuple[str, str]:
+    """(key path, message) of the first error of an options model of ``name`` at ``path``."""
     err = e.errors()[0]
     sub = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
@@ -29,17 +36,17 @@ def _options_error(e: ValidationError, name: str, path: str) -> tuple[str, str]:
 
 
 def check_spec(spec: SweepSpec, file: str | None = None) -> None:
-    _known(DATASETS, spec.dataset.name, file, "dataset.name")
+    known(DATASETS, spec.dataset.name, file, "dataset.name")
     shape = DATASETS.get(spec.dataset.name).shape
     size = shape[1:]
     for i, arch in enumerate(spec.architectures):
-        _known(MODELS, arch, file, f"architectures[{i}]")
+        known(MODELS, arch, file, f"architectures[{i}]")
         if size not in MODELS.get(arch).input_sizes:
             ok = ", ".join(f"{h}x{w}" for h, w in MODELS.get(arch).input_sizes)
             raise SpecError(file, f"architectures[{i}]", f"{arch} takes inputs of size {ok}; "
                             f"{spec.dataset.name} images are {size[0]}x{size[1]}")  # fmt: skip
     if spec.design is not None:
-        _known(DESIGNS, spec.design.type, file, "design.type")
+        known(DESIGNS, spec.design.type, file, "design.type")
     _check_recipes(spec, file)
 
     for name, fs in spec.design.factors.items() if spec.design is not None else ():
@@ -49,9 +56,9 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
         except KeyError as e:
             raise SpecError(file, path, e.args[0]) from None
         try:
-            opts = fdef.options.model_validate(fs.model_extra or {})
+            opts = fs.resolve_options(fdef.options)
         except ValidationError as e:
-            raise SpecError(file, *_options_error(e, name, path)) from None
+            raise SpecError(file, *options_error(e, name, path)) from None
         if not fs.levels and spec.design.type != "list":
             raise SpecError(file, f"{path}.levels", f"a {spec.design.type} design needs levels for every factor")
         for i, level in enumerate(fs.levels):
@@ -60,7 +67,7 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
         if fs.baseline is not None and (why := fdef.check_level(fs.baseline, opts, shape)) is not None:
             raise SpecError(file, f"{path}.baseline", why)
         needs_model = fdef.stage == "augment" and PERTURBATIONS.get(name).needs_model
-        _check_reference(spec, fs.reference, needs_model, f"{path}.reference", file)
+        check_reference(spec, fs.reference, needs_model, f"{path}.reference", file)
 
     if spec.design is not None:
         _check_design(spec, file)
@@ -79,20 +86,17 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
         extra = ss.model_extra or {}
         if sdef.perturbation is not None and sdef.make is None:
             try:
-                PERTURBATIONS.get(sdef.perturbation).parse_options(extra)
+                ss.resolve_options(PERTURBATIONS.get(sdef.perturbation).options)
             except ValidationError as e:
-                raise SpecError(file, *_options_error(e, sdef.perturbation, path)) from None
+                raise SpecError(file, *options_error(e, sdef.perturbation, path)) from None
         elif extra:
             name = next(iter(extra))
             raise SpecError(file, f"{path}.{name}", f"unknown key {name!r} for suite {sdef.name}")
+        else:
+            ss.resolve_options(NoOptions)
         if ss.levels is not None and (bad := sdef.check_levels(ss.levels, shape)) is not None:
             raise SpecError(file, f"{path}.levels[{bad[0]}]", bad[1])
-        _check_reference(spec, ss.reference, sdef.needs_model, f"{path}.reference", file)
-
-    if spec.search is not None:
-        from .search.checks import check_search
-
-        check_search(spec, file)
+        check_reference(spec, ss.reference, sdef.needs_model, f"{path}.reference", file)
 
 
 def _check_design(spec: SweepSpec, file) -> None:
@@ -104,27 +108,26 @@ def _check_design(spec: SweepSpec, file) -> None:
             for name, level in row.items():
                 if name not in d.factors:
                     raise SpecError(file, f"design.rows[{i}].{name}", f"{name!r} is not in design.factors")
-                opts = d.factors[name].model_extra or {}
+                opts = d.factors[name].options
                 if (why := factor_def(name).check_level(level, opts, DATASETS.get(spec.dataset.name).shape)) is not None:
                     raise SpecError(file, f"design.rows[{i}].{name}", why)
     elif d.rows:
         raise SpecError(file, "design.rows", f"rows belong to a list design, not {d.type!r}")
     if d.type == "orthogonal":
-        from .designs import choose_orthogonal_array
-
         try:
             choose_orthogonal_array([len(fs.levels) for fs in d.factors.values()])
         except ValueError as e:
             raise SpecError(file, "design.factors", str(e)) from None
 
 
-def _check_reference(spec: SweepSpec, ref, needs_model: bool, path: str, file) -> None:
+def check_reference(spec: SweepSpec, ref: ReferenceSpec, needs_model: bool, path: str, file) -> None:
+    """A reference model only for a perturbation that attacks one, of a known architecture."""
     if ref.arch is None and ref.seed is None:
         return
     if not needs_model:
         raise SpecError(file, path, "only a model-specific perturbation (e.g. fgsm_l2) has a reference model")
     if ref.arch is not None:
-        _known(MODELS, ref.arch, file, f"{path}.arch")
+        known(MODELS, ref.arch, file, f"{path}.arch")
 
 
 def _check_recipes(spec: SweepSpec, file) -> None:
@@ -137,8 +140,8 @@ def _check_recipes(spec: SweepSpec, file) -> None:
             raise SpecError(file, "recipes", "name at least one recipe")
         entries = [(name, opts or {}, f"recipes.{name}", f"recipes.{name}") for name, opts in spec.recipes.items()]
     for name, opts, name_path, opts_path in entries:
-        _known(RECIPES, name, file, name_path)
+        known(RECIPES, name, file, name_path)
         try:
             RECIPES.get(name).options.model_validate(opts)
         except ValidationError as e:
-            raise SpecError(file, *_options_error(e, f"recipe {name}", opts_path)) from None
+            raise SpecError(file, *options_error(e, f"recipe {name}", opts_path)) from None

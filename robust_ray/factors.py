@@ -46,10 +46,13 @@ def augment_options(name: str) -> type[BaseModel]:
 
 def perturbation_options(name: str, options: BaseModel | dict | None) -> dict:
     """The perturbation's own options (validated, defaults filled) out of a factor's options:
-    what a pool's content key and its build need besides ``per_class``."""
-    opts = augment_options(name).model_validate(
-        options.model_dump() if isinstance(options, BaseModel) else (options or {})
-    )
+    what a pool's content key and its build need besides ``per_class``. Options typed by the
+    spec (:attr:`~robust_ray.spec.FactorSpec.options`) are not validated again."""
+    model = augment_options(name)
+    if isinstance(options, model):
+        opts = options
+    else:
+        opts = model.model_validate(options.model_dump() if isinstance(options, BaseModel) else (options or {}))
     return {k: v for k, v in opts.model_dump().items() if k != "per_class"}
 
 

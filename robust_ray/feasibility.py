@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import SweepSpec
+from .spec import SweepSpec
 from .data import BaseDataset, ImageSet
 from .errors import SpecError
-from .factors import augment_options, compose
+from .factors import compose
 from .plan import Plan, level_path
 
 
@@ -36,6 +36,6 @@ def check_levels(spec: SweepSpec, plan: Plan, base: BaseDataset, file: str | Non
 
 
 def _pool_labels(spec: SweepSpec, factor: str, base: BaseDataset) -> ImageSet:
-    per_class = augment_options(factor).model_validate(spec.design.factors[factor].model_extra or {}).per_class
+    per_class = spec.design.factors[factor].options.per_class
     labels = np.repeat(np.arange(base.num_classes), per_class)
     return ImageSet(np.zeros((len(labels), 0), np.uint8), labels)

@@ -14,28 +14,41 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .config import SweepSpec
+from .spec import SweepSpec
 from .data import DATASETS
 from .designs import DESIGNS
 from .models import build_model, count_parameters
-from .factors import augment_options, factor_def, perturbation_options
+from .factors import factor_def, perturbation_options
 from .perturb import PERTURBATIONS
 from .seeding import derive_seed
 from .suites import suite_def
 
 
+# The source that builds datasets: cache.build and everything it calls (the clean data,
+# the standard recipe's training loop and models for reference models, factors and the
+# perturbations for pools, suites). Its hash is part of every dataset key; editing any
+# other module (cli, sweep, trial, the spec layer, search, analysis) keeps the cache.
+# A folder stands for every module in it. tests/test_code_digest.py checks the list.
+BUILDERS = ("data.py", "factors.py", "models", "perturb", "recipes.py", "seeding.py", "cache.py", "suites.py",
+            "train.py")  # fmt: skip
+
+
+def source_digest(root: Path, modules: tuple[str, ...] = BUILDERS) -> str:
+    """A hash of ``modules`` (paths under the package folder ``root``), by path and content."""
+    h = hashlib.sha256()
+    for entry in modules:
+        path = root / entry
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+    return h.hexdigest()[:16]
+
+
 @functools.cache
 def code_digest() -> str:
-    """A hash of the source that builds datasets: a fix to a perturbation, a suite or the
-    training loop changes every digest, so the disk cache never serves a dataset the
-    current code would not build. Analysis and search code do not build datasets."""
-    root = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root).as_posix()
-        if not rel.startswith(("analysis/", "search/")):
-            h.update(rel.encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()[:16]
+    """A hash of the source that builds datasets (:data:`BUILDERS`): a fix to a perturbation,
+    a suite or the training loop changes every digest, so the disk cache never serves a
+    dataset the current code would not build."""
+    return source_digest(Path(__file__).resolve().parent)
 
 
 @dataclass(frozen=True)
@@ -115,8 +128,7 @@ def _reference(spec: SweepSpec, ref, arch: str, seed: int, need) -> str:
 
 
 def pool_key(spec: SweepSpec, factor: str, level: float, seed: int, reference: str | None = None) -> DatasetKey:
-    fs = spec.design.factors[factor]
-    opts = augment_options(factor).model_validate(fs.model_extra or {})
+    opts = spec.design.factors[factor].options
     return DatasetKey.of(
         "pool",
         dataset=spec.dataset.name,
@@ -140,7 +152,9 @@ def suite_key(spec: SweepSpec, key: str, reference: str | None = None) -> Datase
         levels=[float(v) for v in (ss.levels or sdef.default_levels)],
         n=ss.n,
         seed=ss.seed,
-        options=json.dumps(ss.model_extra or {}, sort_keys=True),
+        # defaults filled in, as for pools: a suite written with or without its default
+        # options is one dataset
+        options=json.dumps(ss.options.model_dump(), sort_keys=True),
         reference=reference,
     )
 

@@ -41,3 +41,17 @@ def test_the_key_follows_the_dataset_and_the_code(monkeypatch):
     assert keys(spec(per_class=4))["suite"].digest == before["suite"]  # the suite did not change
     monkeypatch.setattr(plan_module, "code_digest", lambda: "another version of the code")
     assert all(k.digest != before[kind] for kind, k in keys(spec()).items())
+
+
+def suite_with(**options):
+    return parse_spec({
+        "name": "cache", "architectures": ["lenet5"],
+        "design": {"factors": {"gaussian_l2": {"levels": [2.0]}}},
+        "suites": {"pixels": {"type": "few_pixel", "levels": [1.0, 3.0], "n": 50, **options}},
+    })  # fmt: skip
+
+
+def test_a_suite_written_with_or_without_its_default_options_is_one_dataset():
+    bare, written = keys(suite_with())["suite"], keys(suite_with(value_range=1.0, side=1.0))["suite"]
+    assert bare.digest == written.digest
+    assert keys(suite_with(value_range=0.5))["suite"].digest != bare.digest  # an option that differs is another

@@ -8,13 +8,14 @@ import math
 
 from pydantic import ValidationError
 
-from ..config import SearchRange, SweepSpec, TrainingSpec
+from ..checks import check_reference, options_error
 from ..data import DATASETS
 from ..errors import SpecError
 from ..factors import factor_def
 from ..perturb import PERTURBATIONS
 from ..recipes import RECIPES
-from .space import OPTIONS, TRAINING, is_integer, is_option, is_training, option_key, recipe_of
+from ..spec import SearchRange, SweepSpec, TrainingSpec
+from .dims import OPTIONS, TRAINING, is_integer, option_column, recipe_of, split, training_column
 
 EPOCH_METRICS = ("val_acc", "train_loss")  # what every epoch reports (ASHA's rungs)
 FINAL_METRICS = ("val_acc", "train_acc")  # besides acc_<suite>, what a finished trial reports
@@ -133,17 +134,14 @@ def _check_range(name: str, r: SearchRange, path: str, file, whole: bool) -> Non
 
 
 def _check_dimension(spec: SweepSpec, name: str, r: SearchRange, path: str, file) -> None:
-    from ..checks import _check_reference, _options_error
-
-    extra = r.model_extra or {}
-    if is_option(name):
+    kind, setting = split(name)
+    if kind == "option":
         _check_option(spec, name, r, path, file)
         return
-    if is_training(name):
-        setting = name[len(TRAINING) :]
+    if kind == "training":
         field = TrainingSpec.model_fields.get(setting)
         if field is None or field.annotation not in (int, float):
-            numeric = [TRAINING + k for k, f in TrainingSpec.model_fields.items() if f.annotation in (int, float)]
+            numeric = [training_column(k) for k, f in TrainingSpec.model_fields.items() if f.annotation in (int, float)]
             raise SpecError(file, path, f"not a numeric training setting; searchable: {', '.join(numeric)}, {OPTIONS}<option>")
         _no_factor_keys(r, path, file)
         _check_range(name, r, path, file, is_integer(name))
@@ -160,16 +158,16 @@ def _check_dimension(spec: SweepSpec, name: str, r: SearchRange, path: str, file
     except KeyError as e:
         raise SpecError(file, path, e.args[0] + f" (or {TRAINING}<setting>)") from None
     try:
-        opts = fdef.options.model_validate(extra)
+        opts = r.resolve_options(fdef.options)
     except ValidationError as e:
-        raise SpecError(file, *_options_error(e, name, path)) from None
+        raise SpecError(file, *options_error(e, name, path)) from None
     _check_range(name, r, path, file, is_integer(name))
     shape = DATASETS.get(spec.dataset.name).shape
     for at, v in _values(r, path):
         if (why := fdef.check_level(v, opts, shape)) is not None:
             raise SpecError(file, at, why)
     needs_model = fdef.stage == "augment" and PERTURBATIONS.get(name).needs_model
-    _check_reference(spec, r.reference, needs_model, f"{path}.reference", file)
+    check_reference(spec, r.reference, needs_model, f"{path}.reference", file)
 
 
 def _no_factor_keys(r: SearchRange, path: str, file) -> None:
@@ -185,9 +183,9 @@ def _check_option(spec: SweepSpec, name: str, r: SearchRange, path: str, file) -
     end (or choice) valid for the recipe's options model, with the spec's other options."""
     recipe, options = spec.recipe_list()[0]
     model = RECIPES.get(recipe).options
-    key = option_key(name)
+    key = split(name)[1]
     numeric = [k for k, f in model.model_fields.items() if f.annotation in (int, float)]
-    searchable = f"searchable: {', '.join(OPTIONS + k for k in numeric)}" if numeric else "it has no numeric option"
+    searchable = f"searchable: {', '.join(option_column(k) for k in numeric)}" if numeric else "it has no numeric option"
     if key not in model.model_fields:
         raise SpecError(file, path, f"recipe {recipe} has no option {key!r}; {searchable}")
     if key not in numeric:

@@ -17,10 +17,10 @@ from numbers import Real
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
-from ..config import FactorSpec, ReferenceSpec, SweepSpec, TrainingSpec
 from ..factors import factor_def
 from ..recipes import RECIPES
-from .space import OPTIONS, TRAINING, factor_spec, is_option, option_key, searched_factors
+from ..spec import FactorSpec, ReferenceSpec, SweepSpec, TrainingSpec
+from .dims import factor_spec, option_column, searched_factors, split, training_column
 
 # how a run executes, not what it learns: the fit is the same whatever these are
 RUNTIME = {"eval_batch_size", "device"}
@@ -51,7 +51,7 @@ def _missing(v) -> bool:
 def training_value(row: pd.Series, training: dict, setting: str):
     """A trial's training ``setting``: its own column where the folder searched it
     (``training.lr``), else the folder's ``training`` section (:func:`their_training`)."""
-    v = row.get(TRAINING + setting)
+    v = row.get(training_column(setting))
     return training.get(setting) if _missing(v) else v
 
 
@@ -76,21 +76,21 @@ def their_options(row: pd.Series, other: dict, recipe: str) -> dict | None:
     if opts is None:
         return None
     for col, v in row.items():
-        if isinstance(col, str) and is_option(col) and not _missing(v):
-            opts[option_key(col)] = v.item() if hasattr(v, "item") else v  # numpy, from Parquet
+        if isinstance(col, str) and split(col)[0] == "option" and not _missing(v):
+            opts[split(col)[1]] = v.item() if hasattr(v, "item") else v  # numpy, from Parquet
     return _normal(RECIPES.get(recipe).options, opts)
 
 
 def _factor(f: str, fs: FactorSpec | dict, arch: str, seed: int) -> dict:
     """A factor's options and reference model, normalised (an unset reference is the
-    trial's own architecture and seed)."""
-    d = fs.model_dump(mode="json") if isinstance(fs, BaseModel) else dict(fs)
-    extra = {k: v for k, v in d.items() if k not in FactorSpec.model_fields}
-    ref = ReferenceSpec.model_validate(d.get("reference") or {})
-    return {
-        "options": _normal(factor_def(f).options, extra),
-        "reference": (ref.arch or arch, seed if ref.seed is None else ref.seed),
-    }
+    trial's own architecture and seed). ``fs``: this spec's (typed at load) or a folder's
+    sweep.json entry (a dict, normalised here)."""
+    if isinstance(fs, FactorSpec):
+        options, ref = fs.options.model_dump(mode="json"), fs.reference
+    else:
+        extra = {k: v for k, v in fs.items() if k not in FactorSpec.model_fields}
+        options, ref = _normal(factor_def(f).options, extra), ReferenceSpec.model_validate(fs.get("reference") or {})
+    return {"options": options, "reference": (ref.arch or arch, seed if ref.seed is None else ref.seed)}
 
 
 def difference(spec: SweepSpec, row: pd.Series, other: dict, training: dict) -> str | None:
@@ -108,10 +108,10 @@ def difference(spec: SweepSpec, row: pd.Series, other: dict, training: dict) -> 
     theirs, mine = their_options(row, other, recipe), _normal(RECIPES.get(recipe).options, options)
     # a searched option is a coordinate of the point (warm.py reads it), not a difference
     if theirs is None or any(
-        not _equal(theirs.get(k), v) for k, v in mine.items() if OPTIONS + k not in spec.search.space
+        not _equal(theirs.get(k), v) for k, v in mine.items() if option_column(k) not in spec.search.space
     ):
         return "other recipe options"
-    searched = {n[len(TRAINING) :] for n in spec.search.space if n.startswith(TRAINING)}
+    searched = {own for kind, own in map(split, spec.search.space) if kind == "training"}
     for setting, v in spec.training.model_dump(mode="json").items():
         if setting not in searched | RUNTIME | RECIPE and not _equal(training_value(row, training, setting), v):
             return f"other training.{setting}"

@@ -13,46 +13,21 @@ import dataclasses
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from ..config import DesignSpec, FactorSpec, SearchRange, SweepSpec, TrainingSpec
 from ..factors import factor_def
-from ..perturb import PERTURBATIONS
 from ..plan import Plan, TrialPlan, make_plan
-from ..recipes import RECIPES
-
-TRAINING = "training."
-OPTIONS = TRAINING + "recipe_options."  # a search has one recipe (checks.py): its options
-
-
-def is_training(name: str) -> bool:
-    """Training settings and recipe options: ``training.<x>`` columns in trials.parquet."""
-    return name.startswith(TRAINING)
-
-
-def is_option(name: str) -> bool:
-    return name.startswith(OPTIONS)
-
-
-def option_key(name: str) -> str:
-    return name[len(OPTIONS) :]
-
-
-def recipe_of(spec: SweepSpec) -> str:
-    return spec.recipe_list()[0][0]
-
-
-def searched_factors(spec: SweepSpec) -> list[str]:
-    return [n for n in spec.search.space if not is_training(n)]
-
-
-def is_integer(name: str, recipe: str = "standard") -> bool:
-    """Whole-number dimensions: int training settings and options of ``recipe``, integer
-    perturbations (pixels)."""
-    if is_option(name):
-        return RECIPES.get(recipe).options.model_fields[option_key(name)].annotation is int
-    if is_training(name):
-        return TrainingSpec.model_fields[name[len(TRAINING) :]].annotation is int
-    fdef = factor_def(name)
-    return fdef.stage == "augment" and PERTURBATIONS.get(name).integer
+from ..spec import DesignSpec, SearchRange, SweepSpec, TrainingSpec
+from .dims import (  # noqa: F401  (TRAINING, OPTIONS, is_option, option_key: re-exported for front.py, run.py)
+    OPTIONS,
+    TRAINING,
+    factor_spec,
+    is_integer,
+    is_option,
+    is_training,
+    option_key,
+    recipe_of,
+    searched_factors,
+    split,
+)
 
 
 def distribution(name: str, r: SearchRange, recipe: str = "standard") -> BaseDistribution:
@@ -67,11 +42,6 @@ def distribution(name: str, r: SearchRange, recipe: str = "standard") -> BaseDis
 
 def distributions(spec: SweepSpec) -> dict[str, BaseDistribution]:
     return {name: distribution(name, r, recipe_of(spec)) for name, r in spec.search.space.items()}
-
-
-def factor_spec(r: SearchRange) -> FactorSpec:
-    """The ``design.factors`` entry a searched factor stands for: its reference and options."""
-    return FactorSpec.model_validate({"reference": r.reference.model_dump(), **(r.model_extra or {})})
 
 
 def planning_spec(spec: SweepSpec, row: dict[str, float]) -> SweepSpec:
@@ -96,15 +66,20 @@ def recipe_options_for(spec: SweepSpec, params: dict) -> dict:
     recipe, options = spec.recipe_list()[0]
     over = {}
     for n, v in params.items():
-        if is_option(n):  # Tune may hand numpy scalars back; the options model wants int or float
-            over[option_key(n)] = int(v) if is_integer(n, recipe) else float(v)
+        kind, option = split(n)
+        if kind == "option":  # Tune may hand numpy scalars back; the options model wants int or float
+            over[option] = int(v) if is_integer(n, recipe) else float(v)
     return {**options, **over}
 
 
 def training_for(spec: SweepSpec, params: dict) -> TrainingSpec:
     """The sweep's training settings with the point's searched ones (recipe options go
     through :func:`recipe_options_for`)."""
-    over = {n[len(TRAINING) :]: v for n, v in params.items() if is_training(n) and not is_option(n)}
+    over = {}
+    for n, v in params.items():
+        kind, setting = split(n)
+        if kind == "training":
+            over[setting] = v
     return TrainingSpec.model_validate({**spec.training.model_dump(), **over}) if over else spec.training
 
 

@@ -23,12 +23,12 @@ import pandas as pd
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial
 
-from ..config import SweepSpec
 from ..errors import SpecError
 from ..factors import factor_def
+from ..spec import SweepSpec
 from ..storage import Storage
+from .dims import split
 from .same import difference, their_options, their_training, training_value
-from .space import TRAINING, is_option, is_training, option_key
 from .study import constraint_values
 
 
@@ -89,10 +89,11 @@ def _params(row: pd.Series, training: dict, options: dict, dists: dict[str, Base
     ``options``: the recipe options it trained with (:func:`~.same.their_options`)."""
     params = {}
     for name, dist in dists.items():
-        if is_option(name):
-            v = options.get(option_key(name))
-        elif is_training(name):
-            v = training_value(row, training, name[len(TRAINING) :])
+        kind, own = split(name)
+        if kind == "option":
+            v = options.get(own)
+        elif kind == "training":
+            v = training_value(row, training, own)
         else:
             v = row.get(name, float("nan"))
             if v is None or (isinstance(v, float) and math.isnan(v)):
