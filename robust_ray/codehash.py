@@ -44,7 +44,10 @@ def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
                 base = node.module or ""
                 if node.level:
                     base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
-                targets = [base] + [f"{base}.{a.name}" for a in node.names]  # a name may be a submodule
+                # a name may be a submodule: `from . import data` imports robust_ray.data, and
+                # the package itself only for names that are not modules
+                subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in mods]
+                targets = subs + ([base] if len(subs) < len(node.names) else [])
             else:
                 continue
             found.update(t for t in targets if t in mods and t != name)
