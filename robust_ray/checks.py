@@ -6,6 +6,8 @@ by :mod:`robust_ray.loader`); the helpers both need are public here.
 
 from __future__ import annotations
 
+import re
+
 from pydantic import ValidationError
 
 from .data import DATASETS
@@ -81,6 +83,9 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
             sdef = suite_def(spec.suite_type(key))
         except KeyError as e:
             raise SpecError(file, f"{path}.type" if ss.type else path, e.args[0]) from None
+        if sdef.whitebox is not None:
+            _check_whitebox(spec, ss, sdef.whitebox, shape, path, file)
+            continue
         if ss.levels is None and sdef.default_levels is None:
             raise SpecError(file, f"{path}.levels", f"suite type {sdef.name!r} needs levels")
         extra = ss.model_extra or {}
@@ -97,6 +102,25 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
         if ss.levels is not None and (bad := sdef.check_levels(ss.levels, shape)) is not None:
             raise SpecError(file, f"{path}.levels[{bad[0]}]", bad[1])
         check_reference(spec, ss.reference, sdef.needs_model, f"{path}.reference", file)
+
+
+def _check_whitebox(spec: SweepSpec, ss, kind: str, shape, path: str, file) -> None:
+    """A white-box suite's options (norm, eps, steps, ...) with its ``n`` and ``seed``,
+    validated once with the image shape (the L2 bound is the diagonal of [0, 1]^CHW)."""
+    from .whitebox import parse_options
+
+    if ss.levels is not None:
+        raise SpecError(file, f"{path}.levels", f"a {kind} suite's conditions are its eps values: give eps, not levels")
+    if ss.reference.arch is not None or ss.reference.seed is not None:
+        raise SpecError(file, f"{path}.reference", f"a {kind} suite attacks each trained model itself, not a reference")
+    opts = {**(ss.model_extra or {}), "seed": ss.seed} | ({"n": ss.n} if ss.n is not None else {})
+    try:
+        ss._options = parse_options(kind, opts, tuple(shape))
+    except ValidationError as e:
+        where, msg = options_error(e, kind, path)
+        if m := re.match(r"(eps\[\d+\]): (.*)", msg, re.S):  # the index is in the message: move it to the path
+            where, msg = f"{path}.{m.group(1)}", m.group(2)
+        raise SpecError(file, where, msg) from None
 
 
 def _check_design(spec: SweepSpec, file) -> None:

@@ -37,6 +37,12 @@ def _validate(args) -> int:
     for digest, key in plan.datasets.items():
         desc = key.describe(plan.datasets)
         print(f"    {plan.where[digest]:<40} {key.kind:<5} {desc}  {sizes[digest] / 2**20:.1f} MiB")
+    from .suites import suite_def
+    from .sweep import describe_suite
+
+    for key, ss in spec.suites.items():
+        if (sdef := suite_def(spec.suite_type(key))).whitebox is not None:
+            print(f"    suites.{key:<34} in each trial: {describe_suite(sdef, ss)}")
     from .plan import memory_note
 
     if (note := memory_note(spec, plan)) is not None:

@@ -115,7 +115,8 @@ def model_key(spec: SweepSpec, arch: str, seed: int) -> DatasetKey:
     """The clean-trained reference model of ``arch`` and ``seed`` (the standard recipe with
     the sweep's training settings): what FGSM pools and suites attack (000 §2.2.1, §2.3)."""
     # the trials' recipe options belong to their recipe, not to the standard one
-    training = spec.training.model_dump(mode="json") | {"recipe": "standard", "recipe_options": {}}
+    # what the reference model is trained with; keeping models is not part of that
+    training = spec.training.model_dump(mode="json", exclude={"save_models"}) | {"recipe": "standard", "recipe_options": {}}
     return DatasetKey.of(
         "model", dataset=spec.dataset.name, arch=arch, seed=seed, training=json.dumps(training, sort_keys=True)
     )
@@ -185,6 +186,8 @@ def make_plan(spec: SweepSpec) -> Plan:
     def suites_for(arch: str, seed: int) -> dict[str, str]:
         out = {}
         for k, ss in spec.suites.items():
+            if suite_def(spec.suite_type(k)).whitebox is not None:
+                continue  # attacks the trial's own model, in the trial: nothing to build
             ref = _reference(spec, ss.reference, arch, seed, need) if suite_def(spec.suite_type(k)).needs_model else None
             out[k] = need(suite_key(spec, k, ref), f"suites.{k}")
         return out

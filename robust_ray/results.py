@@ -32,7 +32,7 @@ SCHEMA_VERSION = 1
 SCHEMA_KEY = b"robust_ray.schema"
 TRIAL_COLUMNS = ["trial_id", "sweep", "arch", "recipe", "seed", "status"]  # then factors, then outcomes, acc_<suite>
 OUTCOME_COLUMNS = [
-    "train_acc", "val_acc", "train_loss", "epochs", "best_epoch", "n_train", "wall_s", "started_at", "error",
+    "train_acc", "val_acc", "train_loss", "epochs", "best_epoch", "n_train", "wall_s", "started_at", "error", "model_uri",
 ]  # fmt: skip
 UNFINISHED = ("pending", "running", "interrupted")  # statuses of trials a partial file has no result for
 METRIC_COLUMNS = ["trial_id", "suite", "condition", "level", "accuracy", "n"]
@@ -99,6 +99,7 @@ def trial_rows(
         row.update({f"acc_{s}": float("nan") for s in suites})
         row.update({k: v for k, v in out.items() if k.startswith("acc_")})
         row["error"] = out.get("error")
+        row["model_uri"] = out.get("model_uri")  # OUT/models/<trial_id>.safetensors when kept
         trials.append(row)
         # rows recorded before ``flipped`` existed have five fields
         for suite, condition, level, acc, n, *flipped in json.loads(out.get("metrics_json") or "[]"):
@@ -113,6 +114,7 @@ def trial_rows(
     for col in ("epochs", "best_epoch", "n_train"):
         tdf[col] = tdf[col].astype("Int64")
     tdf["error"] = tdf["error"].astype("string")
+    tdf["model_uri"] = tdf["model_uri"].astype("string")
     mdf = pd.DataFrame(metrics, columns=[*METRIC_COLUMNS, FLIPPED.name])
     mdf[FLIPPED.name] = mdf[FLIPPED.name].astype("Int64")
     return tdf, mdf

@@ -475,10 +475,32 @@ def _ready(done, status, plan, file, built, cached, log, t0) -> tuple[int, int]:
     return built, cached
 
 
-def sweep_trainable(config: dict, spec: SweepSpec, refs: dict) -> None:
+def sweep_trainable(config: dict, spec: SweepSpec, refs: dict, models: str | None = None) -> None:
     """The Ray Tune trainable of ``run`` (wrapped with ``tune.with_parameters``): datasets
-    come from the object store, zero-copy."""
-    tune.report(execute_trial(config["trial"], spec, lambda key: ray.get(refs[key]), tune.report))
+    come from the object store, zero-copy; weights kept under ``models`` when given."""
+    trial = config["trial"]
+    save = None
+    if models is not None:
+        from .saved_models import save_model
+
+        def save(model, meta):
+            shape = tuple(ray.get(refs["base"]).train.images.shape[1:])
+            return save_model(model, models, trial["trial_id"], arch=trial["arch"], shape=shape,
+                              num_classes=ray.get(refs["base"]).num_classes, meta=meta)  # fmt: skip
+
+    tune.report(execute_trial(trial, spec, lambda key: ray.get(refs[key]), tune.report, save=save))
+
+
+def keeps_models(spec: SweepSpec) -> bool:
+    """``training.save_models``, or by default: every architecture has at most 5M parameters."""
+    if spec.training.save_models is not None:
+        return spec.training.save_models
+    from .models import build_model
+    from .models.base import count_parameters
+
+    info = data.DATASETS.get(spec.dataset.name)
+    c, h, w = info.shape
+    return all(count_parameters(build_model(a, c, info.num_classes, (h, w))) <= 5_000_000 for a in spec.architectures)
 
 
 def search_trainable(config: dict, spec: SweepSpec, refs: dict) -> None:
@@ -535,7 +557,9 @@ def make_tuner(
     search = grid is None
     _tune_env(search)
     trainable = tune.with_resources(
-        tune.with_parameters(search_trainable if search else sweep_trainable, spec=spec, refs=refs),
+        tune.with_parameters(search_trainable, spec=spec, refs=refs) if search else
+        tune.with_parameters(sweep_trainable, spec=spec, refs=refs,
+                             models=out.uri_of("models") if keeps_models(spec) else None),  # fmt: skip
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     if resume:

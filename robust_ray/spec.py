@@ -114,6 +114,11 @@ class TrainingSpec(Strict):
     eval_batch_size: int = Field(4096, ge=1, le=2**20)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
+    save_models: bool | None = Field(
+        None, description="keep each trial's weights in OUT/models/<trial_id>.safetensors (for `robust-ray "
+        "evaluate` and robust_ray.evaluate); default: when every architecture has at most 5M parameters "
+        "(LeNet-5: 62k, 0.25 MB a model; AlexNet-8 on CIFAR: 1.3 GB for 340 trials is where it stops)",
+    )
 
 
 class ReferenceSpec(Strict):

@@ -47,8 +47,14 @@ def suite_conditions(spec: SweepSpec) -> dict[str, dict]:
     out = {}
     for key, ss in spec.suites.items():
         sdef = suite_def(spec.suite_type(key))
-        conds = sdef.conditions(list(ss.levels or sdef.default_levels), shape)
-        out[key] = {"type": sdef.name, "conditions": [dataclasses.asdict(c) for c in conds]}
+        if sdef.whitebox is not None:
+            from .whitebox import conditions as whitebox_conditions
+
+            conds = whitebox_conditions(sdef.whitebox, ss.options)
+        else:
+            conds = sdef.conditions(list(ss.levels or sdef.default_levels), shape)
+        out[key] = {"type": sdef.name, "description": describe_suite(sdef, ss),
+                    "conditions": [dataclasses.asdict(c) for c in conds]}  # fmt: skip
     return out
 
 
@@ -105,3 +111,13 @@ def _run_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
     write_results(out, trials, metrics)
     log(f"{spec.name}: {status_counts(trials)} -> {out.shown_of('trials.parquet')}, metrics.parquet")
     return out.uri
+
+
+def describe_suite(sdef, ss) -> str:
+    """What a suite is, in words a reader of the field expects (``white-box PGD-L∞ eps 0.1,
+    0.2, 0.3, 10 steps, 1000 images``), not only its key."""
+    if sdef.whitebox is None:
+        return sdef.description
+    from .whitebox import describe
+
+    return describe(sdef.whitebox, ss.options)

@@ -45,6 +45,23 @@ def evaluate_suites(model, suites: dict, device, settings) -> list[Row]:
     return rows
 
 
+def evaluate_whitebox(model, spec: SweepSpec, base) -> list[Row]:
+    """Rows of the white-box suites (pgd, autoattack): each attacks this trial's own trained
+    weights on the clean test split (its stratified ``n``), on the trial's device."""
+    from .suites import suite_def
+
+    rows = []
+    for name, ss in spec.suites.items():
+        kind = suite_def(spec.suite_type(name)).whitebox
+        if kind is None:
+            continue
+        from .whitebox import run_whitebox
+
+        for r in run_whitebox(model, kind, ss.options, base.test.images, base.test.labels):
+            rows.append((name, r["condition"], r["level"], r["n_correct"] / r["n"], int(r["n"]), None))
+    return rows
+
+
 def summarize(rows: list[Row]) -> dict[str, float]:
     """acc_<suite>: the suite's accuracy over all its images (= mean over equal-size conditions)."""
     out: dict[str, list[float]] = {}
@@ -63,6 +80,7 @@ def execute_trial(
     settings: TrainingSpec | None = None,
     pools: dict | None = None,
     t0: float | None = None,
+    save: Callable[[torch.nn.Module, dict], str] | None = None,
 ) -> dict:
     """Compose, train, evaluate one planned trial (a :class:`~robust_ray.plan.TrialPlan`
     dict): the part of a trial that ``run`` and ``search`` share. ``fetch(key)`` returns a
@@ -91,6 +109,11 @@ def execute_trial(
     if fitted.has_weights:  # a run that diverged in its first epoch has no weights worth testing
         suites = {name: fetch(d) for name, d in trial["suites"].items()}
         rows = evaluate_suites(model, suites, device, spec.training)
+        rows += evaluate_whitebox(model, spec, base)
+    model_uri = None
+    if save is not None and fitted.has_weights:  # the kept weights: what evaluate loads later
+        model_uri = save(model, {"recipe": trial["recipe"], "recipe_options": trial["recipe_options"],
+                                 "seed": seed, "levels": trial["levels"], "sweep": spec.name})  # fmt: skip
     return {
         "status": fitted.status,
         "train_acc": fitted.train_acc,
@@ -105,6 +128,7 @@ def execute_trial(
         "achieved_json": json.dumps(achieved),
         "metrics_json": json.dumps(rows),
         **summarize(rows),
+        "model_uri": model_uri,
         "done": True,
     }
 

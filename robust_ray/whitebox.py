@@ -160,3 +160,16 @@ def run_whitebox(
         {"condition": condition_name(e), "level": float(e), "n": res.n, "n_correct": c, "params": {**params, "eps": e}}
         for e, c in zip(res.eps, res.correct)
     ]
+
+
+def conditions(kind: str, options: WhiteboxOptions) -> list:
+    """The suite's conditions as suites.json lists them: one per eps (level = eps)."""
+    from .suites import Condition
+
+    params = {"attack": kind, "norm": options.norm, "n": options.n}
+    return [Condition(name, level, kind, level, {}, {**params, "eps": level}) for name, level in options.conditions()]
+
+
+def describe(kind: str, options: WhiteboxOptions) -> str:
+    n = f", {options.n} test images" if options.n else ""
+    return options.describe() + n
