@@ -113,6 +113,14 @@ def _execute(args, command: str, go) -> int:
     return 0
 
 
+def _evaluate(args) -> int:
+    from .reevaluate import evaluate_folder
+
+    added = evaluate_folder(args.results, args.suite or [], args.suites, args.data_root)
+    print(f"evaluate: {added} new rows in {args.results}/metrics.parquet; next: robust-ray analyze {args.results}")
+    return 0
+
+
 def _analyze(args) -> int:
     if args.summary:
         from .reproductions import write_summary
@@ -167,6 +175,14 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("spec", help="sweep spec (YAML)")
     _smoke_flag(v)
     v.set_defaults(fn=_validate)
+
+    e = sub.add_parser("evaluate", help="evaluate a finished sweep's kept models on more suites (pgd, autoattack, ...)")
+    e.add_argument("results", help="results folder of a sweep run with training.save_models")
+    e.add_argument("--suite", action="append", metavar="NAME[:key=value,...]",
+                   help="a suite to add, e.g. pgd:norm=linf,eps=[0.1,0.3],n=500 (repeatable)")
+    e.add_argument("--suites", metavar="FILE.yaml", help="suites to add, as the spec's suites: section")
+    e.add_argument("--data-root", help="folder holding the datasets (else spec, $ROBUST_RAY_DATA)")
+    e.set_defaults(fn=_evaluate)
 
     a = sub.add_parser("analyze", help="statistics, plots and a report from a results folder")
     a.add_argument("results", help="folder with trials.parquet and metrics.parquet, a folder of such folders, or a glob")

@@ -72,3 +72,23 @@ def test_bad_whitebox_options_name_the_key(tmp_path, capsys):
         assert main(["validate", str(f)]) == 2
         err = capsys.readouterr().err
         assert f"{f}: {where}: " in err and msg in err, err
+
+
+def test_evaluate_adds_suites_to_kept_models_once(whitebox_run, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(whitebox_run, folder)
+    before = pd.read_parquet(folder / "metrics.parquet")
+    arg = "l2:type=pgd,norm=l2,eps=[0.5,1.0],n=100,steps=5"
+    assert main(["evaluate", str(folder), "--suite", arg]) == 0
+    m = pd.read_parquet(folder / "metrics.parquet")
+    added = m[m["suite"] == "l2"]
+    assert len(added) == 2 * 2 and len(m) == len(before) + 4 and (added["n"] == 100).all()
+    t = pd.read_parquet(folder / "trials.parquet")
+    assert t["acc_l2"].notna().all()
+    assert "l2" in json.loads((folder / "suites.json").read_text())
+    assert main(["evaluate", str(folder), "--suite", arg]) == 0  # idempotent: nothing redone
+    assert len(pd.read_parquet(folder / "metrics.parquet")) == len(m)
+    assert main(["evaluate", str(folder), "--suite", "pgd:eps=[5]"]) == 2
+    assert "--suite: suites.pgd.eps[0]: 5 is outside (0, 1]" in capsys.readouterr().err

@@ -1,0 +1,111 @@
+"""``robust-ray evaluate DIR --suite ...``: the kept models of a finished sweep on new suites.
+
+Each ok trial's weights (``model_uri``, written with ``training.save_models``) are loaded
+and evaluated with :func:`robust_ray.evaluate`; the rows are appended to metrics.parquet,
+the trial's ``acc_<suite>`` to trials.parquet and the suite to suites.json, as one commit
+(:func:`robust_ray.results.write_results`). A (trial, suite, condition) already there is not
+redone, so the command is idempotent and resumes where an interrupted one stopped.
+Runs in this process (no Ray): a model of the size we keep evaluates in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import yaml
+
+from .errors import SpecError, UserError
+from .results import read_pair, write_results
+from .storage import Storage
+
+
+def parse_suite_arg(arg: str) -> tuple[str, dict]:
+    """``pgd:norm=l2,eps=[1,2]`` -> ("pgd", {"norm": "l2", "eps": [1, 2]}): values are YAML."""
+    name, _, rest = arg.partition(":")
+    opts: dict = {}
+    depth, part, parts = 0, "", []
+    for ch in rest:  # split on commas outside brackets: eps=[1,2] stays whole
+        depth += ch in "[{" and 1 or (-1 if ch in "]}" else 0)
+        if ch == "," and depth == 0:
+            parts.append(part)
+            part = ""
+        else:
+            part += ch
+    if part:
+        parts.append(part)
+    for p in parts:
+        key, eq, value = p.partition("=")
+        if not eq or not key.strip():
+            raise UserError(f"--suite {arg}: expected NAME[:key=value,...], got {p!r}")
+        opts[key.strip()] = yaml.safe_load(value)
+    if not name:
+        raise UserError(f"--suite {arg}: no suite name")
+    return name, opts
+
+
+def _suites(args_suites: list[str], suites_file: str | None) -> tuple[dict[str, dict], str]:
+    if suites_file:
+        try:
+            data = yaml.safe_load(open(suites_file).read())
+        except (OSError, yaml.YAMLError) as e:
+            raise UserError(f"{suites_file}: cannot read it ({e})") from None
+        if not isinstance(data, dict) or not data:
+            raise SpecError(suites_file, "", "a mapping of suite name -> options")
+        return {k: dict(v or {}) for k, v in data.items()}, suites_file
+    if not args_suites:
+        raise UserError("evaluate: give --suite NAME[:key=value,...] or --suites FILE.yaml")
+    return dict(parse_suite_arg(a) for a in args_suites), "--suite"
+
+
+def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None = None, data_root: str | None = None,
+                    log=print) -> int:  # fmt: skip
+    """Evaluate the kept models in ``folder`` on the suites; returns the rows added."""
+    from . import data
+    from .config import parse_spec
+    from .evaluate import evaluate
+    from .saved_models import load_model
+    from .suites import suite_def
+    from .sweep import describe_suite, suite_conditions
+
+    out = Storage(folder, what="results")
+    if not out.exists("sweep.json"):
+        raise UserError(f"{out.shown}: no sweep.json (not a results folder)")
+    new, source = _suites(suite_args, suites_file)
+    spec_dict = json.loads(out.read_text("sweep.json"))
+    try:  # validated as the spec would be, with these suites
+        spec = parse_spec({**spec_dict, "suites": new})
+    except SpecError as e:
+        raise SpecError(source, e.path, e.message) from None
+    for name in new:
+        if suite_def(spec.suite_type(name)).needs_model:
+            raise SpecError(source, f"suites.{name}", "suites built against a reference model cannot be added afterwards")
+    tpath, mpath = read_pair(folder)
+    trials, metrics = pd.read_parquet(tpath), pd.read_parquet(mpath)
+    if "model_uri" not in trials or trials["model_uri"].isna().all():
+        raise UserError(f"{out.shown}: no kept models (model_uri is empty): rerun the sweep with training.save_models: true")
+    base = data.load(spec.dataset.name, data_root or spec.dataset.root, spec.dataset.download)
+    done = set(zip(metrics["trial_id"], metrics["suite"], metrics["condition"]))
+    rows = []
+    todo = trials[(trials["status"] == "ok") & trials["model_uri"].notna()]
+    for i, (_, t) in enumerate(todo.iterrows()):
+        want = {k: v for k, v in new.items()}
+        model, _ = load_model(str(t["model_uri"]).rsplit("/", 1)[0], t["trial_id"])
+        got = evaluate(model, want, data=base.test)
+        fresh = got[[(t["trial_id"], s, c) not in done for s, c in zip(got["suite"], got["condition"])]]
+        rows += [{"trial_id": t["trial_id"], "suite": r.suite, "condition": r.condition, "level": float(r.level),
+                  "accuracy": float(r.accuracy), "n": int(r.n), "flipped": None} for r in fresh.itertuples()]  # fmt: skip
+        log(f"evaluate: {i + 1}/{len(todo)} models ({len(fresh)} new rows for {t['trial_id']})")
+    if rows:
+        metrics = pd.concat([metrics, pd.DataFrame(rows).astype({"flipped": "Int64"})], ignore_index=True)
+    for name in new:
+        m = metrics[metrics["suite"] == name]
+        acc = (m["accuracy"] * m["n"]).groupby(m["trial_id"]).sum() / m["n"].groupby(m["trial_id"]).sum()
+        trials[f"acc_{name}"] = trials["trial_id"].map(acc).astype("float64")
+    write_results(out, trials, metrics)
+    listed = json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
+    listed.update(suite_conditions(spec))
+    for name in new:
+        listed[name]["description"] = describe_suite(suite_def(spec.suite_type(name)), spec.suites[name])
+    out.write_bytes("suites.json", json.dumps(listed, indent=1).encode())
+    return len(rows)
