@@ -21,7 +21,8 @@ import yaml
 from scipy import stats
 
 from analysis_data import l25, make_sweep
-from robust_ray.analysis.recipes import STEP_TYPES, load_recipe
+from robust_ray.analysis.recipes import load_recipe
+from robust_ray.analysis.registry import STEPS
 from robust_ray.analysis.reference import compare, format_comparison, load_reference, read_comparison
 from robust_ray.analysis.report import analyze
 from robust_ray.analysis.stats import band
@@ -55,7 +56,7 @@ def test_reference_file_is_well_formed(path):
     assert head and re.search(rf"\b{paper}\b.*Table {number}\b", head[0]), "the first comment says where the table is in the paper"
     assert re.search(r"sec\. \d", head[0]), "and in which section"
     assert set(t["table"]) <= {f"{paper}-T{number}"}
-    assert set(t["analysis"]) <= STEP_TYPES
+    assert set(t["analysis"]) <= set(STEPS)
     assert not t.duplicated(["analysis", "factor", "arch", "suite", "segment", "statistic"]).any()
     for _, r in t.iterrows():
         v = r["value"]

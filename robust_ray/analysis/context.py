@@ -4,14 +4,17 @@ long-form statistics table every step appends to (``tables/statistics.csv``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .conditions import name_003
 from .load import Design, Results, fmt_level
-from .recipes import Recipe
 from .render import Sink
+
+if TYPE_CHECKING:  # recipes imports the steps, which import this module
+    from .recipes import Recipe
 
 STAT_COLUMNS = ["recipe", "step", "analysis", "sweep", "factor", "arch", "suite", "segment", "statistic", "value", "n", "n_excluded", "band", "note"]
 

@@ -26,16 +26,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import UserError
 from ..results import FLIPPED, METRIC_COLUMNS, OUTCOME_COLUMNS, SCHEMA_KEY, SCHEMA_VERSION, TRIAL_COLUMNS, UNFINISHED
 from .conditions import condition_table, read_suites
+from .errors import ResultsError
 
 TRIALS_FILE, METRICS_FILE, SPEC_FILE = "trials.parquet", "metrics.parquet", "sweep.json"
 NUMERIC_METRIC_COLUMNS = ["level", "accuracy", "n"]
-
-
-class ResultsError(UserError):
-    """A results file that cannot be analysed: names the file (and the column)."""
 
 
 @dataclass

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .recipes import RecipeError
+from .errors import RecipeError
 from .stats import band
 
 KEYS = ["analysis", "factor", "arch", "suite", "segment", "statistic"]

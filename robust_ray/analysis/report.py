@@ -23,23 +23,8 @@ from .context import Ctx
 from .load import Results, fmt_level, load_results
 from .recipes import Recipe, check_recipe, default_recipe, load_recipe
 from .reference import compare, load_reference
+from .registry import STEPS
 from .render import Section, Sink, html_report, markdown
-from .steps_models import corruption_step, mcv_step, overlap_step, pixel_step
-from .steps_multi import heatmap_step, multiple_step, orthogonal_step
-from .steps_single import correlation_step, segments_step, severity_step
-
-STEPS = {
-    "correlation": correlation_step,
-    "segments": segments_step,
-    "severity": severity_step,
-    "multiple": multiple_step,
-    "orthogonal": orthogonal_step,
-    "heatmap": heatmap_step,
-    "mcv": mcv_step,
-    "corruption": corruption_step,
-    "pixel_index": pixel_step,
-    "overlap": overlap_step,
-}
 MARK = "report.md"  # what makes a folder a robust_ray analysis folder (safe to replace)
 
 
@@ -112,7 +97,7 @@ def _run_recipe(ctx: Ctx) -> list[Section]:
             out.append(Section(f"Sweep {d.sweep}", level=3))
         for step in r.analyses:
             ctx.step = step.id or step.type
-            secs = STEPS[step.type](ctx, step, d)
+            secs = STEPS.get(step.type).run(ctx, step, d)
             for s in secs:
                 s.level = 4 if len(designs) > 1 else 3
             out += secs

@@ -1,17 +1,99 @@
-"""Single-factor steps: correlation tables and line plots (000 Tables 2, 4, 5; Figs. 2-5),
-segments (000 Table 3) and severity curves."""
+"""000's single-factor steps: correlation tables and line plots (000 Tables 2, 4, 5; Figs.
+2-5), segments (000 Table 3) and severity curves."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
+from pydantic import Field, field_validator, model_validator
 
-from . import plots
-from .context import Ctx, attach, excluded_text
-from .load import Design, fmt_level
-from .recipes import Correlation, Segments, Severity
-from .render import Section
-from .stats import ROMAN, band, correlation, describe, peak_level, segment_of
+from .. import plots
+from ..context import Ctx, attach, excluded_text
+from ..load import Design, fmt_level
+from ..options import Step, levels_list
+from ..registry import register
+from ..render import Section
+from ..stats import ROMAN, band, correlation, describe, peak_level, segment_of
+
+
+class Correlation(Step):
+    """Spearman (and/or Pearson) r, p, mean and variance per factor x arch x suite (000
+    Tables 2, 4, 5) and the accuracy-vs-level line plots (000 Figs. 2-5)."""
+
+    type: Literal["correlation"]
+    factors: list[str] | None = None
+    methods: list[Literal["spearman", "pearson"]] = ["spearman"]
+    plot: bool = True
+
+
+class Segments(Step):
+    """000 Table 3: split each factor's levels at the peak of a suite's accuracy (per
+    architecture) or at fixed breakpoints, shared or per architecture (000 splits LeNet-5
+    at 8.0 and AlexNet-8 at 7.0); r, p, mean, variance per segment."""
+
+    type: Literal["segments"]
+    factor: str
+    peak_of: str | None = Field(None, description="suite whose mean accuracy peaks at the split")
+    breakpoints: list[float] | dict[str, list[float]] | None = Field(
+        None, description="segment k holds b[k-1] < level <= b[k]; a list for every architecture, or {arch: list}")
+    methods: list[Literal["spearman", "pearson"]] = ["spearman"]
+
+    @field_validator("breakpoints", mode="before")
+    @classmethod
+    def _list_or_mapping(cls, v):
+        # checked here, not by pydantic's union, whose errors name the union's branches
+        # (breakpoints.list[float]) instead of what is wrong
+        if v is None or isinstance(v, list):
+            return v if v is None else levels_list(v)
+        if not isinstance(v, dict) or not v:
+            raise ValueError("give a list of levels for every architecture ([8.0]) or a mapping architecture: levels "
+                             "({lenet5: [8.0], alexnet8: [7.0]})")
+        for arch in v:
+            if not isinstance(arch, str):
+                raise ValueError(f"architecture {arch!r} is not a name (mapping keys are architectures, e.g. lenet5)")  # noqa: TRY004 (as above)
+        return {arch: levels_list(levels, arch) for arch, levels in v.items()}
+
+    @model_validator(mode="after")
+    def _one_split(self):
+        if (self.peak_of is None) == (self.breakpoints is None):
+            raise ValueError("give exactly one of peak_of (a suite) or breakpoints (levels)")
+        return self
+
+    def cuts(self, arch: str) -> list[float] | None:
+        """The breakpoints of ``arch`` (None: the mapping has none for it)."""
+        if isinstance(self.breakpoints, dict):
+            return self.breakpoints.get(arch)
+        return self.breakpoints
+
+
+class Severity(Step):
+    """Accuracy against each suite's own level, one line per training level."""
+
+    type: Literal["severity"]
+    factors: list[str] | None = None
+
+
+def _check_segments(step: Segments, i: int, chk) -> None:
+    """Every analysed architecture needs its breakpoints. Names the data lacks are not an
+    error: a mapping may carry the paper's architectures while a run trains only some of
+    them (the segments section lists the unused ones); a typo shows here all the same, as
+    the architecture it was meant for then has none."""
+    chk.need_column(step.factor, chk.path(i, "factor"), "factor")
+    if step.peak_of:
+        chk.need_suite(step.peak_of, chk.path(i, "peak_of"))
+    if not isinstance(step.breakpoints, dict):
+        return
+    for d in chk.targets:
+        t = chk.trials[chk.trials["sweep"] == d.sweep]
+        archs = chk.recipe.architectures
+        present = t["arch"].unique() if not archs else [a for a in archs if (t["arch"] == a).any()]
+        for arch in sorted(present):
+            if arch not in step.breakpoints:
+                chk.fail(chk.path(i, "breakpoints"), f"no breakpoints for architecture {arch!r} of {d.folder} "
+                         f"(the mapping names {', '.join(step.breakpoints)}); add {arch}: [levels]")
+
 
 METHOD_NAMES = {"spearman": "Spearman", "pearson": "Pearson"}
 
@@ -68,6 +150,7 @@ def _named_text(ctx: Ctx, d: Design, suites: list[str]) -> str:
             "their own sections.")
 
 
+@register(Correlation)
 def correlation_step(ctx: Ctx, step: Correlation, d: Design) -> list[Section]:
     """000 Tables 2, 4, 5: r, p, band, mean and variance of accuracy per factor x arch x
     suite, and the Figs. 2-5 line plots. scipy computes r and p (see :mod:`.stats`)."""
@@ -111,6 +194,7 @@ def _split_text(step: Segments, archs: list[str]) -> str:
     return f"per architecture: {per} {rule}" + (f"; breakpoints given for {', '.join(unused)} not used (no such trials here)" if unused else "")
 
 
+@register(Segments, _check_segments)
 def segments_step(ctx: Ctx, step: Segments, d: Design) -> list[Section]:
     """000 Table 3: the levels split at the peak of ``peak_of``'s mean accuracy (per
     architecture; the peak closes Segment I) or at fixed breakpoints (shared, or per
@@ -145,6 +229,7 @@ def segments_step(ctx: Ctx, step: Segments, d: Design) -> list[Section]:
     return [sec]
 
 
+@register(Severity, needs_metrics=True)
 def severity_step(ctx: Ctx, step: Severity, d: Design) -> list[Section]:
     """Accuracy against each suite's own level (its severity), one line per training
     level: how training on a perturbation moves the whole robustness curve."""

@@ -1,17 +1,42 @@
-"""Multi-factor steps: multiple correlation (000 Tables 6-7), orthogonal-design range
+"""000's multi-factor steps: multiple correlation (000 Tables 6-7), orthogonal-design range
 analysis and ANOVA with main-effect plots, and dual-factor heatmaps (000 Fig. 6)."""
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import Literal
 
-from . import plots
-from .context import Ctx, excluded_text
-from .load import Design
-from .orthogonal import anova, range_analysis
-from .recipes import Heatmap, MultipleStep, OrthogonalStep
-from .render import Section
-from .stats import band, multiple_correlation
+import pandas as pd
+from pydantic import Field
+
+from .. import plots
+from ..context import Ctx, excluded_text
+from ..load import Design
+from ..options import Step
+from ..orthogonal import anova, range_analysis
+from ..registry import register
+from ..render import Section
+from ..stats import band, multiple_correlation
+
+
+class MultipleStep(Step):
+    """000 Tables 6-7: multiple correlation R of accuracy with several factors (OLS)."""
+
+    type: Literal["multiple"]
+    factors: list[str] | None = None
+
+
+class OrthogonalStep(Step):
+    """Range analysis, ANOVA (empty columns as error) and main-effect plots."""
+
+    type: Literal["orthogonal"]
+    factors: list[str] | None = None
+
+
+class Heatmap(Step):
+    """000 Fig. 6: mean accuracy over a grid of two factors, per architecture."""
+
+    type: Literal["heatmap"]
+    factors: list[str] | None = Field(None, min_length=2, max_length=2)
 
 
 def _varying(T: pd.DataFrame, d: Design, factors: list[str] | None) -> list[str]:
@@ -26,6 +51,7 @@ def _rows_text(d: Design) -> str:
     return f"Rows: every trial of the {d.type} design{extra}; each trial is one observation."
 
 
+@register(MultipleStep)
 def multiple_step(ctx: Ctx, step: MultipleStep, d: Design) -> list[Section]:
     """000 eq. 6, Tables 6-7: R of accuracy with the factors from statsmodels OLS (as R's
     lm), its F-test p, R², adjusted R², and each factor's coefficient, t and p."""
@@ -60,6 +86,7 @@ def multiple_step(ctx: Ctx, step: MultipleStep, d: Design) -> list[Section]:
     return [sec]
 
 
+@register(OrthogonalStep)
 def orthogonal_step(ctx: Ctx, step: OrthogonalStep, d: Design) -> list[Section]:
     """Range analysis (K, k, R, ranking) and main-effects ANOVA (statsmodels; the error is
     the empty columns' SS) per arch x suite, and main-effect plots (:mod:`.orthogonal`)."""
@@ -107,6 +134,7 @@ def orthogonal_step(ctx: Ctx, step: OrthogonalStep, d: Design) -> list[Section]:
     return [sec]
 
 
+@register(Heatmap)
 def heatmap_step(ctx: Ctx, step: Heatmap, d: Design) -> list[Section]:
     """000 Fig. 6: mean accuracy (over seeds) on the grid of two factors, train and every
     suite, one figure per architecture."""
