@@ -298,7 +298,7 @@ def test_comparison_gives_sign_and_band_separately():
                          "suite": ["s"] * 4, "segment": [""] * 4, "statistic": ["r", "p", "R", "mean"], "value": [-0.7, 0.2, 0.96, 0.55],
                          "n": [9] * 4})
     c = compare(ref_t, ours, alpha=0.05).set_index("statistic", drop=False)
-    assert c.loc["r", "sign"].iloc[0] == "differs" and c.loc["r", "band"].iloc[0] == "same (moderate)"  # -0.7 vs 0.6
+    assert c.loc["r", "sign"].iloc[0] == "differs" and c.loc["r", "strength"].iloc[0] == "same (moderate)"  # -0.7 vs 0.6
     assert c.loc["R", "sign"] == "same" and c.loc["R", "band"] == f"published {band(0.9)}, ours {band(0.96)}"
     assert c.loc["p", "sign"] == "" and c.loc["p", "agreement"].startswith("differs")
     assert c.loc["mean", "agreement"] == "relative difference 10.0%"
@@ -306,10 +306,10 @@ def test_comparison_gives_sign_and_band_separately():
     assert len(missing) == 1 and missing["note"].iloc[0] == "x"
     text = format_comparison(c.reset_index(drop=True), "Published vs reproduced:")
     lines = text.splitlines()
-    assert lines[0] == "Published vs reproduced:" and lines[1].split() == ["table", "statistic", "ours", "paper", "sign", "band", "agreement"]
+    assert lines[0] == "Published vs reproduced:" and lines[1].split() == ["table", "statistic", "ours", "paper", "sign", "strength", "agreement"]
     assert "correlation f a s r" in lines[2] and "-0.7" in lines[2] and "0.6" in lines[2] and "differs" in lines[2]
     assert "1 published number(s) not in these results (T 1)." in text
-    assert "r/R: sign agrees for 1 of 2, band for 1 of 2." in text
+    assert "r/R: sign agrees for 1 of 2, strength band for 1 of 2." in text
 
 
 def test_analyze_prints_the_comparison(tmp_path, capsys):

@@ -15,7 +15,9 @@ from ..load import Design, fmt_level
 from ..options import Step, levels_list
 from ..registry import register
 from ..render import Section
-from ..stats import ROMAN, band, correlation, describe, peak_level, segment_of
+from ..render import ci_text, significant
+from ..replicates import level_table
+from ..stats import ROMAN, STRENGTH, band, correlation, describe, group_intervals, mean_interval, peak_level, segment_of
 
 
 class Correlation(Step):
@@ -114,24 +116,40 @@ def _stat_names(method: str) -> tuple[str, str]:
     return "pearson_r", "pearson_p"
 
 
+def design_points(ok: pd.DataFrame, d: Design) -> np.ndarray:
+    """A code per trial for its design point (every factor's level): the trials sharing one
+    are replicates (seeds), which the bootstrap resamples."""
+    factors = [f for f in d.factors if f in ok]
+    if not factors or ok.empty:
+        return np.zeros(len(ok), int)
+    return pd.factorize(pd.MultiIndex.from_frame(ok[factors].astype(float).round(9)))[0]
+
+
 def _corr_cells(ctx: Ctx, d: Design, analysis: str, factor: str, arch: str, suite: str, x, y, n_all: int,
-                methods: list[str], segment: str = "") -> dict:
+                methods: list[str], segment: str = "", groups=None) -> dict:
+    """r with its interval, p (exact for n <= 10), strength and the significance verdict per
+    method, then mean (t interval) and variance; every number recorded in statistics.csv."""
     row: dict = {}
+    alpha = ctx.recipe.alpha
     for method in methods:
-        c = correlation(x, y, method)
+        c = correlation(x, y, method, groups)
         rname, pname = _stat_names(method)
         label = "" if method == "spearman" else "Pearson "
-        row.update({f"{label}r": c.r, f"{label}p": c.p, f"{label}band": band(c.r)})
-        kw = dict(factor=factor, arch=arch, suite=suite, segment=segment, n_excluded=n_all - c.n, note=c.note)
-        ctx.record(analysis, d, rname, c.r, c.n, band=band(c.r), **kw)
-        ctx.record(analysis, d, pname, c.p, c.n, **kw)
+        row.update({f"{label}r": c.r, f"{label}r 95% CI": ci_text(c.ci_low, c.ci_high), f"{label}p": c.p, f"{label}p method": c.p_method,
+                    f"{label}{STRENGTH}": band(c.r), f"{label}significant (p < {alpha:g})": significant(c.p, alpha)})
+        kw = dict(factor=factor, arch=arch, suite=suite, segment=segment, n_excluded=n_all - c.n)
+        ctx.record(analysis, d, rname, c.r, c.n, strength=band(c.r), ci=(c.ci_low, c.ci_high), note="; ".join(filter(None, [c.note, c.ci_method])), **kw)
+        ctx.record(analysis, d, pname, c.p, c.n, p_method=c.p_method, note=c.note, **kw)
         if c.note:
             row["note"] = c.note
-    mean, var, n = describe(y, ctx.recipe.variance_ddof)
+        if method == "spearman":
+            ctx.cache["last_spearman"] = c  # the summary's r, without computing it twice
+    mean, sd, lo, hi, n = mean_interval(y)
+    _, var, _ = describe(y, ctx.recipe.variance_ddof)
     kw = dict(factor=factor, arch=arch, suite=suite, segment=segment, n_excluded=n_all - n)
-    ctx.record(analysis, d, "mean", mean, n, **kw)
+    ctx.record(analysis, d, "mean", mean, n, ci=(lo, hi), note="t interval over the points", **kw)
     ctx.record(analysis, d, "variance", var, n, **kw)
-    row.update({"mean": mean, "variance": var, "n": n, "n excluded": n_all - n})
+    row.update({"mean": mean, "mean 95% CI": ci_text(lo, hi), "variance": var, "n": n, "n excluded": n_all - n})
     return row
 
 
@@ -150,35 +168,75 @@ def _named_text(ctx: Ctx, d: Design, suites: list[str]) -> str:
             "their own sections.")
 
 
+def _record_levels(ctx: Ctx, d: Design, f: str, levels: pd.DataFrame) -> None:
+    for r in levels.itertuples(index=False):
+        ctx.record("correlation", d, "accuracy", r.mean, int(r.n_seeds), factor=f, arch=r.arch, suite=r.suite, level=float(r.level),
+                   ci=(r.ci_low, r.ci_high), note=f"mean over {r.n_seeds} seed(s); interval: {r.interval}")
+
+
+def _summarise(ctx: Ctx, d: Design, f: str, levels: pd.DataFrame, corr: dict) -> None:
+    """The report's summary rows (:mod:`..summary`): accuracy at the baseline and at the
+    highest level, the best level, and r, for each architecture x suite."""
+    base = d.baselines.get(f)
+    for (arch, s), g in levels.groupby(["arch", "suite"], sort=False):
+        g = g.sort_values("level")
+        at_base = g[np.isclose(g["level"], base)] if base is not None else g.head(1)
+        at_base = at_base if len(at_base) else g.head(1)
+        top, best = g.iloc[-1], g.loc[g["mean"].idxmax()]
+        c = corr.get((arch, s), {})
+        ctx.summary.append({"sweep": d.sweep, "factor": f, "arch": arch, "suite": s, "baseline": float(at_base["level"].iloc[0]),
+                            "acc_baseline": float(at_base["mean"].iloc[0]), "acc_baseline_ci": (float(at_base["ci_low"].iloc[0]), float(at_base["ci_high"].iloc[0])),
+                            "highest": float(top["level"]), "acc_highest": float(top["mean"]), "acc_highest_ci": (float(top["ci_low"]), float(top["ci_high"])),
+                            "best_level": float(best["level"]), "n_seeds": int(g["n_seeds"].max()), **c})
+
+
 @register(Correlation)
 def correlation_step(ctx: Ctx, step: Correlation, d: Design) -> list[Section]:
-    """000 Tables 2, 4, 5: r, p, band, mean and variance of accuracy per factor x arch x
-    suite, and the Figs. 2-5 line plots. scipy computes r and p (see :mod:`.stats`)."""
+    """000 Tables 2, 4, 5: r (95 % interval), p (exact for n <= 10), strength, mean and
+    variance of accuracy per factor x arch x suite; accuracy per level over seeds (mean, sd,
+    n_seeds, 95 % interval) and the Figs. 2-5 line plots with 95 % bands. scipy computes r
+    and p (see :mod:`..stats`)."""
     T, archs, suites = ctx.trials(d), ctx.archs(d), ctx.suites(d)
     factors = step.factors or list(d.factors)
     out = []
     for f in factors:
         G = T[d.series(T, f)] if f in d.factors else T
-        rows = []
+        rows, corr = [], {}
         for arch in archs:
             ga = G[G["arch"] == arch]
             ok = ga[ga["ok"]]
+            groups = design_points(ok, d)
             for s in suites:
                 y = ok[f"acc_{s}"].to_numpy(float)
                 x = ok[f].to_numpy(float)
                 n_all = len(ga)
-                rows.append({"arch": arch, "suite": s, **_corr_cells(ctx, d, "correlation", f, arch, s, x, y, n_all, step.methods)})
+                cells = _corr_cells(ctx, d, "correlation", f, arch, s, x, y, n_all, step.methods, groups=groups)
+                rows.append({"arch": arch, "suite": s, **cells})
+                if "r" in cells:
+                    c = ctx.cache.pop("last_spearman")
+                    corr[(arch, s)] = {"r": c.r, "r_ci": (c.ci_low, c.ci_high), "p": c.p, "p_method": c.p_method}
         df = _notes_last(pd.DataFrame(rows))
+        levels = level_table(G[G["ok"]], f, suites, archs, ctx.n_images(d))
+        _record_levels(ctx, d, f, levels)
+        _summarise(ctx, d, f, levels, corr)
         sec = Section(f"{d.sweep}: accuracy against {f}", level=3)
         methods = " and ".join(METHOD_NAMES[m] for m in step.methods)
         sec.text += [rows_text(d, f), excluded_text(G),
-                     f"{methods} correlation of each suite's accuracy with the {f} level (scipy.stats; two-sided p); "
-                     f"band per 000 §2.4; variance with ddof={ctx.recipe.variance_ddof}." + _named_text(ctx, d, suites)]
+                     f"{methods} correlation of each suite's accuracy with the {f} level (scipy.stats); two-sided p exact over every "
+                     "pairing for n <= 10, else the t approximation; 95 % interval of r by bootstrap over seeds where a level has several, "
+                     f"else Fisher's z; {STRENGTH} is 000's band of |r|, not a test; significant means p < alpha = {ctx.recipe.alpha:g}; "
+                     f"variance with ddof={ctx.recipe.variance_ddof}." + _named_text(ctx, d, suites)]
         sec.items.append(ctx.sink.table(ctx.stem(step, d, f), df, f"Correlation of accuracy with {f} ({d.sweep})"))
+        shown = levels.assign(**{"95% CI": [ci_text(a, b) for a, b in zip(levels["ci_low"], levels["ci_high"])]}).drop(columns=["ci_low", "ci_high"])
+        sec.items.append(ctx.sink.table(ctx.stem(step, d, f, "levels"), shown.rename(columns={"level": f, "n_seeds": "n seeds"}),
+                                        f"Accuracy per level over seeds: mean, sd, n seeds and 95 % interval ({d.sweep})"))
         if step.plot and G["ok"].any():
+            published = {(a, s): v for a in archs for s in suites if np.isfinite(v := ctx.published("correlation", "mean", f, a, s))}
             sec.add(ctx.sink.figure(ctx.stem(step, d, f), lambda: plots.accuracy_lines(G[G["ok"]], f, suites, archs, f"{d.sweep}: accuracy against {f}",
-                                                                                       options=d.options.get(f)),
-                                    f"Accuracy on every suite and on the training set against {f} (mean of the trials at each level; band: their min-max)"))
+                                                                                       options=d.options.get(f), levels=levels, published=published),
+                                    f"Accuracy on every suite and on the training set against {f} (mean over seeds at each level; band: 95 % "
+                                    "interval, t over seeds or Wilson on the test images of a single trial)"
+                                    + ("; dotted: the paper's mean accuracy over the levels" if published else "")))
         out.append(sec)
     return out
 
@@ -220,7 +278,8 @@ def segments_step(ctx: Ctx, step: Segments, d: Design) -> list[Section]:
             name = ROMAN[k] if k < len(ROMAN) else str(k + 1)
             for s in suites:
                 y, x = part_ok[f"acc_{s}"].to_numpy(float), part_ok[f].to_numpy(float)
-                cells = _corr_cells(ctx, d, "segments", f, arch, s, x, y, len(part), step.methods, segment=name)
+                cells = _corr_cells(ctx, d, "segments", f, arch, s, x, y, len(part), step.methods, segment=name,
+                                    groups=design_points(part_ok, d))
                 rows.append({"arch": arch, "segment": name, "levels": span, "suite": s, **cells})
     df = _notes_last(pd.DataFrame(rows))
     sec = Section(f"{d.sweep}: {f} in segments" + (f" ({step.id})" if step.id else ""), level=3)
@@ -254,12 +313,12 @@ def severity_step(ctx: Ctx, step: Severity, d: Design) -> list[Section]:
         # group on one small integer per (arch, level) so millions of metric rows group fast
         code, keys = pd.factorize(pd.MultiIndex.from_arrays([G["arch"], G[f]]))
         m = attach(M, G.assign(_code=code), ["_code"])
-        agg = m.groupby(["_code", "suite", "level"], observed=True)["accuracy"].agg(["mean", "min", "max", "count"]).reset_index()
+        agg = group_intervals(m, ["_code", "suite", "level"], "accuracy").reset_index()
         agg["arch"] = keys.get_level_values(0)[agg["_code"]]
         agg[f] = keys.get_level_values(1)[agg["_code"]]
         shown = len(plots.shown_levels(G[f]))
         some = "" if shown == G[f].nunique() else f" ({shown} of {G[f].nunique()} levels, evenly spread)"
         sec.add(ctx.sink.figure(ctx.stem(step, d, f), lambda: plots.severity_lines(agg, f, order, archs, f"{d.sweep}: accuracy by suite level, per {f} training level"),
                                 f"Accuracy on each suite against the suite's level, one line per {f} training level{some}"))
-    sec.text.append("Lines: mean of the trials at each training level (seeds); band: their min-max.")
+    sec.text.append("Lines: mean of the trials at each training level (seeds); band: the 95 % t interval over seeds.")
     return [sec]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -106,10 +107,11 @@ def mcv_step(ctx: Ctx, step: MCVStep, d: Design) -> list[Section]:
     for y, x, name in (("CV", "MA", "CV~MA"), ("CV", "clean accuracy", "CV~clean accuracy"), ("MA", "clean accuracy", "MA~clean accuracy")):
         row = {"pair": name.replace("~", " & ")}
         for method in ("spearman", "pearson"):
-            c = correlation(models[y], models[x], method)
+            c = correlation(models[y], models[x], method, np.arange(len(models)))  # models, not replicates
             prefix = "" if method == "spearman" else "pearson_"
-            ctx.record("mcv", d, f"{prefix}r", c.r, c.n, factor=name, suite=suite or "", band=band(c.r), note=c.note)
-            ctx.record("mcv", d, f"{prefix}p", c.p, c.n, factor=name, suite=suite or "", note=c.note)
+            ctx.record("mcv", d, f"{prefix}r", c.r, c.n, factor=name, suite=suite or "", strength=band(c.r), ci=(c.ci_low, c.ci_high),
+                       note="; ".join(filter(None, [c.note, c.ci_method])))
+            ctx.record("mcv", d, f"{prefix}p", c.p, c.n, factor=name, suite=suite or "", note=c.note, p_method=c.p_method)
             row.update({f"{method.title()} r": c.r, f"{method.title()} p": c.p})
         row["n"] = c.n
         corr_rows.append(row)
