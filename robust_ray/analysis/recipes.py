@@ -21,7 +21,7 @@ from .errors import RecipeError
 from .load import Results
 from .options import Strict
 from .registry import STEPS
-from .select import overlap_factors
+from .select import clean_suites, overlap_factors
 
 
 def _analysis_union():
@@ -159,6 +159,19 @@ class Checker:
             if not has:
                 src = "metrics.parquet" if per_level else "trials.parquet"
                 self.fail(path, f"no suite {suite!r} in {d.folder}/{src} (suites: {', '.join(d.suites)})")
+
+
+    def need_clean(self, suite: str, path: str) -> None:
+        """``suite`` must be a clean test set (one unperturbed condition): averaging a
+        perturbed suite's conditions as "clean accuracy" would be silently wrong."""
+        for d in self.targets:
+            c = self.results.conditions
+            c = c[(c["sweep"] == d.sweep) & (c["suite"] == suite)] if len(c) else c
+            if len(c) and (c["kind"] != "clean").any():
+                clean = ", ".join(clean_suites(self.results, d)) or "none"
+                self.fail(path, f"suite {suite!r} of {d.folder} is not a clean suite (its {len(c)} conditions are perturbed "
+                          f"{d.suite_types.get(suite, suite)} images); name a clean one (clean suites: {clean}) or leave the key "
+                          "out to use the suite's own unchanged images")
 
 
 def check_recipe(recipe: Recipe, results: Results) -> None:

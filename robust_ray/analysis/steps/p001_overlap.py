@@ -45,6 +45,8 @@ def _check(step: OverlapStep, i: int, chk) -> None:
     for key in ("suite", "clean_suite"):
         if getattr(step, key):
             chk.need_suite(getattr(step, key), chk.path(i, key))
+    if step.clean_suite:
+        chk.need_clean(step.clean_suite, chk.path(i, "clean_suite"))
     for name, c in (step.corruptions or {}).items():
         chk.need_column(c.factor, f"analyses[{i}].corruptions.{name}.factor", "factor")
         if c.suite:

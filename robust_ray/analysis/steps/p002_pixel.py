@@ -44,6 +44,7 @@ def _check(step: PixelStep, i: int, chk) -> None:
         chk.need_suite(step.suite, chk.path(i, "suite"), per_level=True)
     if step.clean_suite:
         chk.need_suite(step.clean_suite, chk.path(i, "clean_suite"), per_level=True)
+        chk.need_clean(step.clean_suite, chk.path(i, "clean_suite"))
     for d in chk.targets:
         suite = step.suite or next(iter(sweep_suites(chk.results, d, "pixel")), None)
         if suite is None:
@@ -53,8 +54,11 @@ def _check(step: PixelStep, i: int, chk) -> None:
         if c["p"].isna().any() and step.image_pixels is None and step.level_unit == "pixels":
             chk.fail(chk.path(i, "image_pixels"), f"suite {suite!r} of {d.folder} has no Pixel-index terms p, r, a "
                      "(no suites.json, or a generic few_pixel suite): give image_pixels (e.g. 784 for 28x28)")
-        if step.w in ("drop", "relative") and not step.clean_suite and not clean_suites(chk.results, d):
-            chk.fail(chk.path(i, "w"), f"w: {step.w} compares with a clean suite, and {d.folder} has none: give clean_suite")
+        own = chk.results.conditions
+        own = own[(own["sweep"] == d.sweep) & (own["suite"] == suite) & own["perturbation"].isna()]  # its unchanged images
+        if step.w in ("drop", "relative") and not step.clean_suite and own.empty and not clean_suites(chk.results, d):
+            chk.fail(chk.path(i, "w"), f"w: {step.w} compares with the unchanged images, and {d.folder} has neither a clean suite nor "
+                     f"an unchanged condition in {suite}: give clean_suite")
 
 EXPERIMENTS = {"count": "002 Fig. 8: pixels changed to any value anywhere", "range": "002 Fig. 9: value range ±R around the old value",
                "area": "002 Fig. 10: positions in a centred square (side in 224-pixel units)", "levels": "pixels changed"}
