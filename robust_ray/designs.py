@@ -8,6 +8,7 @@ factor". Rows are crossed with architectures and seeds by the planner.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Callable
 
 from .registry import Registry
@@ -47,10 +48,7 @@ def choose_orthogonal_array(level_counts: list[int]) -> tuple[str, list[int]]:
     level count for every factor; returns its name and the column given to each factor."""
     from pyDOE3 import get_orthogonal_array, list_orthogonal_arrays
 
-    def runs(name: str) -> int:
-        return int(name[1 : name.index("(")])
-
-    for name in sorted(list_orthogonal_arrays(), key=runs):
+    for name in sorted(list_orthogonal_arrays(), key=array_runs):
         free = list(enumerate(_columns(get_orthogonal_array(name))))
         assigned = []
         for n in level_counts:
@@ -65,14 +63,39 @@ def choose_orthogonal_array(level_counts: list[int]) -> tuple[str, list[int]]:
     raise ValueError(f"no orthogonal array in pyDOE3's catalogue fits factors with {counts} levels")
 
 
+def grid_size(level_counts: list[int]) -> int:
+    return math.prod(level_counts)
+
+
+def array_runs(name: str) -> int:
+    """Runs of a pyDOE3 array from its name ('L36(3^23)' -> 36)."""
+    return int(name[1 : name.index("(")])
+
+
+def orthogonal_fallback(level_counts: list[int]) -> str | None:
+    """Why an ``orthogonal`` design runs the full grid instead, or None when the array is
+    smaller: the smallest array fitting few factors can need more runs than the grid
+    (levels 2 x 3: L36 against a 6-run grid; 4 x 2: L32 against 8), and the grid is
+    then orthogonal too, with every combination. ``validate`` prints this line."""
+    name, _ = choose_orthogonal_array(level_counts)
+    if array_runs(name) <= grid_size(level_counts):
+        return None
+    return (f"orthogonal: the smallest array for levels {' x '.join(map(str, level_counts))} is {name} ({array_runs(name)} runs), "
+            f"more than the full grid ({grid_size(level_counts)} runs); running the grid")
+
+
 @DESIGNS.register("orthogonal")
 def orthogonal(factors: Factors, rows: list[Row]) -> list[Row]:
     """A Taguchi orthogonal array (000 §2.2.5: 4 factors x 5 levels -> L25): every pair of
-    factors sees every pair of levels equally often, in far fewer runs than the grid."""
+    factors sees every pair of levels equally often, in far fewer runs than the grid. Where
+    the array would need more runs than the grid, the grid (:func:`orthogonal_fallback`)."""
     from pyDOE3 import get_orthogonal_array
 
     names = list(factors)
-    oa_name, cols = choose_orthogonal_array([len(factors[n][0]) for n in names])
+    counts = [len(factors[n][0]) for n in names]
+    if orthogonal_fallback(counts) is not None:
+        return grid(factors, rows)
+    oa_name, cols = choose_orthogonal_array(counts)
     array = get_orthogonal_array(oa_name)
     return [{n: factors[n][0][int(run[c])] for n, c in zip(names, cols)} for run in array]
 

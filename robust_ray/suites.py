@@ -131,7 +131,7 @@ class SuiteDef:
     # white-box suites (pgd, autoattack) attack each trial's own model: nothing is stored,
     # the conditions are the options' epsilons (:mod:`robust_ray.whitebox`)
     whitebox: str | None = None
-    # how perturbed images are stored: float16 keeps exact L2 levels (error ~1e-4); uint8 is
+    # how perturbed images are stored: float16 keeps L2 levels to ~level x 2^-12 (4.7e-3 for FGSM at L2 11.5); uint8 is
     # what 8-bit image tools produce (MATLAB imnoise/imrotate on uint8, imagecorruptions,
     # few-pixel values) and halves the memory
     storage: str = "float16"
@@ -242,18 +242,6 @@ def _corruptions(levels: list[float], shape: Shape) -> list[Condition]:
     return _pick(out, levels)
 
 
-def corruption_scores(accuracy: dict[str, float]) -> dict[str, float]:
-    """004 §4.2: P_c = mean accuracy over the five severities of corruption c, and
-    ``"mean"`` = the mean of P_c over the corruptions. ``accuracy`` maps condition names
-    (``"fog/3"``) of the ``corruptions`` suite to accuracies."""
-    per: dict[str, list[float]] = {}
-    for name, acc in accuracy.items():
-        per.setdefault(name.split("/")[0], []).append(acc)
-    scores = {c: float(np.mean(v)) for c, v in per.items()}
-    scores["mean"] = float(np.mean(list(scores.values())))
-    return scores
-
-
 # --- 002: few-pixel changes -------------------------------------------------------------
 
 PIXEL_COUNTS = [4, 8, 16, 32, 64]  # 002 Tables 6-8
@@ -280,17 +268,6 @@ def _pixel(levels: list[float], shape: Shape) -> list[Condition]:
             out.append(Condition(name, float(n), "few_pixel", float(n), opts.model_dump(), params))
     # the same images unchanged: Pi's w needs each model's accuracy on exactly these images
     return [Condition("clean", 0.0, params={"experiment": "clean", "n": 0}), *_pick(out, levels)]
-
-
-def pixel_index(flipped: int, right_unchanged: int, p: float, r: float, a: float) -> float:
-    """Pi = w / (p r a) of 002 §5 (eq. 7). w is the "percentage of images with incorrect
-    recognition" (002 Table 4) among images every model recognised before the change
-    (§6.1.1; eq. 8: w = 1000/10000): here ``flipped`` (the metric: right unchanged, wrong
-    changed) over ``right_unchanged`` (right on the suite's ``clean`` condition). Not
-    (A_clean - A) / A_clean: a change that repairs a wrong image would cancel one it broke."""
-    if right_unchanged <= 0:
-        return float("nan")  # no image recognised before the change: w is undefined
-    return flipped / right_unchanged / (p * r * a)
 
 
 for _name in ("clean", "mnist-test"):

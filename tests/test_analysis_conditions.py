@@ -345,3 +345,37 @@ def test_overlap_needs_two_corruption_factors(tmp_path):
     st = pd.read_csv(analyze(root) / "tables" / "statistics.csv", keep_default_na=False, na_values=[""])
     assert "overlap" not in set(st["analysis"]) and "corruption" in set(st["analysis"])
     assert math.isfinite(stat(st, analysis="corruption", factor="corruption:fog=3", statistic="aggregate")["value"])
+
+
+# --- issue 15, item 7: the clean reference of 002 and 001 --------------------------------
+
+
+def test_a_clean_suite_that_is_not_clean_is_refused_with_the_recipe_key(named, tmp_path):
+    root, _, _ = named
+    recipe = tmp_path / "x.yaml"
+    recipe.write_text("name: x\nanalyses:\n  - type: pixel_index\n    clean_suite: pixel\n")
+    with pytest.raises(UserError, match=r"x\.yaml: analyses\[0\]\.clean_suite: suite 'pixel' of .* is not a clean suite"):
+        analyze(root, tmp_path / "o", [str(recipe)])
+    recipe.write_text("name: x\nanalyses:\n  - type: overlap\n    clean_suite: corruptions\n")
+    with pytest.raises(UserError, match=r"x\.yaml: analyses\[0\]\.clean_suite: suite 'corruptions' of .* is not a clean suite"):
+        analyze(root, tmp_path / "o", [str(recipe)])
+    recipe.write_text("name: x\nanalyses:\n  - type: pixel_index\n    clean_suite: mnist-test\n    w: relative\n")
+    analyze(root, tmp_path / "o", [str(recipe)])  # a clean suite is accepted
+
+
+@pytest.mark.parametrize("w", ["relative", "drop"])
+def test_w_relative_and_drop_use_the_pixel_suites_own_unchanged_images_without_a_clean_suite(tmp_path, w):
+    root = make_sweep(tmp_path / "r", "px", {"few_pixel": ([4.0], None)}, acc_named, seeds=(0,),
+                      suites={"pixel": {"type": "pixel", "levels": [4.0, 16.0]}})
+    recipe = tmp_path / "x.yaml"
+    recipe.write_text(f"name: x\nanalyses:\n  - type: pixel_index\n    w: {w}\n")
+    out = analyze(root, tmp_path / "o", [str(recipe)])
+    t, m = frames(root)
+    px = m[(m["suite"] == "pixel") & (m["condition"] != "clean")].copy()
+    a0 = px["trial_id"].map(m[(m["suite"] == "pixel") & (m["condition"] == "clean")].set_index("trial_id")["accuracy"])
+    drop = np.clip(a0 - px["accuracy"], 0, None)
+    px["w"] = drop / a0 if w == "relative" else drop
+    got = table(out, "x__px__pixel_index__models.csv").merge(px[["trial_id", "condition", "w"]], on=["trial_id", "condition"],
+                                                               suffixes=("", "_want"))
+    assert len(got) == len(px) and got["w"].to_numpy() == pytest.approx(got["w_want"].to_numpy(), abs=1e-12)
+    assert "condition clean of pixel (the same images)" in (out / "report.md").read_text()

@@ -67,10 +67,14 @@ def test_spearman_mean_variance_match_scipy_on_the_series(single, factor, other,
     # the one_factor series: the other factor at baseline (NaN: untouched by the plan, in a failed trial)
     group = t[(t["arch"] == arch) & (t[other].fillna(0.0) == 0.0)]
     ok = group[group["status"] == "ok"]
-    r, p = sst.spearmanr(ok[factor], ok[f"acc_{suite}"])
+    x, y = ok[factor].to_numpy(float), ok[f"acc_{suite}"].to_numpy(float)
+    r, p = sst.spearmanr(x, y)
+    if len(ok) <= 10:  # exact over every pairing (issue 15), as scipy's permutation test
+        p = sst.permutation_test((y,), lambda a: sst.spearmanr(x, a).statistic, permutation_type="pairings", n_resamples=np.inf).pvalue
     kw = dict(analysis="correlation", factor=factor, arch=arch, suite=suite)
     row_r, row_p = stat(st, statistic="r", **kw), stat(st, statistic="p", **kw)
     assert row_r["value"] == pytest.approx(r, abs=1e-12) and row_p["value"] == pytest.approx(p, rel=1e-9)
+    assert row_p["p_method"] == ("t approximation" if len(ok) > 10 else f"exact permutation (all {math.factorial(len(ok)):,} pairings)")
     assert row_r["n"] == len(ok) and row_r["n_excluded"] == len(group) - len(ok)
     assert stat(st, statistic="mean", **kw)["value"] == pytest.approx(ok[f"acc_{suite}"].mean())
     assert stat(st, statistic="variance", **kw)["value"] == pytest.approx(ok[f"acc_{suite}"].var(ddof=1))
@@ -327,7 +331,7 @@ def test_reference_comparison_matches_by_identifiers(rq2):
     # MNIST-A rises 0.2 per level up to the peak, far above the noise: Segment I is monotone,
     # r = 1, in the published 0.998's band ("significant")
     assert ours == pytest.approx(1.0)
-    assert (first["sign"], first["band"], first["agreement"]) == ("same", "same (significant)", "same band")
+    assert (first["sign"], first["strength"], first["agreement"]) == ("same", "same (significant)", "same band")
     assert cmp.iloc[3]["agreement"].startswith("not reproduced")
     assert "Comparison with the published values" in (out / "report.md").read_text()
 
@@ -336,7 +340,7 @@ def test_constant_accuracy_is_reported_as_undefined(tmp_path):
     root = make_sweep(tmp_path / "flat", "flat", {"label_error": ([0.1, 0.2, 0.3], None)}, lambda *a: 0.5)
     st = pd.read_csv(analyze(root) / "tables" / "statistics.csv", keep_default_na=False, na_values=[""])
     row = stat(st, analysis="correlation", factor="label_error", suite="mnist-c", statistic="r")
-    assert math.isnan(row["value"]) and row["band"] == "undefined" and "constant accuracy" in row["note"] and row["n"] == 4
+    assert math.isnan(row["value"]) and row["strength"] == "undefined" and "constant accuracy" in row["note"] and row["n"] == 4
 
 
 def test_several_sweeps_from_a_parent_folder_or_a_glob(tmp_path):

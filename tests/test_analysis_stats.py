@@ -41,8 +41,8 @@ def _spearman_by_hand(x, y):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(4, 40), st.integers(0, 2**31 - 1))
-def test_spearman_matches_the_rank_formula(n, seed):
+@given(st.integers(11, 40), st.integers(0, 2**31 - 1))
+def test_spearman_matches_the_rank_formula_and_the_t_approximation_above_10(n, seed):
     rng = np.random.default_rng(seed)
     x, y = rng.permutation(n) + 0.5, rng.normal(size=n)
     c = correlation(x, y)
@@ -61,7 +61,91 @@ def test_pearson_matches_numpy_and_the_t_test():
     r = np.corrcoef(x, y)[0, 1]
     t = r * math.sqrt(10 / (1 - r**2))
     assert c.r == pytest.approx(r, abs=1e-12)
-    assert c.p == pytest.approx(2 * sst.t.sf(abs(t), 10), rel=1e-9)
+    assert c.p == pytest.approx(2 * sst.t.sf(abs(t), 10), rel=1e-9) and c.p_method == "t approximation"
+
+
+def _scipy_exact(x, y, method):
+    """scipy's exact permutation test of r, vectorised (the statistic of every pairing at once)."""
+    xs = sst.rankdata(x) if method == "spearman" else np.asarray(x, float)
+
+    def stat(a, axis=-1):
+        a = sst.rankdata(a, axis=axis) if method == "spearman" else a
+        return sst.pearsonr(np.broadcast_to(xs, a.shape), a, axis=axis).statistic
+
+    return sst.permutation_test((y,), stat, permutation_type="pairings", n_resamples=np.inf, vectorized=True).pvalue
+
+
+@pytest.mark.parametrize("n", range(3, 9))
+@pytest.mark.parametrize("ties", [False, True])
+def test_small_n_p_is_exact_as_scipy_permutation_test(n, ties):
+    rng = np.random.default_rng(n + 10 * ties)
+    for _ in range(3):
+        x = rng.integers(0, 3, n).astype(float) if ties else rng.permutation(n).astype(float)
+        y = rng.integers(0, 3, n).astype(float) if ties else rng.normal(size=n)
+        if np.all(x == x[0]) or np.all(y == y[0]):
+            continue
+        for method in ("spearman", "pearson"):
+            c = correlation(x, y, method)
+            assert c.p == pytest.approx(_scipy_exact(x, y, method), abs=1e-12)
+            assert c.p_method.startswith("exact permutation")
+
+
+def test_a_perfect_rank_correlation_at_n_4_has_p_one_twelfth_not_zero():
+    # issue 15: the t approximation gave p = 0; the exact two-sided p is 2/4! (n = 3: 2/3! = 1/3)
+    assert correlation([0, 1, 2, 3], [0.1, 0.2, 0.4, 0.8]).p == pytest.approx(1 / 12)
+    assert correlation([0, 1, 2], [0.3, 0.2, 0.1]).p == pytest.approx(1 / 3)
+
+
+def _frame(rng, slope, seeds, levels=np.arange(6.0)):
+    x = np.repeat(levels, seeds)
+    return x, 0.9 - slope * x + rng.normal(0, 0.02, len(x))
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+def test_bootstrap_over_seeds_covers_the_true_r_in_at_least_93_percent_of_200_frames(method):
+    rng = np.random.default_rng(7)
+    fn = sst.spearmanr if method == "spearman" else sst.pearsonr
+    xb, yb = _frame(rng, 0.005, 20_000)  # the design's population: 20,000 seeds per level
+    true = fn(xb, yb).statistic
+    hits = 0
+    for _ in range(200):
+        x, y = _frame(rng, 0.005, 3)  # 6 levels x 3 seeds
+        c = correlation(x, y, method)
+        assert c.ci_method.startswith("bootstrap over seeds")
+        hits += c.ci_low <= true <= c.ci_high
+    assert hits / 200 >= 0.93
+
+
+def test_one_seed_gets_a_fisher_z_interval_as_scipy_pearsonr():
+    rng = np.random.default_rng(3)
+    x = np.arange(8.0)
+    y = 0.1 * x + rng.normal(size=8)
+    c = correlation(x, y, "pearson")
+    want = sst.pearsonr(x, y).confidence_interval(0.95)
+    assert (c.ci_low, c.ci_high) == pytest.approx((want.low, want.high), rel=1e-9) and c.ci_method == "Fisher z"
+    s = correlation(x, y)
+    z, se = np.arctanh(s.r), math.sqrt((1 + s.r**2 / 2) / 5)  # Bonett & Wright
+    assert (s.ci_low, s.ci_high) == pytest.approx((math.tanh(z - 1.959964 * se), math.tanh(z + 1.959964 * se)), rel=1e-5)
+
+
+def test_wilson_interval_is_statsmodels_on_the_test_images():
+    from statsmodels.stats.proportion import proportion_confint
+
+    from robust_ray.analysis.stats import wilson
+
+    lo, hi = wilson([0.95, 0.5], [1000, 10])
+    want = proportion_confint([950, 5], [1000, 10], alpha=0.05, method="wilson")
+    assert np.allclose(lo, want[0]) and np.allclose(hi, want[1])
+    assert all(math.isnan(v) for v in wilson([0.9], [np.nan])[0])
+
+
+def test_mean_interval_is_the_t_interval():
+    from robust_ray.analysis.stats import mean_interval
+
+    y = np.array([0.91, 0.93, 0.92])
+    mean, sd, lo, hi, n = mean_interval(y)
+    want = sst.t.interval(0.95, 2, loc=y.mean(), scale=sst.sem(y))
+    assert (lo, hi) == pytest.approx(want) and n == 3 and sd == pytest.approx(y.std(ddof=1))
 
 
 def test_correlation_edge_cases_are_reported_not_raised():
@@ -76,7 +160,7 @@ def test_correlation_edge_cases_are_reported_not_raised():
     assert gappy.n == 3 and gappy.r == pytest.approx(1.0)
     up, down = correlation([0, 1, 2, 3], [0.1, 0.2, 0.4, 0.8]), correlation([0, 1, 2, 3], [4, 3, 2, 1])
     assert up.r == pytest.approx(1.0) and down.r == pytest.approx(-1.0)
-    assert up.p < 1e-6 and down.p < 1e-6  # scipy: a perfect rank correlation has p ~ 0
+    assert up.p == pytest.approx(1 / 12) and down.p == pytest.approx(1 / 12)  # exact at n = 4, not t's ~0
     assert band(up.r) == "significant"
 
 
@@ -117,6 +201,22 @@ def test_multiple_correlation_matches_least_squares_and_the_F_test():
     resid = y - yhat
     se = np.sqrt(np.diag(np.linalg.inv(A.T @ A)) * (resid @ resid) / (n - k - 1))
     assert m.coefs["t"].to_numpy() == pytest.approx(beta / se, rel=1e-8)
+    q = sst.t.ppf(0.975, n - k - 1)  # the coefficient interval is statsmodels' t interval
+    assert m.coefs["ci_low"].to_numpy() == pytest.approx(beta - q * se, rel=1e-8)
+    assert m.coefs["ci_high"].to_numpy() == pytest.approx(beta + q * se, rel=1e-8)
+    assert math.isnan(m.ci_low) and "without replicates" in m.ci_method  # 25 distinct design points, one run each
+
+
+def test_multiple_R_gets_a_bootstrap_interval_over_seeds():
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(4)
+    grid = pd.DataFrame([(a, b) for a in range(4) for b in range(3)] * 3, columns=["a", "b"], dtype=float)  # 12 points x 3 seeds
+    y = 0.9 - 0.02 * grid["a"] - 0.01 * grid["b"] + rng.normal(0, 0.01, len(grid))
+    m = multiple_correlation(y, grid)
+    fit = sm.OLS(y, sm.add_constant(grid)).fit()
+    assert m.coefs[["ci_low", "ci_high"]].to_numpy() == pytest.approx(fit.conf_int(0.05).to_numpy(), rel=1e-10)
+    assert m.ci_low < m.R < m.ci_high <= 1 and m.ci_method.startswith("bootstrap over seeds")
 
 
 def test_multiple_correlation_edge_cases():

@@ -126,3 +126,16 @@ def test_bad_recipes_name_the_key(extra, path):
     with pytest.raises(SpecError) as e:
         parse_spec({**spec({"type": "one_factor", "factors": {"label_error": {"levels": [0.1]}}}), **extra}, "x.yaml")
     assert e.value.path == path
+
+
+@pytest.mark.parametrize("counts, array", [([2, 3], "L36(3^23)"), ([4, 2], "L32(2^1 4^9)")])
+def test_orthogonal_falls_back_to_the_grid_where_the_array_needs_more_runs(counts, array):
+    from robust_ray.designs import orthogonal_fallback
+
+    factors = {f"f{i}": ([float(v) for v in range(1, n + 1)], None) for i, n in enumerate(counts)}
+    assert choose_orthogonal_array(counts)[0] == array  # what pyDOE3 offers: more runs than the grid
+    rows = DESIGNS.get("orthogonal")(factors, [])
+    assert rows == DESIGNS.get("grid")(factors, []) and len(rows) == counts[0] * counts[1]
+    assert orthogonal_fallback(counts) == (f"orthogonal: the smallest array for levels {counts[0]} x {counts[1]} is {array} "
+                                           f"({array[1:3]} runs), more than the full grid ({counts[0] * counts[1]} runs); running the grid")
+    assert orthogonal_fallback([5, 5, 5, 5]) is None  # L25 against a 625-run grid

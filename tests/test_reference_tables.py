@@ -21,7 +21,8 @@ import yaml
 from scipy import stats
 
 from analysis_data import l25, make_sweep
-from robust_ray.analysis.recipes import STEP_TYPES, load_recipe
+from robust_ray.analysis.recipes import load_recipe
+from robust_ray.analysis.registry import STEPS
 from robust_ray.analysis.reference import compare, format_comparison, load_reference, read_comparison
 from robust_ray.analysis.report import analyze
 from robust_ray.analysis.stats import band
@@ -55,7 +56,7 @@ def test_reference_file_is_well_formed(path):
     assert head and re.search(rf"\b{paper}\b.*Table {number}\b", head[0]), "the first comment says where the table is in the paper"
     assert re.search(r"sec\. \d", head[0]), "and in which section"
     assert set(t["table"]) <= {f"{paper}-T{number}"}
-    assert set(t["analysis"]) <= STEP_TYPES
+    assert set(t["analysis"]) <= set(STEPS)
     assert not t.duplicated(["analysis", "factor", "arch", "suite", "segment", "statistic"]).any()
     for _, r in t.iterrows():
         v = r["value"]
@@ -297,7 +298,7 @@ def test_comparison_gives_sign_and_band_separately():
                          "suite": ["s"] * 4, "segment": [""] * 4, "statistic": ["r", "p", "R", "mean"], "value": [-0.7, 0.2, 0.96, 0.55],
                          "n": [9] * 4})
     c = compare(ref_t, ours, alpha=0.05).set_index("statistic", drop=False)
-    assert c.loc["r", "sign"].iloc[0] == "differs" and c.loc["r", "band"].iloc[0] == "same (moderate)"  # -0.7 vs 0.6
+    assert c.loc["r", "sign"].iloc[0] == "differs" and c.loc["r", "strength"].iloc[0] == "same (moderate)"  # -0.7 vs 0.6
     assert c.loc["R", "sign"] == "same" and c.loc["R", "band"] == f"published {band(0.9)}, ours {band(0.96)}"
     assert c.loc["p", "sign"] == "" and c.loc["p", "agreement"].startswith("differs")
     assert c.loc["mean", "agreement"] == "relative difference 10.0%"
@@ -305,10 +306,10 @@ def test_comparison_gives_sign_and_band_separately():
     assert len(missing) == 1 and missing["note"].iloc[0] == "x"
     text = format_comparison(c.reset_index(drop=True), "Published vs reproduced:")
     lines = text.splitlines()
-    assert lines[0] == "Published vs reproduced:" and lines[1].split() == ["table", "statistic", "ours", "paper", "sign", "band", "agreement"]
+    assert lines[0] == "Published vs reproduced:" and lines[1].split() == ["table", "statistic", "ours", "paper", "sign", "strength", "agreement"]
     assert "correlation f a s r" in lines[2] and "-0.7" in lines[2] and "0.6" in lines[2] and "differs" in lines[2]
     assert "1 published number(s) not in these results (T 1)." in text
-    assert "r/R: sign agrees for 1 of 2, band for 1 of 2." in text
+    assert "r/R: sign agrees for 1 of 2, strength band for 1 of 2." in text
 
 
 def test_analyze_prints_the_comparison(tmp_path, capsys):

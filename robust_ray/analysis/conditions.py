@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import ResultsError
+
 SUITES_FILE = "suites.json"
 CLEAN_TYPES = {"clean", "mnist-test"}
 NAMED_TYPES = {"corruptions", "pixel", "two-factor-69"}
@@ -42,12 +44,8 @@ def read_suites(folder: Path) -> dict | None:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        from .load import ResultsError
-
         raise ResultsError(f"{path}: not readable JSON ({e})") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) and isinstance(v.get("conditions"), list) for v in data.values()):
-        from .load import ResultsError
-
         raise ResultsError(f"{path}: not a suites file (expected {{suite: {{type, conditions: [...]}}}})")
     return data
 

@@ -4,16 +4,20 @@ long-form statistics table every step appends to (``tables/statistics.csv``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .conditions import name_003
 from .load import Design, Results, fmt_level
-from .recipes import Recipe
 from .render import Sink
 
-STAT_COLUMNS = ["recipe", "step", "analysis", "sweep", "factor", "arch", "suite", "segment", "statistic", "value", "n", "n_excluded", "band", "note"]
+if TYPE_CHECKING:  # recipes imports the steps, which import this module
+    from .recipes import Recipe
+
+STAT_COLUMNS = ["recipe", "step", "analysis", "sweep", "factor", "arch", "suite", "segment", "level", "statistic", "value", "ci_low", "ci_high",
+                "n", "n_excluded", "p_method", "strength", "note"]
 
 
 @dataclass
@@ -24,6 +28,18 @@ class Ctx:
     stats: list[dict] = field(default_factory=list)
     cache: dict = field(default_factory=dict)
     step: str = ""  # id (or type) of the step running now, recorded with its statistics
+    summary: list[dict] = field(default_factory=list)  # the report's leading table (correlation steps)
+    reference: pd.DataFrame | None = None  # the recipe's published values (reference tables), if any
+    comparison: pd.DataFrame | None = None  # reference.compare's table, once the steps have run
+
+    def published(self, analysis: str, statistic: str, factor: str, arch: str, suite: str, segment: str = "") -> float:
+        """The published value of one statistic in the recipe's reference tables (NaN: none)."""
+        r = self.reference
+        if r is None or r.empty:
+            return np.nan
+        hit = r[(r["analysis"] == analysis) & (r["statistic"] == statistic) & (r["factor"] == factor) & (r["arch"] == arch)
+                & (r["suite"] == suite) & (r["segment"] == segment)]
+        return float(hit["value"].iloc[0]) if len(hit) else np.nan
 
     def designs(self) -> list[Design]:
         if not self.recipe.sweeps:
@@ -84,9 +100,22 @@ class Ctx:
         return "__".join([self.recipe.name, d.sweep, step.id or step.type, *parts])
 
     def record(self, analysis: str, d: Design, statistic: str, value: float, n: int, n_excluded: int = 0,
-               factor: str = "", arch: str = "", suite: str = "", segment: str = "", band: str = "", note: str = "") -> None:
+               factor: str = "", arch: str = "", suite: str = "", segment: str = "", strength: str = "", note: str = "",
+               ci: tuple[float, float] = (np.nan, np.nan), p_method: str = "", level: float = np.nan) -> None:
+        """One row of statistics.csv: ``ci`` its 95 % interval (how, in ``note``), ``p_method``
+        how a p was computed, ``strength`` the 000 §2.4 band of an r or R."""
         self.stats.append(dict(recipe=self.recipe.name, step=self.step or analysis, analysis=analysis, sweep=d.sweep, factor=factor, arch=arch, suite=suite,
-                               segment=segment, statistic=statistic, value=value, n=n, n_excluded=n_excluded, band=band, note=note))
+                               segment=segment, level=level, statistic=statistic, value=value, ci_low=ci[0], ci_high=ci[1], n=n,
+                               n_excluded=n_excluded, p_method=p_method, strength=strength, note=note))
+
+    def n_images(self, d: Design) -> pd.DataFrame:
+        """Test images behind each ok trial's accuracy on each suite (index ``tidx``, one
+        column per suite): the sum of ``n`` over the suite's conditions in metrics.parquet."""
+        key = ("n_images", d.sweep)
+        if key not in self.cache:
+            m = self.metrics(d)
+            self.cache[key] = m.groupby(["tidx", "suite"], observed=True)["n"].sum().unstack("suite") if len(m) else pd.DataFrame()
+        return self.cache[key]
 
     def stats_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.stats, columns=STAT_COLUMNS)

@@ -26,16 +26,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import UserError
 from ..results import FLIPPED, METRIC_COLUMNS, OUTCOME_COLUMNS, SCHEMA_KEY, SCHEMA_VERSION, TRIAL_COLUMNS, UNFINISHED
 from .conditions import condition_table, read_suites
+from .errors import ResultsError
 
 TRIALS_FILE, METRICS_FILE, SPEC_FILE = "trials.parquet", "metrics.parquet", "sweep.json"
 NUMERIC_METRIC_COLUMNS = ["level", "accuracy", "n"]
-
-
-class ResultsError(UserError):
-    """A results file that cannot be analysed: names the file (and the column)."""
 
 
 @dataclass
@@ -52,6 +48,20 @@ class Design:
     suite_types: dict[str, str] = field(default_factory=dict)  # suite key -> registered type
     options: dict[str, dict] = field(default_factory=dict)  # factor -> its options (003's first/second, ...)
     suite_specs: dict[str, dict] = field(default_factory=dict)  # suite key -> its spec (n, seed: which test images)
+    spec: dict = field(default_factory=dict)  # sweep.json as written (empty without one)
+
+    @property
+    def smoke(self) -> bool:
+        """A smoke run: sweep.json's ``"smoke": true``, else a spec name ending in -smoke."""
+        if "smoke" in self.spec:
+            return bool(self.spec["smoke"])
+        return str(self.spec.get("name", "")).endswith("-smoke")
+
+    @property
+    def search(self) -> dict | None:
+        """The ``search`` section of a results folder written by ``robust-ray search``."""
+        s = self.spec.get("search")
+        return s if isinstance(s, dict) and s.get("objectives") else None
 
     @property
     def one_factor(self) -> bool:
@@ -236,7 +246,7 @@ def make_design(sweep: str, folder: Path, spec: dict | None, trials: pd.DataFram
             baselines[f] = 0.0 if np.any(np.isclose(col, 0.0)) else None
     sspec = {k: dict(v or {}) for k, v in (spec.get("suites") or {}).items()} if spec else {}
     types = {k: str(v.get("type") or k) for k, v in sspec.items()}
-    return Design(sweep, dtype, factors, baselines, suites, archs, str(folder), types, options, sspec)
+    return Design(sweep, dtype, factors, baselines, suites, archs, str(folder), types, options, sspec, dict(spec or {}))
 
 
 def _read_folder(folder: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict | None, list[str]]:

@@ -14,7 +14,7 @@
 
 p, r and a of each condition of the ``pixel`` suite come from ``suites.json`` (002 §6.1's
 count, value-range and area experiments). 002's worked example (eqs. 8-12): w = 10 %,
-p = 64/224², r = 1, a = 200²/224² gives Pi = 98.30. A smaller Pi means a more robust
+p = 64/224², r = 1, a = 200²/224² gives Pi = 98.34 (002 prints 98.30). A smaller Pi means a more robust
 model. Level 0 (p = 0) has no Pi.
 """
 

@@ -22,6 +22,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from .load import fmt_level  # noqa: E402
+from .stats import group_intervals  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -90,35 +91,47 @@ def _panels(n: int, width: float = 4.6, height: float = 3.6, right: float = 0.3)
 
 
 def _draw(ax, s: pd.DataFrame, label: str, color, marker: str, dashed: bool = False) -> None:
-    """``s``: indexed by x, columns mean/min/max/count; a min-max band where there are repeats."""
+    """``s``: indexed by x, columns mean/lo/hi/count; the 95 % interval (lo, hi) as a band
+    where there is one (repeats: the t interval over seeds; one trial: Wilson's on its images)."""
     x = s.index.to_numpy(float)
-    mean, lo, hi, count = (s[c].to_numpy(float) for c in ("mean", "min", "max", "count"))
+    mean, lo, hi, count = (s[c].to_numpy(float) for c in ("mean", "lo", "hi", "count"))
     keep = np.isfinite(mean)
     if not keep.any():
         return
     order = np.argsort(x[keep])
     x, mean, lo, hi, count = (v[keep][order] for v in (x, mean, lo, hi, count))
     ax.plot(x, mean, marker=marker, markersize=4, color=color, label=label, linestyle="--" if dashed else "-", linewidth=1.4)
-    if (count > 1).any():
-        ax.fill_between(x, lo, hi, color=color, alpha=0.15, linewidth=0)
+    if np.isfinite(lo).any():
+        ax.fill_between(x, lo, hi, color=color, alpha=0.18, linewidth=0)
 
 
 def _line(ax, g: pd.DataFrame, x: str, y: str, label: str, color, marker: str, dashed: bool = False) -> None:
-    """Mean over repeats (seeds) per x, with a min-max band when there are repeats."""
-    _draw(ax, g.groupby(x)[y].agg(["mean", "min", "max", "count"]), label, color, marker, dashed)
+    """Mean over repeats (seeds) per x, with the 95 % t band where there are repeats."""
+    _draw(ax, group_intervals(g, x, y), label, color, marker, dashed)
 
 
 def accuracy_lines(df: pd.DataFrame, factor: str, suites: list[str], archs: list[str], title: str, train: str | None = "train_acc",
-                   options: dict | None = None) -> Figure:
+                   options: dict | None = None, levels: pd.DataFrame | None = None, published: dict | None = None) -> Figure:
     """000 Figs. 2-5: accuracy on every suite (and on the training set) against the
-    training-set level of ``factor``; one panel per architecture."""
+    training-set level of ``factor``; one panel per architecture. ``levels`` (arch, suite,
+    level, mean, ci_low, ci_high, n_seeds; :func:`..replicates.level_table`) gives the lines
+    and their 95 % bands; ``published``: (arch, suite) -> the paper's mean accuracy over the
+    levels, drawn as a dotted line in the suite's colour."""
     fig, axes = _panels(len(archs))
+    published = published or {}
     for ax, arch in zip(axes, archs):
         g = df[df["arch"] == arch]
         if train and train in g:
             _line(ax, g, factor, train, "train", "#000000", "x", dashed=True)
         for i, s in enumerate(suites):
-            _line(ax, g, factor, f"acc_{s}", s, OKABE_ITO[i % 7], MARKERS[i % len(MARKERS)])
+            color, marker = OKABE_ITO[i % 7], MARKERS[i % len(MARKERS)]
+            if levels is not None:
+                lv = levels[(levels["arch"] == arch) & (levels["suite"] == s)].set_index("level")
+                _draw(ax, lv.rename(columns={"ci_low": "lo", "ci_high": "hi", "n_seeds": "count"}), s, color, marker)
+            else:
+                _line(ax, g, factor, f"acc_{s}", s, color, marker)
+            if (arch, s) in published:
+                ax.axhline(published[(arch, s)], color=color, linestyle=":", linewidth=1.2, label=f"{s}: paper's mean")
         ax.set_title(arch)
         ax.set_xlabel(factor_label(factor, options), fontsize=8)
         ax.set_ylabel(ACC)
@@ -143,7 +156,8 @@ def shown_levels(values: pd.Series) -> np.ndarray:
 def severity_lines(agg: pd.DataFrame, factor: str, suites: list[str], archs: list[str], title: str) -> Figure:
     """Accuracy against each suite's own level, one line per training level of ``factor``
     (cividis: dark = low level, light = high level); a panel per suite x architecture.
-    ``agg``: arch, factor, suite, level and the mean/min/max/count of accuracy there."""
+    ``agg``: arch, factor, suite, level and the mean/lo/hi/count of accuracy there (lo, hi:
+    the 95 % t interval over seeds)."""
     panels = [(s, a) for s in suites for a in archs]
     fig, axes = _panels(len(panels), width=4.2, height=3.3)
     levels = shown_levels(agg[factor])

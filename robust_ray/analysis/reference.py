@@ -11,9 +11,9 @@ Format (one row per published number; ``analysis/README.md`` documents it):
 the published number; ``sweep`` and ``step`` (optional) restrict the match to one sweep
 and to the recipe step with that ``id`` (else the first step of that analysis matches).
 
-Agreement: for r and R, the same sign and the same 000 §2.4 band (the ``sign`` and
-``band`` columns say each separately); for p (and pearson_p), the same verdict at the
-recipe's alpha; for everything else, the relative difference. An optional ``note`` column
+Agreement: for r and R, the same sign and the same 000 §2.4 strength band (the ``sign``
+and ``strength`` columns say each separately); for p (and pearson_p), the same verdict at
+the recipe's alpha, with our p exact for n <= 10 (:mod:`.stats`); for everything else, the relative difference. An optional ``note`` column
 (where the number is in the paper, doubts about it) is carried into the comparison.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .recipes import RecipeError
+from .errors import RecipeError
 from .stats import band
 
 KEYS = ["analysis", "factor", "arch", "suite", "segment", "statistic"]
@@ -93,7 +93,7 @@ def compare(ref: pd.DataFrame, stats: pd.DataFrame, alpha: float) -> pd.DataFram
         ids = {k: r[k] for k in ["table", *KEYS]}
         if m.empty:
             rows.append({**ids, "published": r["value"], "reproduced": np.nan, "difference": np.nan, "n": np.nan, "sign": "",
-                         "band": "", "agreement": "not reproduced (no such statistic in these results)", "note": r["note"]})
+                         "strength": "", "agreement": "not reproduced (no such statistic in these results)", "note": r["note"]})
             continue
         hit = m.iloc[0]
         val = float(hit["value"])
@@ -102,16 +102,16 @@ def compare(ref: pd.DataFrame, stats: pd.DataFrame, alpha: float) -> pd.DataFram
         if not np.isfinite(val) and str(hit.get("note", "") or ""):  # e.g. r of a segment with fewer than 3 levels
             agreement += f" (ours undefined: {hit['note']})"
         rows.append({**ids, "published": r["value"], "reproduced": val, "difference": val - r["value"], "n": int(hit["n"]),
-                     "sign": sign, "band": band_, "agreement": agreement, "note": r["note"]})
+                     "sign": sign, "strength": band_, "agreement": agreement, "note": r["note"]})
     return pd.DataFrame(rows, columns=COMPARISON)
 
 
-COMPARISON = ["table", *KEYS, "published", "reproduced", "difference", "n", "sign", "band", "agreement", "note"]
+COMPARISON = ["table", *KEYS, "published", "reproduced", "difference", "n", "sign", "strength", "agreement", "note"]
 
 
 def read_comparison(path: Path) -> pd.DataFrame:
     """A comparison table written by ``analyze`` (``tables/<recipe>__reference.csv``)."""
-    t = pd.read_csv(path, dtype={k: str for k in ["table", *KEYS, "sign", "band", "agreement", "note"]}, keep_default_na=False,
+    t = pd.read_csv(path, dtype={k: str for k in ["table", *KEYS, "sign", "strength", "agreement", "note"]}, keep_default_na=False,
                     na_values={"published": [""], "reproduced": [""], "difference": [""], "n": [""]})
     return t
 
@@ -125,7 +125,7 @@ def _num(v: float) -> str:
 def format_comparison(table: pd.DataFrame, title: str = "") -> str:
     """The comparison as plain text, one line per published number these results have a
     statistic for (ours "-" where it is undefined): where it comes from, what it is, our
-    value, the published one, and whether sign and band (r, R) or the verdict (p) agree;
+    value, the published one, and whether sign and strength band (r, R) or the verdict (p) agree;
     the numbers the results hold no statistic for are counted at the end."""
     missing = table[table["agreement"].astype(str).str.startswith("not reproduced")]
     done = table.drop(missing.index)
@@ -134,7 +134,7 @@ def format_comparison(table: pd.DataFrame, title: str = "") -> str:
         what = done.apply(lambda r: " ".join(str(r[k]) for k in ("analysis", "factor", "arch", "suite", "segment", "statistic") if str(r[k])),
                           axis=1)
         cols = {"table": done["table"].astype(str), "statistic": what, "ours": done["reproduced"].map(_num),
-                "paper": done["published"].map(_num), "sign": done["sign"].replace("", "-"), "band": done["band"].replace("", "-"),
+                "paper": done["published"].map(_num), "sign": done["sign"].replace("", "-"), "strength": done["strength"].replace("", "-"),
                 "agreement": done["agreement"].astype(str)}
         widths = {k: max(len(k), *(len(v) for v in col)) for k, col in cols.items()}
         lines.append("  ".join(k.ljust(widths[k]) for k in cols).rstrip())
@@ -146,5 +146,5 @@ def format_comparison(table: pd.DataFrame, title: str = "") -> str:
     corr = done[done["statistic"].isin(CORRELATIONS) & done["sign"].ne("")]
     if len(corr):
         lines.append(f"r/R: sign agrees for {int((corr['sign'] == 'same').sum())} of {len(corr)}, "
-                     f"band for {int(corr['band'].str.startswith('same').sum())} of {len(corr)}.")
+                     f"strength band for {int(corr['strength'].str.startswith('same').sum())} of {len(corr)}.")
     return "\n".join(lines)

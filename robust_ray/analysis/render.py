@@ -1,5 +1,7 @@
 """The report's building blocks (sections of text, tables, figures) and their rendering
-as Markdown and as one self-contained HTML file (figures embedded as data URIs).
+as Markdown and as one self-contained HTML file (figures embedded as data URIs), the HTML
+from a Jinja2 template (``templates/report.html.j2``), both with a table of contents and
+the banners (smoke run, partial results) first.
 
 Tables are written in full to ``tables/NAME.csv``; the report shows at most
 ``MAX_ROWS`` rows of each and says where the rest is.
@@ -44,9 +46,20 @@ class Section:
     items: list[Table | Plot] = field(default_factory=list)
     level: int = 2
 
+    @property
+    def empty(self) -> bool:
+        """No table and no figure: a section that has no data to show."""
+        return not self.items
+
     def add(self, item: Table | Plot | None) -> None:
         if item is not None:
             self.items.append(item)
+
+
+@dataclass
+class Banner:
+    text: str  # the little Markdown of the sections
+    kind: str = "warning"
 
 
 class Sink:
@@ -105,6 +118,20 @@ def fmt(value, column: str = "") -> str:
     return str(value)
 
 
+def ci_text(lo: float, hi: float) -> str:
+    """A 95 % interval as "[lo, hi]" (3 significant digits); "n/a" where there is none."""
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return "n/a"
+    return f"[{lo:.3g}, {hi:.3g}]"
+
+
+def significant(p: float, alpha: float) -> str:
+    """The verdict of a p at ``alpha``: "yes", "no", or "n/a" (no p)."""
+    if p is None or not math.isfinite(p):
+        return "n/a"
+    return "yes" if p < alpha else "no"
+
+
 def _rows(df: pd.DataFrame) -> list[list[str]]:
     cols = [str(c) for c in df.columns]
     return [[fmt(v, c) for v, c in zip(row, cols)] for row in df.head(MAX_ROWS).itertuples(index=False, name=None)]
@@ -115,10 +142,27 @@ def _more(t: Table) -> str:
     return f" ({extra} more rows in [{t.csv}]({t.csv}))" if extra > 0 else ""
 
 
-def markdown(title: str, sections: list[Section]) -> str:
-    out = [f"# {title}", ""]
+def anchors(sections: list[Section]) -> list[str]:
+    """A unique HTML id per section, from its title."""
+    out, seen = [], set()
     for s in sections:
-        out += ["#" * s.level + " " + s.title, ""]
+        a = re.sub(r"[^a-z0-9]+", "-", s.title.lower()).strip("-") or "section"
+        base, i = a, 2
+        while a in seen:
+            a, i = f"{base}-{i}", i + 1
+        seen.add(a)
+        out.append(a)
+    return out
+
+
+def markdown(title: str, sections: list[Section], banners: list[Banner] | None = None) -> str:
+    out = [f"# {title}", ""]
+    for b in banners or []:
+        out += [f"> **{b.text}**", ""]
+    out += ["Contents:", ""]
+    out += [f"{'  ' * max(0, s.level - 2)}- [{s.title}](#{a})" for s, a in zip(sections, anchors(sections))] + [""]
+    for s, a in zip(sections, anchors(sections)):
+        out += [f'<a id="{a}"></a>', "", "#" * s.level + " " + s.title, ""]
         out += [p + "\n" for p in s.text]
         for item in s.items:
             if isinstance(item, Plot):
@@ -138,6 +182,8 @@ table{border-collapse:collapse;margin:.5em 0 1.2em;font-size:13px}th,td{border:1
 th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0}
 img{max-width:100%;border:1px solid #eee}figure{margin:1em 0}figcaption{font-style:italic;font-size:13px}
 code{background:#f4f4f4;padding:0 3px}.note{font-size:13px;color:#555}
+.banner{padding:.6em 1em;margin:.6em 0;border-left:5px solid #D55E00;background:#fff3e6;font-weight:600}
+nav#contents ul{list-style:none;padding-left:0}nav#contents li.toc3{padding-left:1.5em}nav#contents li.toc4{padding-left:3em}
 """
 
 
@@ -151,29 +197,25 @@ def _inline(text: str) -> str:
     return t
 
 
-def html_report(title: str, sections: list[Section], root: Path) -> str:
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
-           f"<h1>{html.escape(title)}</h1>"]
-    for s in sections:
-        out.append(f"<h{s.level}>{html.escape(s.title)}</h{s.level}>")
-        for p in s.text:
-            if p.startswith("- "):
-                out.append("<ul>" + "".join(f"<li>{_inline(li[2:])}</li>" for li in p.split("\n")) + "</ul>")
-            else:
-                out.append(f"<p>{_inline(p)}</p>")
+def html_report(title: str, sections: list[Section], root: Path, banners: list[Banner] | None = None) -> str:
+    """One self-contained HTML file from ``templates/report.html.j2`` (autoescaped; the
+    sections' little Markdown is turned into markup here, before it reaches the template)."""
+    import jinja2
+    from markupsafe import Markup
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("robust_ray.analysis", "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    views = []
+    for s, a in zip(sections, anchors(sections)):
+        paragraphs = [{"bullets": [Markup(_inline(li[2:])) for li in p.split("\n")]} if p.startswith("- ") else {"html": Markup(_inline(p))}
+                      for p in s.text]
+        blocks = []
         for item in s.items:
             if isinstance(item, Plot):
-                data = base64.b64encode((root / item.png).read_bytes()).decode()
-                out.append(f"<figure><img alt='{html.escape(item.title)}' src='data:image/png;base64,{data}'>"
-                           f"<figcaption>{html.escape(item.title)} (<a href='{item.png}'>PNG</a>)</figcaption></figure>")
-                continue
-            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in item.df.columns)
-            body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>" for r in _rows(item.df))
-            more = len(item.df) - MAX_ROWS
-            more_txt = f" &mdash; {more} more rows in the CSV" if more > 0 else ""
-            out.append(f"<table><caption>{html.escape(item.title)} (<a href='{item.csv}'>CSV</a>){more_txt}</caption>"
-                       f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-            if item.note:
-                out.append(f"<p class='note'>{_inline(item.note)}</p>")
-    out.append("</body></html>")
-    return "\n".join(out)
+                blocks.append({"png": item.png, "title": item.title, "data": base64.b64encode((root / item.png).read_bytes()).decode()})
+            else:
+                blocks.append({"csv": item.csv, "title": item.title, "columns": [str(c) for c in item.df.columns], "rows": _rows(item.df),
+                               "more": max(0, len(item.df) - MAX_ROWS), "note": Markup(_inline(item.note)) if item.note else ""})
+        views.append({"title": s.title, "level": s.level, "anchor": a, "paragraphs": paragraphs, "blocks": blocks})
+    ban = [{"kind": b.kind, "html": Markup(_inline(b.text))} for b in banners or []]
+    return env.get_template("report.html.j2").render(title=title, css=Markup(CSS), sections=views, banners=ban)

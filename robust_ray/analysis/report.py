@@ -23,23 +23,9 @@ from .context import Ctx
 from .load import Results, fmt_level, load_results
 from .recipes import Recipe, check_recipe, default_recipe, load_recipe
 from .reference import compare, load_reference
-from .render import Section, Sink, html_report, markdown
-from .steps_models import corruption_step, mcv_step, overlap_step, pixel_step
-from .steps_multi import heatmap_step, multiple_step, orthogonal_step
-from .steps_single import correlation_step, segments_step, severity_step
-
-STEPS = {
-    "correlation": correlation_step,
-    "segments": segments_step,
-    "severity": severity_step,
-    "multiple": multiple_step,
-    "orthogonal": orthogonal_step,
-    "heatmap": heatmap_step,
-    "mcv": mcv_step,
-    "corruption": corruption_step,
-    "pixel_index": pixel_step,
-    "overlap": overlap_step,
-}
+from .registry import STEPS
+from .render import Banner, Section, Sink, html_report, markdown
+from .summary import summary_table
 MARK = "report.md"  # what makes a folder a robust_ray analysis folder (safe to replace)
 
 
@@ -61,10 +47,7 @@ def _overview(res: Results, recipes: list[Recipe]) -> list[Section]:
     import scipy
     import statsmodels
 
-    head = Section("Inputs")
-    for sweep, (done, total) in res.partial.items():
-        head.text.append(f"**partial: {done} of {total} trials** of {sweep} have finished (the sweep is running or "
-                         "was stopped); every statistic below is over those alone.")
+    head = Section("Inputs and paths")
     head.text.append("- " + "\n- ".join(f"`{f}`" for f in res.files))
     for d in res.designs.values():
         t = res.trials[res.trials["sweep"] == d.sweep]
@@ -85,9 +68,17 @@ def _overview(res: Results, recipes: list[Recipe]) -> list[Section]:
 def _methods() -> Section:
     s = Section("Methods")
     s.text += [
-        "- Spearman r and two-sided p: scipy.stats.spearmanr (000 eq. 5); Pearson: scipy.stats.pearsonr. r is undefined "
-        "(n/a) for a constant variable or fewer than 3 points.\n"
-        "- Correlation strength (000 §2.4): |r| > 0.95 significant; 0.8-0.95 high; 0.5-0.8 moderate; 0.3-0.5 low; < 0.3 weak or none.\n"
+        "- Spearman r: scipy.stats.spearmanr (000 eq. 5); Pearson: scipy.stats.pearsonr. Two-sided p exact for n <= 10 (every one "
+        "of the n! pairings of the points, ties as average ranks, as scipy.stats.permutation_test; `p_method` says so), the t "
+        "approximation above. r is undefined (n/a) for a constant variable or fewer than 3 points. The paper comparison uses "
+        "these p.\n"
+        "- Intervals (95 %, `ci_low`/`ci_high` in statistics.csv, how in `note`): r by a bootstrap over seeds (2000 resamples of "
+        "each design point's replicates, residuals rescaled by sqrt(m/(m-1)), expanded percentile) where a point has several "
+        "seeds, else Fisher's z (Bonett-Wright se for Spearman); means by the t interval; an accuracy over seeds by the t "
+        "interval, of a single trial by Wilson's interval on its test images (statsmodels proportion_confint); OLS coefficients "
+        "by statsmodels' t interval, R by the same bootstrap (none without replicates).\n"
+        "- Strength (000 §2.4), a band of |r| and not a test: > 0.95 'significant' (000's word), 0.8-0.95 high, 0.5-0.8 "
+        "moderate, 0.3-0.5 low, < 0.3 weak or none. Anywhere else 'significant' means p < alpha (the recipe's, default 0.05).\n"
         "- Multiple correlation R (000 eq. 6): sqrt(R²) of statsmodels OLS with an intercept (as R's lm); p = F-test p.\n"
         "- Range analysis and ANOVA of orthogonal designs: K, k, R per factor; main-effects ANOVA (statsmodels, type II), "
         "whose residual equals the empty columns' sum of squares.\n"
@@ -103,32 +94,74 @@ def _methods() -> Section:
     return s
 
 
-def _run_recipe(ctx: Ctx) -> list[Section]:
+def _run_recipe(ctx: Ctx) -> tuple[list[Section], list[Section]]:
+    """(step sections, comparison sections) of one recipe; sections without a table or
+    figure are left out, and so is a heading left without sections."""
     r = ctx.recipe
-    out = [Section(f"Recipe {r.name}" + (f": {r.description}" if r.description else ""))]
+    out = []
     designs = ctx.designs()
-    for d in designs:
-        if len(designs) > 1:
-            out.append(Section(f"Sweep {d.sweep}", level=3))
-        for step in r.analyses:
-            ctx.step = step.id or step.type
-            secs = STEPS[step.type](ctx, step, d)
-            for s in secs:
-                s.level = 4 if len(designs) > 1 else 3
-            out += secs
     refs = r.reference_paths()
     if refs:
+        ctx.reference = pd.concat([load_reference(p) for p in refs], ignore_index=True)
+    for d in designs:
+        secs_d = []
+        for step in r.analyses:
+            ctx.step = step.id or step.type
+            secs = [s for s in STEPS.get(step.type).run(ctx, step, d) if not s.empty]
+            for s in secs:
+                s.level = 4 if len(designs) > 1 else 3
+            secs_d += secs
+        if secs_d and len(designs) > 1:
+            secs_d.insert(0, Section(f"Sweep {d.sweep}", level=3))
+        out += secs_d
+    if out:
+        out.insert(0, Section(f"Recipe {r.name}" + (f": {r.description}" if r.description else "")))
+    comp = []
+    if refs:
         table = pd.concat([compare(load_reference(p), ctx.stats_frame(), r.alpha) for p in refs], ignore_index=True)
+        ctx.comparison = table
         names = ", ".join(p.name for p in refs)
-        sec = Section(f"Comparison with the published values ({names})", level=3)
+        sec = Section(f"Comparison with the published values ({names})", level=2)
         agree = table["agreement"].str.startswith("same").sum()
         done = int(table["reproduced"].notna().sum())
-        sec.text.append(f"{agree} of {len(table)} published numbers agree (same band and sign for r/R, same verdict at "
-                        f"alpha={r.alpha} for p); {done - agree} differ and {len(table) - done} are not in these results. "
-                        "Sign and band are given separately for r and R.")
+        sec.text.append(f"{agree} of {len(table)} published numbers agree (same strength band and sign for r/R, same verdict at "
+                        f"alpha={r.alpha} for p, our p exact for n <= 10); {done - agree} differ and {len(table) - done} are not in "
+                        "these results. Sign and strength are given separately for r and R.")
         sec.items.append(ctx.sink.table(f"{r.name}__reference", table, f"Published vs reproduced ({names})"))
-        out.append(sec)
+        comp.append(sec)
+    return out, comp
+
+
+def _banners(res: Results) -> list[Banner]:
+    out = []
+    for d in res.designs.values():
+        if d.smoke:
+            epochs = (d.spec.get("training") or {}).get("max_epochs")
+            data = (d.spec.get("dataset") or {}).get("name", "its dataset")
+            what = f"{epochs} epoch{'s' if epochs != 1 else ''} on {data}" if epochs else f"a reduced run on {data}"
+            out.append(Banner(f"smoke test: {what} — not comparable with the paper" + (f" ({d.sweep})" if len(res.designs) > 1 else "")))
+    for sweep, (done, total) in res.partial.items():
+        out.append(Banner(f"partial results: {done} of {total} trials of {sweep} have finished (the sweep is running or was "
+                          "stopped); every statistic is over those alone"))
     return out
+
+
+def _summary(ctxs: list[Ctx]) -> list[Section]:
+    """The leading section: the summary table over every recipe's correlation steps."""
+    sections = []
+    for ctx in ctxs:
+        if not ctx.summary:
+            continue
+        table = summary_table(ctx.summary, ctx.comparison)
+        title = "Summary" + (f" ({ctx.recipe.name})" if len(ctxs) > 1 else "")
+        sec = Section(title)
+        sec.text.append("Per factor x architecture x suite: accuracy (mean over seeds, 95 % interval) at the baseline level and at "
+                        "the highest level, the level with the best mean accuracy, Spearman r with its 95 % interval and p"
+                        + (", and how many published numbers of the reference tables agree" if ctx.comparison is not None else "")
+                        + ". The sections below give every number and the Methods section how each is computed.")
+        sec.items.append(ctx.sink.table(f"{ctx.recipe.name}__summary", table, "Summary"))
+        sections.append(sec)
+    return sections
 
 
 def analyze(results: str | Path, output: str | Path | None = None, recipes: list[str] | None = None, plots: bool = True) -> Path:
@@ -151,20 +184,24 @@ def analyze(results: str | Path, output: str | Path | None = None, recipes: list
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         sink = Sink(tmp, plots)
-        sections = _overview(res, recs)
-        stats = []
+        body, comparisons, stats, ctxs = [], [], [], []
         for r in recs:
             ctx = Ctx(res, r, sink)
-            sections += _run_recipe(ctx)
+            steps, comp = _run_recipe(ctx)
+            body += steps
+            comparisons += comp
             stats.append(ctx.stats_frame())
+            ctxs.append(ctx)
         allstats = pd.concat(stats, ignore_index=True)
         t = sink.table("statistics", allstats, "All statistics (long form)")
-        sections.append(Section("All statistics", [f"Every statistic above, one row per number with its n and n excluded, is in "
-                                                   f"[{t.csv}]({t.csv}) ({len(allstats)} rows): the table to compare reproductions with."]))
-        sections.append(_methods())
+        tail = [Section("All statistics", [f"Every statistic above, one row per number with its 95 % interval (ci_low, ci_high), n, "
+                                           f"n excluded, p_method and note, is in [{t.csv}]({t.csv}) ({len(allstats)} rows): the table "
+                                           "to compare reproductions with."])]
+        sections = _summary(ctxs) + body + comparisons + tail + _overview(res, recs) + [_methods()]
         title = "robust_ray analysis: " + ", ".join(res.designs)
-        (tmp / "report.md").write_text(markdown(title, sections))
-        (tmp / "report.html").write_text(html_report(title, sections, tmp))
+        banners = _banners(res)
+        (tmp / "report.md").write_text(markdown(title, sections, banners))
+        (tmp / "report.html").write_text(html_report(title, sections, tmp, banners))
         _replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

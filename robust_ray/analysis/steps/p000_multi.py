@@ -1,17 +1,43 @@
-"""Multi-factor steps: multiple correlation (000 Tables 6-7), orthogonal-design range
+"""000's multi-factor steps: multiple correlation (000 Tables 6-7), orthogonal-design range
 analysis and ANOVA with main-effect plots, and dual-factor heatmaps (000 Fig. 6)."""
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import Literal
 
-from . import plots
-from .context import Ctx, excluded_text
-from .load import Design
-from .orthogonal import anova, range_analysis
-from .recipes import Heatmap, MultipleStep, OrthogonalStep
-from .render import Section
-from .stats import band, multiple_correlation
+import pandas as pd
+from pydantic import Field
+
+from .. import plots
+from ..context import Ctx, excluded_text
+from ..load import Design
+from ..options import Step
+from ..orthogonal import anova, range_analysis
+from ..registry import register
+from ..render import Section
+from ..render import ci_text, significant
+from ..stats import STRENGTH, band, multiple_correlation
+
+
+class MultipleStep(Step):
+    """000 Tables 6-7: multiple correlation R of accuracy with several factors (OLS)."""
+
+    type: Literal["multiple"]
+    factors: list[str] | None = None
+
+
+class OrthogonalStep(Step):
+    """Range analysis, ANOVA (empty columns as error) and main-effect plots."""
+
+    type: Literal["orthogonal"]
+    factors: list[str] | None = None
+
+
+class Heatmap(Step):
+    """000 Fig. 6: mean accuracy over a grid of two factors, per architecture."""
+
+    type: Literal["heatmap"]
+    factors: list[str] | None = Field(None, min_length=2, max_length=2)
 
 
 def _varying(T: pd.DataFrame, d: Design, factors: list[str] | None) -> list[str]:
@@ -26,6 +52,7 @@ def _rows_text(d: Design) -> str:
     return f"Rows: every trial of the {d.type} design{extra}; each trial is one observation."
 
 
+@register(MultipleStep)
 def multiple_step(ctx: Ctx, step: MultipleStep, d: Design) -> list[Section]:
     """000 eq. 6, Tables 6-7: R of accuracy with the factors from statsmodels OLS (as R's
     lm), its F-test p, R², adjusted R², and each factor's coefficient, t and p."""
@@ -35,7 +62,8 @@ def multiple_step(ctx: Ctx, step: MultipleStep, d: Design) -> list[Section]:
     sec = Section(f"{d.sweep}: multiple correlation with {', '.join(factors) or 'no factor'}", level=3)
     sec.text += [_rows_text(d), excluded_text(T),
                  "R = sqrt(R²) of the OLS regression of accuracy on an intercept and the factor levels (statsmodels OLS, "
-                 "the model of R's lm); p is the regression's F-test p; band per 000 §2.4."]
+                 "the model of R's lm); p is the regression's F-test p; 95 % interval of R by bootstrap over seeds (none without "
+                 "replicates), of each coefficient from statsmodels (t); strength per 000 §2.4 (a band of R, not a test)."]
     rows, coefs = [], []
     for arch in archs:
         ga = T[T["arch"] == arch]
@@ -43,23 +71,30 @@ def multiple_step(ctx: Ctx, step: MultipleStep, d: Design) -> list[Section]:
         for s in suites:
             m = multiple_correlation(ok[f"acc_{s}"].to_numpy(float), ok[factors])
             excl = len(ga) - m.n
-            kw = dict(factor=key, arch=arch, suite=s, n_excluded=excl, note=m.note)
-            ctx.record("multiple", d, "R", m.R, m.n, band=band(m.R), **kw)
-            for name, v in (("p", m.p), ("r2", m.r2), ("adj_r2", m.adj_r2), ("F", m.F)):
-                ctx.record("multiple", d, name, v, m.n, **kw)
-            rows.append({"arch": arch, "suite": s, "R": m.R, "p (F-test)": m.p, "band": band(m.R), "R²": m.r2,
+            kw = dict(factor=key, arch=arch, suite=s, n_excluded=excl)
+            ctx.record("multiple", d, "R", m.R, m.n, strength=band(m.R), ci=(m.ci_low, m.ci_high), note="; ".join(filter(None, [m.note, m.ci_method])), **kw)
+            ctx.record("multiple", d, "p", m.p, m.n, p_method="F-test (statsmodels OLS)", note=m.note, **kw)
+            for name, v in (("r2", m.r2), ("adj_r2", m.adj_r2), ("F", m.F)):
+                ctx.record("multiple", d, name, v, m.n, note=m.note, **kw)
+            rows.append({"arch": arch, "suite": s, "R": m.R, "R 95% CI": ci_text(m.ci_low, m.ci_high), "p (F-test)": m.p, STRENGTH: band(m.R),
+                         f"significant (p < {ctx.recipe.alpha:g})": significant(m.p, ctx.recipe.alpha), "R²": m.r2,
                          "adj. R²": m.adj_r2, "F": m.F, "n": m.n, "n excluded": excl, "note": m.note})
             for term, c in m.coefs.iterrows():
-                coefs.append({"arch": arch, "suite": s, "term": term, "coef": c["coef"], "se": c["se"], "t": c["t"], "p": c["p"], "n": m.n})
+                coefs.append({"arch": arch, "suite": s, "term": term, "coef": c["coef"], "coef 95% CI": ci_text(c["ci_low"], c["ci_high"]),
+                              "se": c["se"], "t": c["t"], "p": c["p"], "n": m.n})
                 if term != "const":
-                    for name in ("coef", "t", "p"):
-                        ctx.record("multiple", d, f"{name}:{term}", float(c[name]), m.n, factor=key, arch=arch, suite=s, n_excluded=excl)
+                    ctx.record("multiple", d, f"coef:{term}", float(c["coef"]), m.n, ci=(float(c["ci_low"]), float(c["ci_high"])),
+                               note="statsmodels OLS conf_int (t)", factor=key, arch=arch, suite=s, n_excluded=excl)
+                    ctx.record("multiple", d, f"t:{term}", float(c["t"]), m.n, factor=key, arch=arch, suite=s, n_excluded=excl)
+                    ctx.record("multiple", d, f"p:{term}", float(c["p"]), m.n, p_method="t (statsmodels OLS)", factor=key, arch=arch, suite=s,
+                               n_excluded=excl)
     sec.items.append(ctx.sink.table(ctx.stem(step, d, "R"), pd.DataFrame(rows), f"Multiple correlation R ({d.sweep})"))
     if coefs:
         sec.items.append(ctx.sink.table(ctx.stem(step, d, "coefficients"), pd.DataFrame(coefs), f"OLS coefficients ({d.sweep})"))
     return [sec]
 
 
+@register(OrthogonalStep)
 def orthogonal_step(ctx: Ctx, step: OrthogonalStep, d: Design) -> list[Section]:
     """Range analysis (K, k, R, ranking) and main-effects ANOVA (statsmodels; the error is
     the empty columns' SS) per arch x suite, and main-effect plots (:mod:`.orthogonal`)."""
@@ -89,7 +124,8 @@ def orthogonal_step(ctx: Ctx, step: OrthogonalStep, d: Design) -> list[Section]:
                 notes.append(f"{arch}/{s}: {note}")
             for _, r in tab[tab["source"] != "error"].iterrows():
                 for name in ("F", "p"):
-                    ctx.record("orthogonal", d, name, float(r[name]), n, factor=r["source"], arch=arch, suite=s, note=note)
+                    ctx.record("orthogonal", d, name, float(r[name]), n, factor=r["source"], arch=arch, suite=s, note=note,
+                               p_method="F-test (statsmodels anova_lm, type II)" if name == "p" else "")
     front = ["arch", "suite"]
     lv_df = pd.concat(levels, ignore_index=True) if levels else pd.DataFrame()
     if len(lv_df):
@@ -107,6 +143,7 @@ def orthogonal_step(ctx: Ctx, step: OrthogonalStep, d: Design) -> list[Section]:
     return [sec]
 
 
+@register(Heatmap)
 def heatmap_step(ctx: Ctx, step: Heatmap, d: Design) -> list[Section]:
     """000 Fig. 6: mean accuracy (over seeds) on the grid of two factors, train and every
     suite, one figure per architecture."""
