@@ -29,6 +29,19 @@ def modules(root: Path = ROOT) -> dict[str, Path]:
     return out
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node of ``tree`` but those under ``if TYPE_CHECKING:`` (imports for type hints
+    only, never run: they cannot make a circle)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
 def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
     """Module -> the package's modules it imports, wherever in the file (lazy imports inside
     functions count: they run too)."""
@@ -37,7 +50,7 @@ def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
     for name, path in mods.items():
         package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
         found = set()
-        for node in ast.walk(ast.parse(path.read_bytes())):
+        for node in _runtime_nodes(ast.parse(path.read_bytes())):
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
