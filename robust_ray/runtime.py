@@ -31,7 +31,7 @@ from .config import SweepSpec
 from .data import BaseDataset
 from .diff import describe_change
 from .errors import RunAborted, SpecError, UserError
-from .interrupt import Signals
+from .interrupt import Interrupted, Signals
 from .lock import OutputLock
 from .perturb import LevelUnreachable
 from .plan import Plan
@@ -444,7 +444,7 @@ def place(plan: Plan, base: BaseDataset, spec: SweepSpec, file: str | None, log=
         while pending:
             # with a timeout: a blocking ray.wait holds the main thread in C, where no signal
             # handler runs, so Ctrl-C would wait for every dataset to be built
-            ready, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+            ready, pending = _wait(pending, num_returns=1, timeout=0.5)
             if ready:
                 built, cached = _ready(ready[0], status, plan, file, built, cached, log, t0)
     except BaseException:  # Ctrl-C, or a build that failed: stop training reference models for nothing
@@ -456,8 +456,21 @@ def place(plan: Plan, base: BaseDataset, spec: SweepSpec, file: str | None, log=
     # are all held by trial actors waiting for that very dataset.
     data_refs = [refs[d] for d in plan.datasets]
     while data_refs:
-        _, data_refs = ray.wait(data_refs, num_returns=len(data_refs), fetch_local=True, timeout=0.5)
+        _, data_refs = _wait(data_refs, num_returns=len(data_refs), fetch_local=True, timeout=0.5)
     return refs
+
+
+def _wait(refs, **kw):
+    """``ray.wait``, but a signal that raised :class:`Interrupted` inside Ray's Cython wait
+    comes out as that Interrupted, not as the ``SystemError("returned a result with an
+    exception set")`` Cython wraps it in (seen in CI: a Ctrl-C during start-up exited 1)."""
+    try:
+        return ray.wait(refs, **kw)
+    except SystemError as e:
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, Interrupted):
+            raise cause from None
+        raise
 
 
 def _ready(done, status, plan, file, built, cached, log, t0) -> tuple[int, int]:
@@ -471,6 +484,8 @@ def _ready(done, status, plan, file, built, cached, log, t0) -> tuple[int, int]:
             raise SpecError(file, plan.where[digest], str(cause)) from None
         raise
     built, cached = built + 1, cached + info["cached"]
+    if info.get("rebuilt"):
+        log(f"datasets: {info['rebuilt']}")
     log(f"datasets: {built}/{len(status)} ready ({cached} from cache) {time.time() - t0:.0f}s")
     return built, cached
 

@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sst
 
 from robust_ray.designs import grid, one_factor
 from robust_ray.results import trial_rows, write_results
@@ -122,3 +123,14 @@ def stat(df: pd.DataFrame, **kw) -> pd.Series:
         m = m[m[k] == v]
     assert len(m) == 1, f"{kw}: {len(m)} rows"
     return m.iloc[0]
+
+
+def scipy_exact_p(x, y, method):
+    """scipy's exact permutation test of r, vectorised (the statistic of every pairing at once)."""
+    xs = sst.rankdata(x) if method == "spearman" else np.asarray(x, float)
+
+    def stat(a, axis=-1):
+        a = sst.rankdata(a, axis=axis) if method == "spearman" else a
+        return sst.pearsonr(np.broadcast_to(xs, a.shape), a, axis=axis).statistic
+
+    return sst.permutation_test((y,), stat, permutation_type="pairings", n_resamples=np.inf, vectorized=True).pvalue

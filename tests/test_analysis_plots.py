@@ -109,7 +109,7 @@ def is_grey(hex_colour: str) -> bool:
 
 def example_figures():
     df = grid_frame().assign(**{"acc_mnist-a": 0.5})
-    agg = pd.DataFrame([{"arch": "lenet5", "fgsm_l2": f, "suite": "mnist-c", "level": lv, "mean": 0.9, "min": 0.88, "max": 0.92, "count": 2}
+    agg = pd.DataFrame([{"arch": "lenet5", "fgsm_l2": f, "suite": "mnist-c", "level": lv, "mean": 0.9, "std": 0.02, "lo": 0.88, "hi": 0.92, "count": 2}
                         for f in (0.0, 3.0, 6.0) for lv in (1.0, 2.0)])
     levels = pd.DataFrame({"factor": "fgsm_l2", "level": [0.0, 3.0] * 9, "k": 0.8, "suite": [f"s{i}" for i in range(9) for _ in (0, 1)]})
     models = pd.DataFrame({"arch": ["lenet5", "lenet5", "alexnet8"], "clean": [True, False, False], "CV": [3.0, 2.0, 4.0], "MA": [0.9, 0.95, 0.85]})

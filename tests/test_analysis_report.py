@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats as sst
 
-from analysis_data import l25, make_sweep, stat
+from analysis_data import l25, make_sweep, scipy_exact_p, stat
 from robust_ray.analysis.report import analyze
 from robust_ray.cli import main
 from robust_ray.errors import UserError
@@ -70,7 +70,7 @@ def test_spearman_mean_variance_match_scipy_on_the_series(single, factor, other,
     x, y = ok[factor].to_numpy(float), ok[f"acc_{suite}"].to_numpy(float)
     r, p = sst.spearmanr(x, y)
     if len(ok) <= 10:  # exact over every pairing (issue 15), as scipy's permutation test
-        p = sst.permutation_test((y,), lambda a: sst.spearmanr(x, a).statistic, permutation_type="pairings", n_resamples=np.inf).pvalue
+        p = scipy_exact_p(x, y, "spearman")
     kw = dict(analysis="correlation", factor=factor, arch=arch, suite=suite)
     row_r, row_p = stat(st, statistic="r", **kw), stat(st, statistic="p", **kw)
     assert row_r["value"] == pytest.approx(r, abs=1e-12) and row_p["value"] == pytest.approx(p, rel=1e-9)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sst
 
-from analysis_data import l25
+from analysis_data import l25, scipy_exact_p
 from robust_ray.analysis.corruption import corruption_errors, mce, overlap_score, per_corruption
 from robust_ray.analysis.mcv import mean_cv, quadrant
 from robust_ray.analysis.orthogonal import anova, range_analysis
@@ -64,17 +64,6 @@ def test_pearson_matches_numpy_and_the_t_test():
     assert c.p == pytest.approx(2 * sst.t.sf(abs(t), 10), rel=1e-9) and c.p_method == "t approximation"
 
 
-def _scipy_exact(x, y, method):
-    """scipy's exact permutation test of r, vectorised (the statistic of every pairing at once)."""
-    xs = sst.rankdata(x) if method == "spearman" else np.asarray(x, float)
-
-    def stat(a, axis=-1):
-        a = sst.rankdata(a, axis=axis) if method == "spearman" else a
-        return sst.pearsonr(np.broadcast_to(xs, a.shape), a, axis=axis).statistic
-
-    return sst.permutation_test((y,), stat, permutation_type="pairings", n_resamples=np.inf, vectorized=True).pvalue
-
-
 @pytest.mark.parametrize("n", range(3, 9))
 @pytest.mark.parametrize("ties", [False, True])
 def test_small_n_p_is_exact_as_scipy_permutation_test(n, ties):
@@ -86,7 +75,7 @@ def test_small_n_p_is_exact_as_scipy_permutation_test(n, ties):
             continue
         for method in ("spearman", "pearson"):
             c = correlation(x, y, method)
-            assert c.p == pytest.approx(_scipy_exact(x, y, method), abs=1e-12)
+            assert c.p == pytest.approx(scipy_exact_p(x, y, method), abs=1e-12)
             assert c.p_method.startswith("exact permutation")
 
 

@@ -55,3 +55,40 @@ def test_a_suite_written_with_or_without_its_default_options_is_one_dataset():
     bare, written = keys(suite_with())["suite"], keys(suite_with(value_range=1.0, side=1.0))["suite"]
     assert bare.digest == written.digest
     assert keys(suite_with(value_range=0.5))["suite"].digest != bare.digest  # an option that differs is another
+
+
+def _pool_key():
+    return keys(spec())["pool"]
+
+
+def test_a_truncated_entry_is_rebuilt_not_loaded(tmp_path, mnist5k):
+    key = _pool_key()
+    first, _ = load_or_build(key, mnist5k, str(tmp_path))
+    images = tmp_path / key.digest / "images.npy"
+    images.write_bytes(images.read_bytes()[: images.stat().st_size // 2])  # a disk that filled up
+    again, info = load_or_build(key, mnist5k, str(tmp_path))
+    assert info["cached"] is False and "images.npy" in info["rebuilt"]
+    np.testing.assert_array_equal(again.images, first.images)
+    third, info = load_or_build(key, mnist5k, str(tmp_path))  # the rebuilt entry is whole again
+    assert info == {"cached": True}
+    np.testing.assert_array_equal(third.images, first.images)
+
+
+def test_an_edited_entry_of_the_same_size_fails_its_checksum(tmp_path, mnist5k):
+    key = _pool_key()
+    first, _ = load_or_build(key, mnist5k, str(tmp_path))
+    labels = tmp_path / key.digest / "labels.npy"
+    raw = bytearray(labels.read_bytes())
+    raw[-1] ^= 0xFF
+    labels.write_bytes(bytes(raw))
+    again, info = load_or_build(key, mnist5k, str(tmp_path))
+    assert "labels.npy does not match its checksum" in info["rebuilt"]
+    np.testing.assert_array_equal(again.labels, first.labels)
+
+
+def test_an_empty_entry_folder_is_rebuilt(tmp_path, mnist5k):
+    key = keys(spec())["suite"]
+    (tmp_path / key.digest).mkdir()
+    suite, info = load_or_build(key, mnist5k, str(tmp_path))
+    assert "checksums.json" in info["rebuilt"] and len(suite.data.labels) == 100
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing left aside

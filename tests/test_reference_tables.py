@@ -299,7 +299,7 @@ def test_comparison_gives_sign_and_band_separately():
                          "n": [9] * 4})
     c = compare(ref_t, ours, alpha=0.05).set_index("statistic", drop=False)
     assert c.loc["r", "sign"].iloc[0] == "differs" and c.loc["r", "strength"].iloc[0] == "same (moderate)"  # -0.7 vs 0.6
-    assert c.loc["R", "sign"] == "same" and c.loc["R", "band"] == f"published {band(0.9)}, ours {band(0.96)}"
+    assert c.loc["R", "sign"] == "same" and c.loc["R", "strength"] == f"published {band(0.9)}, ours {band(0.96)}"
     assert c.loc["p", "sign"] == "" and c.loc["p", "agreement"].startswith("differs")
     assert c.loc["mean", "agreement"] == "relative difference 10.0%"
     missing = c[c["reproduced"].isna()]
