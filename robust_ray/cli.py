@@ -38,7 +38,7 @@ def _validate(args) -> int:
         desc = key.describe(plan.datasets)
         print(f"    {plan.where[digest]:<40} {key.kind:<5} {desc}  {sizes[digest] / 2**20:.1f} MiB")
     from .suites import suite_def
-    from .sweep import describe_suite
+    from .suite_table import describe_suite
 
     for key, ss in spec.suites.items():
         if (sdef := suite_def(spec.suite_type(key))).whitebox is not None:
@@ -47,6 +47,13 @@ def _validate(args) -> int:
 
     if (note := memory_note(spec, plan)) is not None:
         print(f"  warning: {note}; `run` refuses this on one machine unless --no-resource-check")
+    if args.output:
+        from .extend import plan_extension, read_previous
+        from .storage import Storage
+
+        _, trials, _ = read_previous(Storage(args.output, what="results"), spec, args.spec)
+        print(f"  run --output {args.output} --extend would do:")
+        print("  " + plan_extension(spec, plan, trials).summary().replace("\n", "\n  "))
     return 0
 
 
@@ -70,7 +77,7 @@ def _search(args) -> int:
 
 def resume_command(args, command: str, output: str) -> str:
     """The line that continues this run, with the flags it was started with."""
-    flags = [f"--output {output}", "--resume"]
+    flags = [f"--output {output}", "--extend" if getattr(args, "extend", False) else "--resume"]
     flags += [f"--{k.replace('_', '-')} {getattr(args, k)}" for k in ("address", "data_root", "num_cpus")
               if getattr(args, k) is not None]  # fmt: skip
     flags += ["--smoke-test"] * args.smoke_test + ["--no-resource-check"] * args.no_resource_check
@@ -164,6 +171,8 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a sweep end to end")
     r.add_argument("spec", help="sweep spec (YAML)")
     _execution_args(r, "output folder or URI, e.g. s3://bucket/x (default: results/<sweep name>)", "sweep")
+    r.add_argument("--extend", action="store_true",
+                   help="grow the finished sweep in --output to this spec: keep its trials, train only new ones")
     r.set_defaults(fn=_run)
 
     s = sub.add_parser("search", help="let Optuna find the best levels (the spec's search section), on Ray Tune")
@@ -173,6 +182,7 @@ def parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check a spec and print its plan; trains nothing")
     v.add_argument("spec", help="sweep spec (YAML)")
+    v.add_argument("--output", help="a finished sweep's folder: also print what run --extend would keep and train")
     _smoke_flag(v)
     v.set_defaults(fn=_validate)
 

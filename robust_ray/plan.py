@@ -96,6 +96,7 @@ class TrialPlan:
     recipe_options: dict = field(default_factory=dict)
     pools: dict[str, str] = field(default_factory=dict)  # factor -> dataset digest
     suites: dict[str, str] = field(default_factory=dict)  # suite key -> dataset digest
+    key: str = ""  # what the trained model is made of (:func:`trial_key`); equal keys, same model
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,6 +110,14 @@ class Plan:
 
     def nbytes(self, spec: SweepSpec) -> dict[str, int]:
         return {d: estimate_bytes(spec, k) for d, k in self.datasets.items()}
+
+    def subset(self, trials: list[TrialPlan]) -> "Plan":
+        """The plan of ``trials`` only: the datasets they use and the reference models those
+        are built against (an extend builds nothing its kept trials already used)."""
+        used = {d for t in trials for d in (*t.pools.values(), *t.suites.values())}
+        used |= {self.datasets[d].p["reference"] for d in list(used) if self.datasets[d].p.get("reference")}
+        return Plan(list(trials), {d: k for d, k in self.datasets.items() if d in used},
+                    {d: w for d, w in self.where.items() if d in used})  # fmt: skip
 
 
 def model_key(spec: SweepSpec, arch: str, seed: int) -> DatasetKey:
@@ -160,6 +169,27 @@ def suite_key(spec: SweepSpec, key: str, reference: str | None = None) -> Datase
     )
 
 
+def trial_key(spec: SweepSpec, arch: str, seed: int, row: dict, recipe: str, recipe_options: dict,
+              pools: dict[str, str]) -> str:  # fmt: skip
+    """A digest of everything that determines a trial's trained model: the dataset, the
+    architecture, recipe and its options, the seed, the factors it applies (level and
+    options; a factor at its "not applied" level is left out, so adding a factor to a spec
+    keeps the trials at its baseline), its pools (whose digests hold the FGSM reference
+    model and the code that builds them) and the training settings. Suites are not part
+    of it: they evaluate the model, they do not make it. Two trials with one key are one
+    model (issue 17): an extended sweep keeps them."""
+    applied = {f: lv for f, lv in sorted(row.items()) if not factor_def(f).is_identity(lv)}
+    factors = {f: {"options": spec.design.factors[f].options.model_dump(mode="json"),
+                   "reference": spec.design.factors[f].reference.model_dump(mode="json")}
+               for f in applied if f in spec.design.factors}  # fmt: skip
+    training = spec.training.model_dump(mode="json", exclude={"save_models", "recipe", "recipe_options"})
+    blob = json.dumps({"version": __version__, "code": code_digest(), "dataset": spec.dataset.name, "arch": arch,
+                       "seed": int(seed), "recipe": recipe, "recipe_options": recipe_options, "levels": applied,
+                       "factors": factors, "pools": sorted(pools.values()), "training": training},
+                      sort_keys=True, default=str)  # fmt: skip
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
 def level_path(spec: SweepSpec, factor: str, level: float) -> str:
     levels = spec.design.factors[factor].levels
     at = f"levels[{levels.index(level)}]" if level in levels else "baseline"
@@ -204,13 +234,15 @@ def make_plan(spec: SweepSpec) -> Plan:
             pools[f] = need(pool_key(spec, f, lv, seed, ref), level_path(spec, f, lv))
         return pools
 
-    trials = []
+    trials, seen = [], {}
     for row in design_rows(spec):
         for arch, (recipe, opts), seed in itertools.product(spec.architectures, spec.recipe_list(), spec.seeds):
             tid = f"t{len(trials):04d}"
-            trials.append(
-                TrialPlan(tid, arch, seed, dict(row), recipe, opts, pools_for(row, arch, seed), suites_for(arch, seed))
-            )
+            pools = pools_for(row, arch, seed)
+            key = trial_key(spec, arch, seed, row, recipe, opts, pools)
+            seen[key] = seen.get(key, 0) + 1
+            key = key if seen[key] == 1 else f"{key}-{seen[key]}"  # a design that repeats a row: its replicates
+            trials.append(TrialPlan(tid, arch, seed, dict(row), recipe, opts, pools, suites_for(arch, seed), key))
     return Plan(trials, datasets, where)
 
 

@@ -63,10 +63,8 @@ def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None 
     """Evaluate the kept models in ``folder`` on the suites; returns the rows added."""
     from . import data
     from .config import parse_spec
-    from .evaluate import evaluate
-    from .saved_models import load_model
     from .suites import suite_def
-    from .sweep import describe_suite, suite_conditions
+    from .suite_table import describe_suite, suite_conditions
 
     out = Storage(folder, what="results")
     if not out.exists("sweep.json"):
@@ -85,27 +83,46 @@ def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None 
     if "model_uri" not in trials or trials["model_uri"].isna().all():
         raise UserError(f"{out.shown}: no kept models (model_uri is empty): rerun the sweep with training.save_models: true")
     base = data.load(spec.dataset.name, data_root or spec.dataset.root, spec.dataset.download)
-    done = set(zip(metrics["trial_id"], metrics["suite"], metrics["condition"]))
-    rows = []
-    todo = trials[(trials["status"] == "ok") & trials["model_uri"].notna()]
-    for i, (_, t) in enumerate(todo.iterrows()):
-        want = {k: v for k, v in new.items()}
-        model, _ = load_model(str(t["model_uri"]).rsplit("/", 1)[0], t["trial_id"])
-        got = evaluate(model, want, data=base.test)
-        fresh = got[[(t["trial_id"], s, c) not in done for s, c in zip(got["suite"], got["condition"])]]
-        rows += [{"trial_id": t["trial_id"], "suite": r.suite, "condition": r.condition, "level": float(r.level),
-                  "accuracy": float(r.accuracy), "n": int(r.n), "flipped": None} for r in fresh.itertuples()]  # fmt: skip
-        log(f"evaluate: {i + 1}/{len(todo)} models ({len(fresh)} new rows for {t['trial_id']})")
-    if rows:
-        metrics = pd.concat([metrics, pd.DataFrame(rows).astype({"flipped": "Int64"})], ignore_index=True)
-    for name in new:
-        m = metrics[metrics["suite"] == name]
-        acc = (m["accuracy"] * m["n"]).groupby(m["trial_id"]).sum() / m["n"].groupby(m["trial_id"]).sum()
-        trials[f"acc_{name}"] = trials["trial_id"].map(acc).astype("float64")
+    trials, metrics, added = evaluate_kept(trials, metrics, spec, new, base, log=log)
     write_results(out, trials, metrics)
     listed = json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
     listed.update(suite_conditions(spec))
     for name in new:
         listed[name]["description"] = describe_suite(suite_def(spec.suite_type(name)), spec.suites[name])
     out.write_bytes("suites.json", json.dumps(listed, indent=1).encode())
-    return len(rows)
+    return added
+
+
+def evaluate_kept(trials: pd.DataFrame, metrics: pd.DataFrame, spec, want: dict[str, dict], base, ids=None,
+                  log=print) -> tuple[pd.DataFrame, pd.DataFrame, int]:  # fmt: skip
+    """The kept models of the ok trials (of ``ids``, default all) evaluated on the suites
+    ``want`` ({name: the suite's spec keys}): metrics rows appended, ``acc_<name>``
+    (n-weighted over its conditions) set in trials. A (trial, suite, condition) already in
+    ``metrics`` is not redone. Returns both frames and the number of rows added."""
+    from .evaluate import evaluate
+    from .saved_models import load_model
+
+    if "sweep" not in metrics:  # written before the column: the folder's rows are its sweep's
+        metrics = metrics.assign(sweep=pd.Series(spec.name, index=metrics.index, dtype="string"))
+    done = set(zip(metrics["trial_id"], metrics["suite"], metrics["condition"]))
+    rows = []
+    todo = trials[(trials["status"] == "ok") & trials["model_uri"].notna()]
+    if ids is not None:
+        todo = todo[todo["trial_id"].isin(list(ids))]
+    for i, (_, t) in enumerate(todo.iterrows()):
+        model, _ = load_model(str(t["model_uri"]).rsplit("/", 1)[0], t["trial_id"])
+        got = evaluate(model, dict(want), data=base.test)
+        fresh = got[[(t["trial_id"], s, c) not in done for s, c in zip(got["suite"], got["condition"])]]
+        rows += [{"trial_id": t["trial_id"], "suite": r.suite, "condition": r.condition, "level": float(r.level),
+                  "accuracy": float(r.accuracy), "n": int(r.n), "sweep": spec.name, "flipped": None}
+                 for r in fresh.itertuples()]  # fmt: skip
+        log(f"evaluate: {i + 1}/{len(todo)} models ({len(fresh)} new rows for {t['trial_id']})")
+    if rows:
+        metrics = pd.concat([metrics, pd.DataFrame(rows).astype({"flipped": "Int64", "sweep": "string"})], ignore_index=True)
+    for name in want:
+        m = metrics[metrics["suite"] == name]
+        acc = (m["accuracy"] * m["n"]).groupby(m["trial_id"]).sum() / m["n"].groupby(m["trial_id"]).sum()
+        fresh = trials["trial_id"].map(acc).astype("float64")
+        col = f"acc_{name}"
+        trials[col] = fresh if col not in trials else trials[col].astype("float64").where(trials[col].notna(), fresh)
+    return trials, metrics, len(rows)

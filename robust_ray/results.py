@@ -33,7 +33,10 @@ SCHEMA_KEY = b"robust_ray.schema"
 TRIAL_COLUMNS = ["trial_id", "sweep", "arch", "recipe", "seed", "status"]  # then factors, then outcomes, acc_<suite>
 OUTCOME_COLUMNS = [
     "train_acc", "val_acc", "train_loss", "epochs", "best_epoch", "n_train", "wall_s", "started_at", "error", "model_uri",
+    "trial_key", "in_spec",
 ]  # fmt: skip
+# trial_key: what the trained model is made of (plan.trial_key); in_spec: false for the trials of
+# an earlier spec of the folder that an extended spec no longer holds (kept, left out of analyze)
 UNFINISHED = ("pending", "running", "interrupted")  # statuses of trials a partial file has no result for
 METRIC_COLUMNS = ["trial_id", "suite", "condition", "level", "accuracy", "n"]
 METRICS_SCHEMA = pa.schema(
@@ -49,6 +52,18 @@ METRICS_SCHEMA = pa.schema(
 # optional and nullable, so files without it still read: images right unchanged and wrong
 # under the condition, in suites holding their unchanged images (pixel: 002 §5's w)
 FLIPPED = pa.field("flipped", pa.int64())
+# optional: the sweep a row belongs to, so rows of results/*/metrics.parquet read together
+# cannot pair one sweep's trial_id with another's (trial ids are local to a folder)
+SWEEP = pa.field("sweep", pa.string())
+
+
+def metrics_schema(metrics: pd.DataFrame) -> pa.Schema:
+    """The schema of a metrics frame: the required columns, then the optional ones it has."""
+    schema = METRICS_SCHEMA
+    for f in (SWEEP, FLIPPED):
+        if f.name in metrics:
+            schema = schema.append(f)
+    return schema
 
 
 def trial_rows(
@@ -100,12 +115,14 @@ def trial_rows(
         row.update({k: v for k, v in out.items() if k.startswith("acc_")})
         row["error"] = out.get("error")
         row["model_uri"] = out.get("model_uri")  # OUT/models/<trial_id>.safetensors when kept
+        row["trial_key"] = p.get("key") or None
+        row["in_spec"] = True
         trials.append(row)
         # rows recorded before ``flipped`` existed have five fields
         for suite, condition, level, acc, n, *flipped in json.loads(out.get("metrics_json") or "[]"):
             metrics.append(
                 {"trial_id": p["trial_id"], "suite": suite, "condition": condition, "level": level, "accuracy": acc, "n": n,
-                 "flipped": flipped[0] if flipped else None}
+                 "sweep": sweep, "flipped": flipped[0] if flipped else None}
             )
     tdf = pd.DataFrame(trials)
     for col in ("train_acc", "val_acc", "train_loss", "wall_s"):
@@ -115,7 +132,10 @@ def trial_rows(
         tdf[col] = tdf[col].astype("Int64")
     tdf["error"] = tdf["error"].astype("string")
     tdf["model_uri"] = tdf["model_uri"].astype("string")
-    mdf = pd.DataFrame(metrics, columns=[*METRIC_COLUMNS, FLIPPED.name])
+    tdf["trial_key"] = tdf["trial_key"].astype("string")
+    tdf["in_spec"] = tdf["in_spec"].astype("bool")
+    mdf = pd.DataFrame(metrics, columns=[*METRIC_COLUMNS, SWEEP.name, FLIPPED.name])
+    mdf[SWEEP.name] = mdf[SWEEP.name].astype("string")
     mdf[FLIPPED.name] = mdf[FLIPPED.name].astype("Int64")
     return tdf, mdf
 
@@ -140,7 +160,7 @@ def table_bytes(df: pd.DataFrame, schema: pa.Schema | None = None, commit: str |
 def write_results(out: Storage, trials: pd.DataFrame, metrics: pd.DataFrame) -> str:
     """Both files as one commit (see the module docstring); returns the commit id."""
     commit = f"{time.time_ns():016x}"
-    schema = METRICS_SCHEMA.append(FLIPPED) if FLIPPED.name in metrics else METRICS_SCHEMA
+    schema = metrics_schema(metrics)
     blobs = dict(zip(FILES, (table_bytes(trials, commit=commit), table_bytes(metrics, schema, commit=commit))))
     for name, blob in blobs.items():
         out.write_bytes(f"{COMMITS_DIR}/{commit}/{name}", blob)

@@ -57,11 +57,13 @@ class Execution:
     resource_check: bool = True
     log: Callable[[str], None] = print
     signals: Signals | None = None  # Ctrl-C / SIGTERM of the CLI: finished trials kept, the rest interrupted
+    extend: bool = False  # grow the finished sweep in ``output`` (robust_ray.extend)
 
     @classmethod
     def from_args(cls, args, signals: Signals | None = None) -> "Execution":
         return cls(args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus,
-                   resource_check=not args.no_resource_check, signals=signals)  # fmt: skip
+                   resource_check=not args.no_resource_check, signals=signals,
+                   extend=getattr(args, "extend", False))  # fmt: skip
 
     @property
     def interrupted(self) -> bool:
@@ -201,7 +203,8 @@ def claim_output(out: Storage, spec_json: str, resume: bool, file: str | None, w
             if before != now:
                 raise UserError(
                     f"--resume: {file or 'the spec'} differs from the one {out.uri} was started with, at "
-                    f"{describe_change(before, now)}; undo the change, or start a new --output"
+                    f"{describe_change(before, now)}; undo the change, start a new --output, or (a finished "
+                    f"sweep) grow it with --extend instead of --resume, which trains only what the change adds"
                 )
     elif out.exists(TUNE_DIR):
         raise UserError(f"{out.shown} already holds a {what}: use --resume to continue it, or another --output")
@@ -563,12 +566,14 @@ def make_tuner(
     searcher=None,
     max_epochs: int | None = None,
     partial: PartialResults | None = None,
+    experiment: str = TUNE_DIR,
 ) -> tune.Tuner:
     """The Tuner of ``run`` (``grid``: the planned trial dicts, one Tune trial each) or of
     ``search`` (``searcher`` proposes ``spec.search.trials`` points; ASHA stops trials early
     when the spec asks, with rungs below ``max_epochs``). Trials are named and foldered by
     ``progress.name_of``. With ``resume`` the interrupted experiment in ``out`` is restored
-    (it keeps the callbacks it was started with, unpickled from its state)."""
+    (it keeps the callbacks it was started with, unpickled from its state). ``experiment``:
+    the Tune folder inside ``out`` (an extend's trials get a new one)."""
     search = grid is None
     _tune_env(search)
     trainable = tune.with_resources(
@@ -594,7 +599,7 @@ def make_tuner(
             trial_dirname_creator=lambda t: progress.name_of(t.config),
         ),
         run_config=tune.RunConfig(
-            name=TUNE_DIR,
+            name=experiment,
             storage_path=out.uri,
             failure_config=tune.FailureConfig(max_failures=spec.execution.max_failures),
             callbacks=[progress, JsonLoggerCallback(), SignalBridge(), *([partial] if partial else [])],

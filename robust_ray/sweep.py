@@ -5,19 +5,19 @@ The flow reads top to bottom in :func:`run_sweep`; every Ray call is in :mod:`.r
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 from . import data
 from .config import SweepSpec
-from .errors import UserError
+from .errors import SpecError, UserError
 from .feasibility import check_levels
+from .lock import OutputLock
 from .plan import Plan, make_plan, memory_note
 from .results import status_counts, trial_rows, write_results
 from .runtime import (
     Execution, PartialResults, Progress, claim, finished_outcomes, fit, make_tuner, place, prologue, spec_json,
 )  # fmt: skip
-from .suites import suite_def
+from .suite_table import suite_conditions
 
 
 def trial_label(trial: dict, parts: tuple[str, ...] = ()) -> str:
@@ -39,25 +39,6 @@ def label_of(spec: SweepSpec):
 
 
 
-def suite_conditions(spec: SweepSpec) -> dict[str, dict]:
-    """Per suite key: its type and its conditions (name, level, perturbation, parameters such
-    as 002's p, r, a or 004's corruption and severity): what ``analyze`` needs beyond the
-    ``condition`` column of metrics.parquet. Computed from the spec; nothing is built."""
-    shape = data.DATASETS.get(spec.dataset.name).shape
-    out = {}
-    for key, ss in spec.suites.items():
-        sdef = suite_def(spec.suite_type(key))
-        if sdef.whitebox is not None:
-            from .whitebox import conditions as whitebox_conditions
-
-            conds = whitebox_conditions(sdef.whitebox, ss.options)
-        else:
-            conds = sdef.conditions(list(ss.levels or sdef.default_levels), shape)
-        out[key] = {"type": sdef.name, "description": describe_suite(sdef, ss),
-                    "conditions": [dataclasses.asdict(c) for c in conds]}  # fmt: skip
-    return out
-
-
 def run_sweep(spec: SweepSpec, run: Execution = Execution()) -> str:
     """Run ``spec`` end to end; return the output location holding the Parquet files.
 
@@ -72,6 +53,14 @@ def run_sweep(spec: SweepSpec, run: Execution = Execution()) -> str:
     plan: Plan = make_plan(spec)
     if run.resource_check and run.address is None and (note := memory_note(spec, plan)) is not None:
         raise UserError(f"{run.file or 'the spec'}: {note}; lower per_class or the suites' n, or pass --no-resource-check")
+    if run.extend:
+        if run.resume:
+            raise UserError("--extend and --resume: give one (an interrupted extend continues with --extend again)")
+        lock = OutputLock(out, spec.name).acquire()
+        try:
+            return _extend_claimed(spec, run, out, plan)
+        finally:
+            lock.release()
     lock = claim(spec, run, out, "sweep")
     try:
         return _run_claimed(spec, run, out, plan)
@@ -90,34 +79,78 @@ def _run_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
     refs = place(plan, base, spec, run.file, log)
     out.write_bytes("sweep.json", spec_json(spec).encode())
     out.write_bytes("suites.json", json.dumps(suite_conditions(spec), indent=1).encode())
-    plans, suites = [t.to_dict() for t in plan.trials], list(spec.suites)
-
-    def write_partial(outcomes: dict, running: set) -> None:
-        write_results(out, *trial_rows(spec.name, plans, outcomes, suites, running=running))
-
-    # the first suite that perturbs: the best-so-far of the progress lines
-    metric = f"acc_{next((s for s in suites if spec.suite_type(s) not in ('clean', 'mnist-test')), suites[0])}"
-    progress = Progress(len(plan.trials), metric, log, label_of(spec))
-    PartialResults.SINKS[out.uri] = write_partial
-    try:
-        if not run.resume:  # a resumed sweep's files already hold what it had finished
-            write_partial({}, set())
-        tuner = make_tuner(spec, refs, out, progress, resume=run.resume, grid=plans, partial=PartialResults(out.uri))
-        grid = fit(tuner, out, run.signals)
-    finally:
-        PartialResults.SINKS.pop(out.uri, None)
-
-    trials, metrics = trial_rows(spec.name, plans, finished_outcomes(grid), suites, interrupted=run.interrupted)
+    plans = [t.to_dict() for t in plan.trials]
+    trials, metrics = _train(spec, run, out, refs, plans, lambda t, m: (t, m))
     write_results(out, trials, metrics)
     log(f"{spec.name}: {status_counts(trials)} -> {out.shown_of('trials.parquet')}, metrics.parquet")
     return out.uri
 
 
-def describe_suite(sdef, ss) -> str:
-    """What a suite is, in words a reader of the field expects (``white-box PGD-L∞ eps 0.1,
-    0.2, 0.3, 10 steps, 1000 images``), not only its key."""
-    if sdef.whitebox is None:
-        return sdef.description
-    from .whitebox import describe
+def _train(spec: SweepSpec, run: Execution, out, refs: dict, plans: list[dict], combine, experiment: str = "tune"):
+    """Train ``plans`` in one Tune experiment; the rows of the files, written as trials
+    finish (``combine(trials, metrics)`` adds what the folder holds besides them) and
+    returned at the end, uncombined, for the caller's final write."""
+    log, suites = run.log, list(spec.suites)
 
-    return describe(sdef.whitebox, ss.options)
+    def write_partial(outcomes: dict, running: set) -> None:
+        write_results(out, *combine(*trial_rows(spec.name, plans, outcomes, suites, running=running)))
+
+    # the first suite that perturbs: the best-so-far of the progress lines
+    metric = f"acc_{next((s for s in suites if spec.suite_type(s) not in ('clean', 'mnist-test')), suites[0])}"
+    progress = Progress(len(plans), metric, log, label_of(spec))
+    PartialResults.SINKS[out.uri] = write_partial
+    try:
+        if not run.resume:  # a resumed sweep's files already hold what it had finished
+            write_partial({}, set())
+        tuner = make_tuner(spec, refs, out, progress, resume=run.resume, grid=plans, partial=PartialResults(out.uri),
+                           experiment=experiment)  # fmt: skip
+        grid = fit(tuner, out, run.signals)
+    finally:
+        PartialResults.SINKS.pop(out.uri, None)
+    return trial_rows(spec.name, plans, finished_outcomes(grid), suites, interrupted=run.interrupted)
+
+
+def _extend_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
+    """``--extend`` (:mod:`.extend`): train what the folder lacks, evaluate kept models on
+    the suites they lack, keep every other row."""
+    from .extend import merge, next_experiment, plan_extension, read_previous, record
+    from .reevaluate import evaluate_kept
+
+    log = run.log
+    old_spec, old_trials, old_metrics = read_previous(out, spec, run.file)
+    new_suites = spec.model_dump(mode="json")["suites"]
+    for name, ss in new_suites.items():
+        if name in (old_spec.get("suites") or {}) and old_spec["suites"][name] != ss:
+            raise SpecError(run.file, f"suites.{name}", f"differs from the suite {name!r} {out.shown} was evaluated on; "
+                            "an extend keeps what a suite's name meant: give the changed suite a new name")  # fmt: skip
+    ext = plan_extension(spec, plan, old_trials)
+    sub = plan.subset(list(ext.train))
+    log(ext.summary())
+
+    def check(base: data.BaseDataset) -> None:
+        check_levels(spec, sub, base, run.file)
+
+    base = prologue(spec, run, out, "sweep", check=check)
+    trials, metrics = old_trials, old_metrics
+    if ext.train:
+        refs = place(sub, base, spec, run.file, log)
+        experiment = next_experiment(out)
+        log(f"{spec.name}: training {len(ext.train)} trial(s) in {out.shown_of(experiment)}")
+        fresh = _train(spec, run, out, refs, [t.to_dict() for t in ext.train],
+                       lambda t, m: merge(old_trials, old_metrics, t, m, ext, spec.name), experiment)  # fmt: skip
+        trials, metrics = merge(old_trials, old_metrics, *fresh, ext, spec.name)
+    else:
+        experiment = None
+        trials, metrics = merge(old_trials, old_metrics, trials.iloc[:0], metrics.iloc[:0], ext, spec.name)
+    write_results(out, trials, metrics)  # what trained is safe before the evaluations start
+    if not run.interrupted:
+        for suite, ids in ext.evaluate.items():
+            want = {suite: spec.suites[suite].model_dump(mode="json", exclude_defaults=True)}
+            trials, metrics, _ = evaluate_kept(trials, metrics, spec, want, base, ids, log)
+    write_results(out, trials, metrics)
+    listed = json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
+    out.write_bytes("suites.json", json.dumps({**listed, **suite_conditions(spec)}, indent=1).encode())
+    record(out, old_spec, old_trials, spec_json(spec), experiment)
+    log(f"{spec.name}: {status_counts(trials[trials['in_spec']])} in the spec"
+        f"{f', {int((~trials.in_spec).sum())} earlier' if (~trials['in_spec']).any() else ''} -> {out.shown_of('trials.parquet')}")
+    return out.uri

@@ -271,6 +271,13 @@ def _read_folder(folder: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.DataF
         metrics = pd.DataFrame(
             {c: pd.Series(dtype=t) for c, t in zip(METRIC_COLUMNS, ["category", "category", "category", "float", "float", "int"])}
         )
+    if "in_spec" in trials and not trials["in_spec"].all():
+        # trials of an earlier spec of this folder that its extended spec no longer holds
+        gone = trials.loc[~trials["in_spec"].astype(bool), "trial_id"].astype(str)
+        notes.append(f"{folder}: {len(gone)} trial(s) of an earlier spec of this folder left out (in_spec = false: "
+                     f"{', '.join(gone[:5])}{', ...' if len(gone) > 5 else ''})")
+        trials = trials[trials["in_spec"].astype(bool)].reset_index(drop=True)
+        metrics = metrics[~metrics["trial_id"].astype(str).isin(set(gone))].reset_index(drop=True)
     return trials, metrics, read_spec(folder), files
 
 

@@ -141,7 +141,7 @@ def _banners(res: Results) -> list[Banner]:
             what = f"{epochs} epoch{'s' if epochs != 1 else ''} on {data}" if epochs else f"a reduced run on {data}"
             out.append(Banner(f"smoke test: {what} — not comparable with the paper" + (f" ({d.sweep})" if len(res.designs) > 1 else "")))
     for sweep, (done, total) in res.partial.items():
-        out.append(Banner(f"partial results: {done} of {total} trials of {sweep} have finished (the sweep is running or was "
+        out.append(Banner(f"partial: {done} of {total} trials of {sweep} have finished (the sweep is running or was "
                           "stopped); every statistic is over those alone"))
     return out
 

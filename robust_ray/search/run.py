@@ -38,7 +38,7 @@ from ..errors import SpecError, UserError
 from ..results import status_counts, trial_rows, write_results
 from ..runtime import Execution, Progress, claim, error_text, fit, make_tuner, place, prologue, search_trial_id
 from ..storage import Storage
-from ..sweep import suite_conditions
+from ..suite_table import suite_conditions
 from .front import best_trial, pareto_table, plot_pareto, study_table
 from .space import distributions, factor_spec, is_training, searched_factors, shared_datasets
 from .searcher import StudySearch
