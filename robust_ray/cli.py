@@ -32,6 +32,11 @@ def _validate(args) -> int:
     rows = len(plan.trials) // (len(spec.architectures) * len(spec.recipe_list()) * len(spec.seeds))
     print(f"  design {spec.design.type}: {len(plan.trials)} trials = {rows} training sets x "
           f"{len(spec.architectures)} architecture(s) x {len(spec.recipe_list())} recipe(s) x {len(spec.seeds)} seed(s)")
+    if spec.design.type == "orthogonal":
+        from .designs import orthogonal_fallback
+
+        if (why := orthogonal_fallback([len(f.levels) for f in spec.design.factors.values()])) is not None:
+            print(f"  {why}")
     print(f"  resources per trial: {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU")
     print(f"  {len(plan.datasets)} datasets, {sum(sizes.values()) / 2**20:.1f} MiB in the object store:")
     for digest, key in plan.datasets.items():

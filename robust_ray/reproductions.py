@@ -37,7 +37,7 @@ def _agreement(cmp: pd.DataFrame) -> dict[str, str]:
     corr = cmp[cmp["statistic"].isin(["r", "pearson_r", "R"])]
     signs = corr["sign"].dropna()
     signs = signs[signs.isin(["same", "differs"])]
-    bands = corr["band"].dropna()
+    bands = (corr["strength"] if "strength" in corr else corr["band"]).dropna()  # "band" before issue 15
     same_band = bands.astype(str).str.startswith("same")
     ps = cmp[cmp["statistic"].isin(["p", "pearson_p", "F_p"])]["agreement"].dropna().astype(str)
     return {
@@ -61,6 +61,11 @@ def _read_findings(folder: Path) -> dict:
     return data
 
 
+def _cell(text) -> str:
+    """Text for a Markdown table cell: a ``|`` in it (``|r| < 0.5``) would split the cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def summary_page(root: Path, reference_dir: Path | None = None) -> str:
     """The Markdown of ``root/README.md`` from every ``root/*/findings.yaml``."""
     reference_dir = reference_dir or root.parent / "reference"
@@ -77,13 +82,14 @@ def summary_page(root: Path, reference_dir: Path | None = None) -> str:
         for table in info.get("tables") or []:
             mine = cmp[cmp["table"] == table]
             agree = _agreement(mine)
+            compared = int(mine["reproduced"].notna().sum()) if "reproduced" in mine else len(mine)
             rows.append(
-                f"| {table} | [{folder.name}]({folder.name}/) | {info.get('ran', '')} | {published.get(table, '–')} | "
-                f"{len(mine)} | {agree['sign']} | {agree['band']} | {agree['p verdict']} | "
+                f"| {table} | [{folder.name}]({folder.name}/) | {_cell(info.get('ran', ''))} | {published.get(table, '–')} | "
+                f"{compared} | {agree['sign']} | {agree['band']} | {agree['p verdict']} | "
                 f"{f'{wall / 60:.0f} min' if wall else '–'} |"
             )
         for f in info["findings"]:
-            verdicts.append(f"| {info['paper']} | {f.get('finding', '')} | **{f['verdict']}** | {f.get('numbers', '')} |")
+            verdicts.append(f"| {_cell(info['paper'])} | {_cell(f.get('finding', ''))} | **{f['verdict']}** | {_cell(f.get('numbers', ''))} |")
     head = [
         "# Reproductions: every published table against our runs",
         "",

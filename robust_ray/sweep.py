@@ -83,7 +83,19 @@ def _run_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
     trials, metrics = _train(spec, run, out, refs, plans, lambda t, m: (t, m))
     write_results(out, trials, metrics)
     log(f"{spec.name}: {status_counts(trials)} -> {out.shown_of('trials.parquet')}, metrics.parquet")
+    _summary(spec, run, out, trials, metrics)
     return out.uri
+
+
+def _summary(spec: SweepSpec, run: Execution, out, trials, metrics) -> None:
+    """The five lines a sweep ends with (issue 15): best and worst condition per suite, and
+    the analyze command; none after a signal (the resume line comes instead)."""
+    if run.interrupted:
+        return
+    from .analysis.summary import run_summary
+
+    baselines = {f: fs.baseline for f, fs in spec.design.factors.items()}
+    run.log(run_summary(trials, metrics, out.shown, list(spec.design.factors), baselines))
 
 
 def _train(spec: SweepSpec, run: Execution, out, refs: dict, plans: list[dict], combine, experiment: str = "tune"):
@@ -153,4 +165,5 @@ def _extend_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
     record(out, old_spec, old_trials, spec_json(spec), experiment)
     log(f"{spec.name}: {status_counts(trials[trials['in_spec']])} in the spec"
         f"{f', {int((~trials.in_spec).sum())} earlier' if (~trials['in_spec']).any() else ''} -> {out.shown_of('trials.parquet')}")
+    _summary(spec, run, out, trials[trials["in_spec"]], metrics[metrics["trial_id"].isin(trials.loc[trials["in_spec"], "trial_id"])])
     return out.uri

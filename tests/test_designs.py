@@ -139,3 +139,16 @@ def test_orthogonal_falls_back_to_the_grid_where_the_array_needs_more_runs(count
     assert orthogonal_fallback(counts) == (f"orthogonal: the smallest array for levels {counts[0]} x {counts[1]} is {array} "
                                            f"({array[1:3]} runs), more than the full grid ({counts[0] * counts[1]} runs); running the grid")
     assert orthogonal_fallback([5, 5, 5, 5]) is None  # L25 against a 625-run grid
+
+
+def test_validate_says_when_an_orthogonal_design_runs_the_grid(tmp_path, capsys):
+    from robust_ray.cli import main
+
+    path = tmp_path / "oa.yaml"
+    path.write_text("name: oa\narchitectures: [lenet5]\ndesign:\n  type: orthogonal\n  factors:\n"
+                    "    gaussian_l2: {levels: [1.0, 2.0]}\n    label_error: {levels: [0.1, 0.2, 0.3]}\n"
+                    "suites: {mnist-test: {n: 100}}\n")  # fmt: skip
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "orthogonal: the smallest array for levels 2 x 3 is L36(3^23) (36 runs), more than the full grid (6 runs)" in out
+    assert "6 trials" in out

@@ -170,3 +170,6 @@ def test_results_are_readable_while_the_sweep_runs(tmp_path):
 
     final = pd.read_parquet(out / "trials.parquet")
     assert (final["status"] == "ok").all() and len(final) == 6
+    # it ends with the summary (issue 15 item 6): best and worst per suite, then what to run next
+    assert re.search(r"^6 of 6 trials ok$", log, re.M) and re.search(r"^mnist-test: best lenet5 .*; worst lenet5 ", log, re.M), log
+    assert f"next: robust-ray analyze {out}" in log

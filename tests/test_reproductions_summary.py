@@ -53,3 +53,18 @@ def test_a_bad_verdict_is_refused_naming_the_file(tmp_path, capsys):
     f.write_text(f.read_text().replace("partly", "maybe"))
     assert main(["analyze", "--summary", str(root)]) == 2
     assert f"{f}: findings[0].verdict must be one of holds, partly, does not hold" in capsys.readouterr().err
+
+
+def test_compared_counts_only_numbers_reproduced_and_a_bar_in_a_finding_keeps_the_table(tmp_path):
+    root = make(tmp_path)
+    cmp = pd.read_csv(root / "x-run" / "comparison.csv")
+    cmp["reproduced"] = [0.4, 0.02, None]  # the third published number is not in these results
+    cmp["strength"] = cmp.pop("band")  # the column's name since issue 15
+    cmp.to_csv(root / "x-run" / "comparison.csv", index=False)
+    f = root / "x-run" / "findings.yaml"
+    f.write_text(f.read_text().replace("noise helps", "every Pearson |r| < 0.5"))
+    assert main(["analyze", "--summary", str(root)]) == 0
+    page = (root / "README.md").read_text()
+    row = next(line for line in page.splitlines() if line.startswith("| X-T1 |"))
+    assert [c.strip() for c in row.strip("|").split("|")][3:5] == ["3", "2"]
+    assert "| X (Someone 2020) | every Pearson \\|r\\| < 0.5 | **partly** |" in page

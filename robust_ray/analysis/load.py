@@ -232,13 +232,15 @@ def make_design(sweep: str, folder: Path, spec: dict | None, trials: pd.DataFram
         archs = sorted(trials["arch"].unique())
         options = {}
     baselines: dict[str, float | None] = {}
+    finished = trials[~trials["status"].astype(str).isin(["failed", *UNFINISHED])] if "status" in trials else trials
     for f in factors:
         col = trials[f].to_numpy(float)
         if given.get(f) is not None:
             baselines[f] = float(given[f])
-        elif dtype.endswith("one_factor") and len(factors) > 1 and np.isnan(col).any():
-            # NaN is where the plan left the factor untouched (a sequence factor such as
-            # sp>gaussian has no "off" level): that, not the most common level, is its baseline
+        elif dtype.endswith("one_factor") and len(factors) > 1 and np.isnan(finished[f].to_numpy(float)).any():
+            # NaN in a finished trial is where the plan left the factor untouched (a sequence
+            # factor such as sp>gaussian has no "off" level): that, not the most common level,
+            # is its baseline. (A failed trial is NaN too, having reported no achieved level.)
             baselines[f] = None
         elif dtype.endswith("one_factor") and len(factors) > 1:
             baselines[f] = _mode(col)
