@@ -21,15 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .spec import SweepSpec, TrainingSpec
-from .data import BaseDataset, ImageSet
-from .factors import perturb_pool
+from .data import BaseDataset
+from .keys import DatasetKey, ModelKey
 from .models import build_model
-from .plan import DatasetKey
-from .recipes import RECIPES
-from .seeding import seed_everything
-from .suites import Suite, build_suite, suite_def
-from .train import pick_device
 
 State = dict[str, np.ndarray]  # a reference model's weights, as arrays (zero-copy in the store)
 CHECKSUMS = "checksums.json"
@@ -53,43 +47,22 @@ def load_model(state: State, arch: str, base: BaseDataset) -> torch.nn.Module:
     return model.eval()
 
 
-def train_reference(key: DatasetKey, base: BaseDataset) -> State:
-    """The clean-trained model of ``key``'s architecture and seed (000: FGSM is computed
-    against the model trained on the clean set)."""
-    p = key.p
-    settings = TrainingSpec.model_validate(json.loads(p["training"]))
-    seed_everything(p["seed"])
-    c, h, w = base.train.images.shape[1:]
-    model = build_model(p["arch"], c, base.num_classes, (h, w))
-    RECIPES.get("standard")(model, base.train, settings, p["seed"], pick_device(settings.device))
-    return {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+def train_reference(key: ModelKey, base: BaseDataset) -> State:
+    """The clean-trained model of ``key``'s architecture and seed (:meth:`ModelKey.build`)."""
+    return key.build(base)
 
 
 def build(key: DatasetKey, base: BaseDataset, reference: State | None = None, ref_arch: str | None = None):
-    p = key.p
-    if key.kind == "model":
-        return train_reference(key, base)
+    """The dataset of ``key``; ``reference``: the weights of the model it attacks, if any."""
     model = load_model(reference, ref_arch, base) if reference is not None else None
-    options = json.loads(p["options"])
-    if key.kind == "pool":
-        return perturb_pool(
-            base.train, p["perturbation"], p["level"], p["per_class"], p["seed"], base.num_classes, options, model=model
-        )
-    sdef = suite_def(p["type"])
-    return build_suite(sdef, base.test, list(p["levels"]), p["n"], p["seed"], model=model, options=options)
+    return key.build(base, model)
 
 
 def _save(folder: Path, key: DatasetKey, obj) -> None:
     tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    if isinstance(obj, Suite):
-        obj.save(tmp)
-    elif isinstance(obj, ImageSet):
-        np.save(tmp / "images.npy", obj.images)
-        np.save(tmp / "labels.npy", obj.labels)
-    else:
-        np.savez(tmp / "state.npz", **obj)
+    key.save(tmp, obj)
     (tmp / "key.json").write_text(json.dumps({"kind": key.kind, "params": key.p}, default=str))
     (tmp / CHECKSUMS).write_text(json.dumps(_checksums(tmp)))
     try:
@@ -136,15 +109,6 @@ def _discard(folder: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _load(folder: Path, kind: str):
-    if kind == "suite":
-        return Suite.load(folder)
-    if kind == "pool":
-        return ImageSet(np.load(folder / "images.npy"), np.load(folder / "labels.npy"))
-    with np.load(folder / "state.npz") as z:
-        return {k: z[k] for k in z.files}
-
-
 def load_or_build(
     key: DatasetKey, base: BaseDataset, cache: str | None, reference: State | None = None, ref_arch: str | None = None
 ):
@@ -156,7 +120,7 @@ def load_or_build(
     if folder is not None and folder.exists():
         try:
             verify(folder)
-            return _load(folder, key.kind), {"cached": True}
+            return key.load(folder), {"cached": True}
         except (CorruptEntry, OSError, ValueError, KeyError) as e:  # ValueError: np.load of a damaged file
             info["rebuilt"] = f"cache entry {folder} was damaged ({e}); rebuilt"
             _discard(folder)

@@ -3,87 +3,20 @@ datasets they need, each dataset named by a content key so it is built once."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-
-import numpy as np
 
 from . import __version__
 from .spec import SweepSpec
-from .data import DATASETS
 from .designs import DESIGNS
-from .models import build_model, count_parameters
+from .keys import BUILDERS, DatasetKey, ModelKey, PoolKey, SuiteKey, code_digest, source_digest  # noqa: F401  (re-exported)
 from .factors import factor_def, perturbation_options
 from .perturb import PERTURBATIONS
 from .seeding import derive_seed
 from .suites import suite_def
-
-
-# The source that builds datasets: cache.build and everything it calls (the clean data,
-# the standard recipe's training loop and models for reference models, factors and the
-# perturbations for pools, suites). Its hash is part of every dataset key; editing any
-# other module (cli, sweep, trial, the spec layer, search, analysis) keeps the cache.
-# A folder stands for every module in it. tests/test_code_digest.py checks the list.
-BUILDERS = ("data.py", "factors.py", "models", "perturb", "recipes.py", "seeding.py", "cache.py", "suites.py",
-            "train.py")  # fmt: skip
-
-
-def source_digest(root: Path, modules: tuple[str, ...] = BUILDERS) -> str:
-    """A hash of ``modules`` (paths under the package folder ``root``), by path and content."""
-    h = hashlib.sha256()
-    for entry in modules:
-        path = root / entry
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            h.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
-    return h.hexdigest()[:16]
-
-
-@functools.cache
-def code_digest() -> str:
-    """A hash of the source that builds datasets (:data:`BUILDERS`): a fix to a perturbation,
-    a suite or the training loop changes every digest, so the disk cache never serves a
-    dataset the current code would not build."""
-    return source_digest(Path(__file__).resolve().parent)
-
-
-@dataclass(frozen=True)
-class DatasetKey:
-    """What a dataset is made of; equal keys mean equal bytes, so it is built once."""
-
-    kind: str  # "model" (a clean-trained reference), "pool" (augment factor at a level), "suite"
-    params: tuple  # sorted (name, value) pairs, JSON-able
-
-    @classmethod
-    def of(cls, kind: str, **params) -> "DatasetKey":
-        return cls(kind, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items())))
-
-    @property
-    def p(self) -> dict:
-        return dict(self.params)
-
-    def describe(self, datasets: dict[str, "DatasetKey"]) -> str:
-        """One line for people: what this dataset is."""
-        p = self.p
-        ref = datasets[p["reference"]].p if p.get("reference") else None
-        against = f" against {ref['arch']} seed {ref['seed']}" if ref else ""
-        opts = json.loads(p.get("options") or "{}")
-        extra = "".join(f", {k}={v}" for k, v in opts.items())
-        if self.kind == "model":
-            return f"reference model {p['arch']} seed {p['seed']} (clean data, standard recipe)"
-        if self.kind == "pool":
-            return f"{p['perturbation']} at {p['level']:g}{extra}: {p['per_class']} per class{against}"
-        n = f"{p['n']} test images" if p["n"] else "all test images"
-        return f"{p['type']} at {len(p['levels'])} level(s){extra}, {n}{against}"
-
-    @property
-    def digest(self) -> str:
-        blob = json.dumps([__version__, code_digest(), self.kind, self.params], sort_keys=True, default=str)
-        return f"{self.kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)
@@ -126,9 +59,7 @@ def model_key(spec: SweepSpec, arch: str, seed: int) -> DatasetKey:
     # the trials' recipe options belong to their recipe, not to the standard one
     # what the reference model is trained with; keeping models is not part of that
     training = spec.training.model_dump(mode="json", exclude={"save_models"}) | {"recipe": "standard", "recipe_options": {}}
-    return DatasetKey.of(
-        "model", dataset=spec.dataset.name, arch=arch, seed=seed, training=json.dumps(training, sort_keys=True)
-    )
+    return ModelKey(dataset=spec.dataset.name, arch=arch, seed=seed, training=json.dumps(training, sort_keys=True))
 
 
 def _reference(spec: SweepSpec, ref, arch: str, seed: int, need) -> str:
@@ -139,8 +70,7 @@ def _reference(spec: SweepSpec, ref, arch: str, seed: int, need) -> str:
 
 def pool_key(spec: SweepSpec, factor: str, level: float, seed: int, reference: str | None = None) -> DatasetKey:
     opts = spec.design.factors[factor].options
-    return DatasetKey.of(
-        "pool",
+    return PoolKey(
         dataset=spec.dataset.name,
         perturbation=factor,
         level=float(level),
@@ -155,11 +85,10 @@ def pool_key(spec: SweepSpec, factor: str, level: float, seed: int, reference: s
 
 def suite_key(spec: SweepSpec, key: str, reference: str | None = None) -> DatasetKey:
     ss, sdef = spec.suites[key], suite_def(spec.suite_type(key))
-    return DatasetKey.of(
-        "suite",
+    return SuiteKey(
         dataset=spec.dataset.name,
         type=sdef.name,
-        levels=[float(v) for v in (ss.levels or sdef.default_levels)],
+        levels=tuple(float(v) for v in (ss.levels or sdef.default_levels)),
         n=ss.n,
         seed=ss.seed,
         # defaults filled in, as for pools: a suite written with or without its default
@@ -248,17 +177,7 @@ def make_plan(spec: SweepSpec) -> Plan:
 
 def estimate_bytes(spec: SweepSpec, key: DatasetKey) -> int:
     """Bytes a dataset will take in the object store, from the registry's sizes alone."""
-    info = DATASETS.get(spec.dataset.name)
-    pixels = int(np.prod(info.shape))
-    p = key.p
-    if key.kind == "model":  # float32 weights
-        model = build_model(p["arch"], info.shape[0], info.num_classes, info.shape[1:])
-        return 4 * count_parameters(model)
-    if key.kind == "pool":
-        return p["per_class"] * info.num_classes * (pixels * 2 + 8)
-    sdef = suite_def(p["type"])
-    n = sdef.n_images(list(p["levels"]), min(p["n"] or info.n_test, info.n_test), info.shape)
-    return n * (pixels * sdef.bytes_per_pixel + 8 + 4 + 2)
+    return key.nbytes()
 
 
 def machine_memory() -> int:

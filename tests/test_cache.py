@@ -3,7 +3,7 @@ key changes whenever what the dataset is, or the code that builds it, changes.""
 
 import numpy as np
 
-from robust_ray import plan as plan_module
+from robust_ray import keys as keys_module
 from robust_ray.config import parse_spec
 from robust_ray.plan import make_plan
 from robust_ray.cache import load_or_build
@@ -39,7 +39,7 @@ def test_the_key_follows_the_dataset_and_the_code(monkeypatch):
     assert before == {kind: k.digest for kind, k in keys(spec()).items()}  # stable
     assert keys(spec(per_class=4))["pool"].digest != before["pool"]
     assert keys(spec(per_class=4))["suite"].digest == before["suite"]  # the suite did not change
-    monkeypatch.setattr(plan_module, "code_digest", lambda: "another version of the code")
+    monkeypatch.setattr(keys_module, "code_digest", lambda: "another version of the code")
     assert all(k.digest != before[kind] for kind, k in keys(spec()).items())
 
 

@@ -19,7 +19,7 @@ search:
   space:
     fgsm_l2: {low: 0.0, high: 6.0, step: 1.0, per_class: 20}
   objectives: [{metric: acc_mnist-a}]
-  trials: 5
+  trials: 4
   concurrency: 1
 suites:
   mnist-test: {n: 200}
@@ -36,8 +36,8 @@ def test_search_driver_killed_then_resumed_continues_the_study(tmp_path):
     spec, out = tmp_path / "spec.yaml", tmp_path / "out"
     spec.write_text(SPEC)
     trials = kill_then_resume(cli(str(spec), "--output", str(out)), out)
-    # the 5 Tune trials, and any that finished after Tune's last save (the study counts them)
-    assert len(trials) >= 5 and (trials["status"] == "ok").all()
+    # the 4 Tune trials, and any that finished after Tune's last save (the study counts them)
+    assert len(trials) >= 4 and (trials["status"] == "ok").all()
     assert trials["fgsm_l2"].nunique() == len(trials)  # the resumed sampler knew the points tried before
 
     study = optuna.load_study(study_name="resume-search", storage=open_storage(str(out / "study.journal")))

@@ -22,10 +22,11 @@ training: {max_epochs: 8, patience: 8}  # seconds a trial: the signal lands mid-
 design:
   type: one_factor
   factors:
-    label_error: {levels: [0.1, 0.2, 0.3, 0.4, 0.5]}
+    label_error: {levels: [0.1, 0.2, 0.3]}
 suites:
   mnist-test: {n: 200}
 """
+N_TRIALS = 4
 
 
 def start(tmp_path, *extra):
@@ -68,17 +69,19 @@ def test_a_signal_keeps_finished_trials_marks_the_rest_interrupted_and_resumes(t
     t = pd.read_parquet(out / "trials.parquet")
     m = pd.read_parquet(out / "metrics.parquet")
     done, stopped = t[t["status"] == "ok"], t[t["status"] == "interrupted"]
-    assert len(done) >= 1 and len(stopped) >= 1 and len(done) + len(stopped) == 6, t["status"].tolist()
+    assert len(done) >= 1 and len(stopped) >= 1 and len(done) + len(stopped) == N_TRIALS, t["status"].tolist()
     assert stopped["val_acc"].isna().all() and stopped["error"].isna().all()
     assert set(m["trial_id"]) == set(done["trial_id"])  # no partial metrics of an interrupted trial
     assert not (out / ".robust_ray.lock").exists()
 
     argv = last.split()
     assert argv[0] == "robust-ray"
+    if sig != signal.SIGINT:
+        return  # the resume after a signal is one path, run once (SIGINT): minutes of CI saved
     r = subprocess.run([sys.executable, "-m", "robust_ray", *argv[1:]], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     after = pd.read_parquet(out / "trials.parquet")
-    assert (after["status"] == "ok").all() and len(after) == 6
+    assert (after["status"] == "ok").all() and len(after) == N_TRIALS
     kept = after.set_index("trial_id").loc[done["trial_id"], "started_at"]
     assert (kept.values == done.set_index("trial_id")["started_at"].values).all()  # not rerun
 

@@ -50,7 +50,8 @@ def test_trials_parquet_contract(tiny_run):
 def test_metrics_parquet_agrees_with_trials(tiny_run):
     trials = pq.read_table(tiny_run / "trials.parquet").to_pandas().set_index("trial_id")
     m = pq.read_table(tiny_run / "metrics.parquet").to_pandas()
-    assert list(m.columns) == ["trial_id", "suite", "condition", "level", "accuracy", "n", "flipped"]
+    assert list(m.columns) == ["trial_id", "suite", "condition", "level", "accuracy", "n", "sweep", "flipped"]
+    assert (m["sweep"] == "tiny").all()  # the sweep's name on every row (issue 17)
     assert m["flipped"].isna().all()  # counted only in suites holding their unchanged images (pixel)
     assert len(m) == 3 * (1 + 2) and (m["n"] == 200).all()
     for (tid, suite), g in m.groupby(["trial_id", "suite"]):
