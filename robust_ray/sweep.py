@@ -13,7 +13,7 @@ from .config import SweepSpec
 from .errors import UserError
 from .feasibility import check_levels
 from .plan import Plan, make_plan, memory_note
-from .results import status_counts, trial_rows, write_results
+from .results import history_rows, status_counts, trial_rows, write_results
 from .runtime import (
     Execution, PartialResults, Progress, claim, finished_outcomes, fit, make_tuner, place, prologue, spec_json,
 )  # fmt: skip
@@ -93,7 +93,7 @@ def _run_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
     plans, suites = [t.to_dict() for t in plan.trials], list(spec.suites)
 
     def write_partial(outcomes: dict, running: set) -> None:
-        write_results(out, *trial_rows(spec.name, plans, outcomes, suites, running=running))
+        write_results(out, *trial_rows(spec.name, plans, outcomes, suites, running=running), history_rows(plans, outcomes))
 
     # the first suite that perturbs: the best-so-far of the progress lines
     metric = f"acc_{next((s for s in suites if spec.suite_type(s) not in ('clean', 'mnist-test')), suites[0])}"
@@ -107,9 +107,10 @@ def _run_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
     finally:
         PartialResults.SINKS.pop(out.uri, None)
 
-    trials, metrics = trial_rows(spec.name, plans, finished_outcomes(grid), suites, interrupted=run.interrupted)
-    write_results(out, trials, metrics)
-    log(f"{spec.name}: {status_counts(trials)} -> {out.shown_of('trials.parquet')}, metrics.parquet")
+    outcomes = finished_outcomes(grid)
+    trials, metrics = trial_rows(spec.name, plans, outcomes, suites, interrupted=run.interrupted)
+    write_results(out, trials, metrics, history_rows(plans, outcomes))
+    log(f"{spec.name}: {status_counts(trials)} -> {out.shown_of('trials.parquet')}, metrics.parquet, history.parquet")
     return out.uri
 
 
