@@ -7,6 +7,7 @@ before anything is written.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from .errors import UserError
@@ -15,7 +16,7 @@ from .errors import UserError
 def _validate(args) -> int:
     from .config import load_spec
 
-    spec = load_spec(args.spec, smoke=args.smoke_test)  # a missing or bad file answers before torch loads
+    spec = load_spec(args.spec, smoke=args.smoke_test, sets=args.set or ())  # a missing or bad file answers before torch loads
     from .plan import make_plan
 
     variant = " (smoke-test variant)" if args.smoke_test else ""
@@ -56,7 +57,7 @@ def _validate(args) -> int:
         from .extend import plan_extension, read_previous
         from .storage import Storage
 
-        _, trials, _ = read_previous(Storage(args.output, what="results"), spec, args.spec)
+        trials = read_previous(Storage(args.output, what="results"), spec, args.spec)[1]
         print(f"  run --output {args.output} --extend would do:")
         print("  " + plan_extension(spec, plan, trials).summary().replace("\n", "\n  "))
     return 0
@@ -67,7 +68,7 @@ def _run(args) -> int:
     from .runtime import Execution
     from .sweep import run_sweep
 
-    spec = load_spec(args.spec, smoke=args.smoke_test)
+    spec = load_spec(args.spec, smoke=args.smoke_test, sets=args.set or ())
     return _execute(args, "run", lambda signals: run_sweep(spec, Execution.from_args(args, signals)))
 
 
@@ -76,7 +77,7 @@ def _search(args) -> int:
     from .runtime import Execution
     from .search.run import run_search
 
-    spec = load_spec(args.spec, smoke=args.smoke_test)
+    spec = load_spec(args.spec, smoke=args.smoke_test, sets=args.set or ())
     return _execute(args, "search", lambda signals: run_search(spec, Execution.from_args(args, signals)))
 
 
@@ -86,6 +87,7 @@ def resume_command(args, command: str, output: str) -> str:
     flags += [f"--{k.replace('_', '-')} {getattr(args, k)}" for k in ("address", "data_root", "num_cpus")
               if getattr(args, k) is not None]  # fmt: skip
     flags += ["--smoke-test"] * args.smoke_test + ["--no-resource-check"] * args.no_resource_check
+    flags += [f"--set {shlex.quote(item)}" for item in args.set or ()]  # the same effective spec, or resume refuses
     return f"robust-ray {command} {args.spec} " + " ".join(flags)
 
 
@@ -164,6 +166,9 @@ def _execution_args(p: argparse.ArgumentParser, output_help: str, what: str) -> 
 def _smoke_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoke-test", action="store_true",
                    help="the spec's small variant: its 'smoke:' section merged over it (name gets -smoke)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a spec key, the value read as YAML: --set training.max_epochs=2 --set seeds=[0,1] "
+                        "(repeatable; applied after --smoke-test; validated like the file)")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -26,7 +26,7 @@ from .spec import SweepSpec
 from .storage import Storage
 
 FINISHED = ("ok", "diverged")
-HISTORY = "sweep_history.json"  # every spec the folder was run with, oldest first, each with its time
+SPEC_HISTORY = "sweep_history.json"  # every spec the folder was run with, oldest first, each with its time
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,10 @@ def _number(tid: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-def read_previous(out: Storage, spec: SweepSpec, file: str | None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """The folder's spec (sweep.json) and results, refusing a folder an extend cannot grow."""
-    from .results import read_pair
+def read_previous(out: Storage, spec: SweepSpec, file: str | None) -> tuple[dict, pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """The folder's spec (sweep.json) and results (trials, metrics, history or None),
+    refusing a folder an extend cannot grow."""
+    from .results import HISTORY, read_files
 
     if not out.exists("sweep.json") or not out.exists("trials.parquet"):
         raise UserError(f"--extend: {out.shown} holds no finished sweep (sweep.json, trials.parquet): run it first")
@@ -65,12 +66,13 @@ def read_previous(out: Storage, spec: SweepSpec, file: str | None) -> tuple[dict
     if old.get("dataset", {}).get("name") != spec.dataset.name:
         raise SpecError(file, "dataset.name", f"{spec.dataset.name!r} differs from the {old.get('dataset', {}).get('name')!r} "
                         f"of {out.shown}: an extended sweep keeps its dataset; start a new --output")  # fmt: skip
-    tpath, mpath = read_pair(out.uri)
-    trials, metrics = pd.read_parquet(tpath), pd.read_parquet(mpath)
+    files = read_files(out.uri)
+    trials, metrics = pd.read_parquet(files["trials.parquet"]), pd.read_parquet(files["metrics.parquet"])
+    history = pd.read_parquet(files[HISTORY]) if HISTORY in files else None
     if "trial_key" not in trials or trials["trial_key"].isna().any():
         raise UserError(f"--extend: {out.shown_of('trials.parquet')} has no trial_key for every trial (written by an "
                         f"older robust_ray): its trials cannot be matched; start a new --output")  # fmt: skip
-    return old, trials, metrics
+    return old, trials, metrics, history
 
 
 def plan_extension(spec: SweepSpec, plan: Plan, trials: pd.DataFrame) -> Extension:
@@ -122,12 +124,15 @@ def _needs_retrain(spec: SweepSpec, old: dict, evaluate: dict[str, list[str]], s
     return None
 
 
-def merge(old_trials: pd.DataFrame, old_metrics: pd.DataFrame, new_trials: pd.DataFrame, new_metrics: pd.DataFrame,
-          ext: Extension, sweep: str) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+def merge(old_trials: pd.DataFrame, old_metrics: pd.DataFrame, old_history: pd.DataFrame | None,
+          new_trials: pd.DataFrame, new_metrics: pd.DataFrame, new_history: pd.DataFrame | None,
+          ext: Extension, sweep: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:  # fmt: skip
     """The folder's files after an extend: the rows of the trials trained now replace their
     old rows (if any); every other old row stays as it was, ``in_spec`` false where the new
     plan no longer holds it."""
     trained = set(new_trials["trial_id"])
+    histories = [h[~h["trial_id"].isin(trained)] if h is old_history else h for h in (old_history, new_history) if h is not None]
+    history = pd.concat(histories, ignore_index=True) if histories else None
     keep_t = old_trials[~old_trials["trial_id"].isin(trained)]
     keep_m = old_metrics[~old_metrics["trial_id"].isin(trained)]
     if "sweep" not in keep_m:
@@ -138,10 +143,10 @@ def merge(old_trials: pd.DataFrame, old_metrics: pd.DataFrame, new_trials: pd.Da
     order = trials["trial_id"].map(_number).sort_values(kind="stable").index
     trials = trials.loc[order].reset_index(drop=True)
     metrics = pd.concat([keep_m, new_metrics], ignore_index=True)
-    for col, kind in (("sweep", "string"), ("flipped", "Int64")):
+    for col, kind in (("sweep", "string"), ("flipped", "Int64"), ("n_correct", "Int64")):
         if col in metrics:
             metrics[col] = metrics[col].astype(kind)
-    return trials, metrics
+    return trials, metrics, history
 
 
 def record(out: Storage, old_spec: dict, old_trials: pd.DataFrame, spec_json: str, experiment: str | None) -> None:
@@ -149,11 +154,11 @@ def record(out: Storage, old_spec: dict, old_trials: pd.DataFrame, spec_json: st
     it); sweep_history.json keeps every spec with its time and Tune experiment (None: the
     extend trained nothing). The first spec's time is its first trial's start."""
     first = pd.to_datetime(old_trials["started_at"]).min() if "started_at" in old_trials else pd.NaT
-    history = json.loads(out.read_text(HISTORY)) if out.exists(HISTORY) else [
+    history = json.loads(out.read_text(SPEC_HISTORY)) if out.exists(SPEC_HISTORY) else [
         {"time": None if pd.isna(first) else first.strftime("%Y-%m-%dT%H:%M:%S%z"), "experiment": "tune",
          "spec": old_spec}]  # fmt: skip
     history.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "experiment": experiment, "spec": json.loads(spec_json)})
-    out.write_bytes(HISTORY, json.dumps(history, indent=1).encode())
+    out.write_bytes(SPEC_HISTORY, json.dumps(history, indent=1).encode())
     out.write_bytes("sweep.json", spec_json.encode())
 
 

@@ -10,6 +10,8 @@ through :class:`SpecError`, so inner code can trust the spec it is given.
 
 from __future__ import annotations
 
+import copy
+
 import difflib
 import re
 import typing
@@ -90,9 +92,12 @@ def parse_spec(data: Any, file: str | None = None) -> SweepSpec:
     return spec
 
 
-def load_spec(path: str | Path, smoke: bool = False) -> SweepSpec:
+def load_spec(path: str | Path, smoke: bool = False, sets: list[str] | tuple = ()) -> SweepSpec:
     """Read and validate a spec file; ``smoke=True`` validates its smoke-test variant
-    (the ``smoke:`` section merged over it, see :func:`smoke_variant`)."""
+    (the ``smoke:`` section merged over it, see :func:`smoke_variant`); ``sets`` are the
+    command line's ``--set KEY=VALUE`` overrides, applied last (:func:`apply_sets`)."""
+    if sets:
+        return _load_with_sets(Path(path), smoke, list(sets))
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -235,3 +240,71 @@ def parse_smoke(data: dict, overrides: dict, file: str | None = None) -> SweepSp
             raise SpecError(e.file, f"{SMOKE_KEY}.{e.path}", e.message) from None
         raise SpecError(e.file, e.path, f"{e.message} (in the --smoke-test variant)") from None
 
+
+
+# --- --set KEY=VALUE overrides ----------------------------------------------------------------
+
+SET_FLAG = "--set"
+
+
+def parse_set(item: str) -> tuple[tuple[str, ...], Any]:
+    """``training.max_epochs=2`` -> (("training", "max_epochs"), 2): a dotted key path and a
+    YAML value (``[0, 1]``, ``{n: 500}``, ``null``), read as strictly as a spec file."""
+    key, sep, raw = item.partition("=")
+    parts = tuple(key.strip().split("."))
+    if not sep or not all(parts):
+        raise SpecError(None, f"{SET_FLAG} {item}", "expected KEY=VALUE with a dotted key, e.g. --set training.max_epochs=2")
+    try:
+        value = read_yaml(raw.encode(), f"{SET_FLAG} {key}") if raw.strip() else ""
+    except SpecError as e:
+        raise SpecError(None, f"{SET_FLAG} {key}", f"the value is not YAML: {e.message}") from None
+    return parts, value
+
+
+def apply_sets(data: dict, sets: list[str]) -> tuple[dict, list[tuple[str, ...]]]:
+    """``data`` with each ``--set`` applied in order (later ones win; a mapping on the way
+    is created when absent); also returns the key paths set."""
+    out = copy.deepcopy(data)
+    paths = []
+    for item in sets:
+        parts, value = parse_set(item)
+        node = out
+        for i, k in enumerate(parts[:-1]):
+            nxt = node.get(k) if isinstance(node, dict) else None
+            if nxt is None:
+                nxt = node[k] = {}
+            if not isinstance(nxt, dict):
+                raise SpecError(None, f"{SET_FLAG} {'.'.join(parts)}", f"{'.'.join(parts[: i + 1])} is not a mapping in the spec")
+            node = nxt
+        node[parts[-1]] = value
+        paths.append(parts)
+    return out, paths
+
+
+def _load_with_sets(path: Path, smoke: bool, sets: list[str]) -> SweepSpec:
+    """The spec file (its smoke variant with ``smoke``) with ``sets`` applied, validated as
+    one spec; an error in a key a ``--set`` gave is named after it (``--set training.max_epochs``)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise SpecError(str(path), "", f"cannot read the spec: {e.strerror}") from None
+    data = read_yaml(raw, str(path))
+    if not isinstance(data, dict):
+        return parse_spec(data, str(path))
+    overrides = data.pop(SMOKE_KEY, None)
+    if smoke:
+        if not isinstance(overrides, dict):
+            raise SpecError(str(path), "", f"--smoke-test: this spec has no '{SMOKE_KEY}:' section")
+        data = smoke_variant(data, overrides)
+    try:
+        data, paths = apply_sets(data, sets)
+    except SpecError as e:
+        raise SpecError(str(path), e.path, e.message) from None
+    try:
+        return parse_spec(data, str(path))
+    except SpecError as e:
+        parts = tuple(re.findall(r"[^.\[\]]+", e.path))
+        for p in paths:
+            if parts and (parts[: len(p)] == p or p[: len(parts)] == parts):
+                raise SpecError(e.file, f"{SET_FLAG} {'.'.join(p)}", e.message) from None
+        raise

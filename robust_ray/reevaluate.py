@@ -16,7 +16,7 @@ import pandas as pd
 import yaml
 
 from .errors import SpecError, UserError
-from .results import read_pair, write_results
+from .results import HISTORY, read_files, write_results
 from .storage import Storage
 
 
@@ -78,13 +78,14 @@ def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None 
     for name in new:
         if suite_def(spec.suite_type(name)).needs_model:
             raise SpecError(source, f"suites.{name}", "suites built against a reference model cannot be added afterwards")
-    tpath, mpath = read_pair(folder)
-    trials, metrics = pd.read_parquet(tpath), pd.read_parquet(mpath)
+    files = read_files(folder)
+    trials, metrics = pd.read_parquet(files["trials.parquet"]), pd.read_parquet(files["metrics.parquet"])
+    history = pd.read_parquet(files[HISTORY]) if HISTORY in files else None  # carried into the new commit
     if "model_uri" not in trials or trials["model_uri"].isna().all():
         raise UserError(f"{out.shown}: no kept models (model_uri is empty): rerun the sweep with training.save_models: true")
     base = data.load(spec.dataset.name, data_root or spec.dataset.root, spec.dataset.download)
     trials, metrics, added = evaluate_kept(trials, metrics, spec, new, base, log=log)
-    write_results(out, trials, metrics)
+    write_results(out, trials, metrics, history)
     listed = json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
     listed.update(suite_conditions(spec))
     for name in new:
@@ -114,7 +115,8 @@ def evaluate_kept(trials: pd.DataFrame, metrics: pd.DataFrame, spec, want: dict[
         got = evaluate(model, dict(want), data=base.test)
         fresh = got[[(t["trial_id"], s, c) not in done for s, c in zip(got["suite"], got["condition"])]]
         rows += [{"trial_id": t["trial_id"], "suite": r.suite, "condition": r.condition, "level": float(r.level),
-                  "accuracy": float(r.accuracy), "n": int(r.n), "sweep": spec.name, "flipped": None}
+                  "accuracy": float(r.accuracy), "n": int(r.n), "n_correct": int(r.n_correct), "sweep": spec.name,
+                  "flipped": None}
                  for r in fresh.itertuples()]  # fmt: skip
         log(f"evaluate: {i + 1}/{len(todo)} models ({len(fresh)} new rows for {t['trial_id']})")
     if rows:

@@ -1,5 +1,11 @@
-"""The Parquet contract: ``trials.parquet`` (one row per trial) and ``metrics.parquet``
-(one row per trial x suite x level), readable by pandas, DuckDB and polars alone.
+"""The Parquet contract: ``trials.parquet`` (one row per trial), ``metrics.parquet``
+(one row per trial x suite x level) and ``history.parquet`` (one row per trial x epoch),
+readable by pandas, DuckDB and polars alone.
+
+Friendly to SQL: every ``acc_<suite>`` whose suite key is not an SQL identifier
+(``acc_mnist-c``) has an alias beside it with the other characters as ``_``
+(``acc_mnist_c``, :func:`sql_name`), so a query needs no quoting; accuracies are float64
+ratios of whole counts (correct / n, exact), and metrics carry ``n_correct`` beside ``n``.
 
 ``status`` is ``ok``, ``diverged`` or ``failed`` once a trial has finished; while a sweep
 runs, the files are rewritten as trials finish, and the others are ``running`` or
@@ -10,16 +16,17 @@ Files are written to a temporary name, fsynced and renamed, so an interrupted ru
 leaves a broken file. The schema version is stored in the Parquet key-value metadata
 (``robust_ray.schema``) so readers can refuse files from a newer robust_ray.
 
-The two files are one commit: each write puts both into ``_commits/<id>/``, then writes
-``results.json`` naming that id (the commit point), then refreshes the top-level pair, both
-of which carry the id in their metadata (``robust_ray.commit``). A crash between the two
-top-level renames leaves ids that differ; ``read_pair`` then reads the committed pair, so a
-reader never sees trials of one write beside metrics of another.
+The files are one commit: each write puts all of them into ``_commits/<id>/``, then writes
+``results.json`` naming that id (the commit point), then refreshes the top-level files, each
+of which carries the id in its metadata (``robust_ray.commit``). A crash between two
+top-level renames leaves ids that differ; ``read_pair`` (and :func:`read_files`) then read
+the committed files, so a reader never sees trials of one write beside metrics of another.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pandas as pd
@@ -45,25 +52,20 @@ METRICS_SCHEMA = pa.schema(
         ("suite", pa.string()),
         ("condition", pa.string()),  # "6.5", "SP0.1GA0.2", "fog/3": conditions may share a level
         ("level", pa.float64()),
-        ("accuracy", pa.float64()),
+        ("accuracy", pa.float64()),  # n_correct / n in float64: the exact ratio, not a float32 mean
         ("n", pa.int64()),
+        ("n_correct", pa.int64()),
     ]
 )
+# the columns every epoch of every recipe reports (train.fit); a recipe's extra per-epoch
+# metrics follow as further columns
+HISTORY_COLUMNS = ["trial_id", "epoch", "train_loss", "val_acc", "train_s"]
 # optional and nullable, so files without it still read: images right unchanged and wrong
 # under the condition, in suites holding their unchanged images (pixel: 002 §5's w)
 FLIPPED = pa.field("flipped", pa.int64())
 # optional: the sweep a row belongs to, so rows of results/*/metrics.parquet read together
 # cannot pair one sweep's trial_id with another's (trial ids are local to a folder)
 SWEEP = pa.field("sweep", pa.string())
-
-
-def metrics_schema(metrics: pd.DataFrame) -> pa.Schema:
-    """The schema of a metrics frame: the required columns, then the optional ones it has."""
-    schema = METRICS_SCHEMA
-    for f in (SWEEP, FLIPPED):
-        if f.name in metrics:
-            schema = schema.append(f)
-    return schema
 
 
 def trial_rows(
@@ -122,6 +124,9 @@ def trial_rows(
         for suite, condition, level, acc, n, *flipped in json.loads(out.get("metrics_json") or "[]"):
             metrics.append(
                 {"trial_id": p["trial_id"], "suite": suite, "condition": condition, "level": level, "accuracy": acc, "n": n,
+                 # accuracies are ratios of whole counts: rounding recovers the count, also
+                 # from rows recorded as float32 means before n_correct existed
+                 "n_correct": None if acc is None or acc != acc else round(acc * n),
                  "sweep": sweep, "flipped": flipped[0] if flipped else None}
             )
     tdf = pd.DataFrame(trials)
@@ -134,15 +139,56 @@ def trial_rows(
     tdf["model_uri"] = tdf["model_uri"].astype("string")
     tdf["trial_key"] = tdf["trial_key"].astype("string")
     tdf["in_spec"] = tdf["in_spec"].astype("bool")
-    mdf = pd.DataFrame(metrics, columns=[*METRIC_COLUMNS, SWEEP.name, FLIPPED.name])
+    mdf = pd.DataFrame(metrics, columns=[*METRIC_COLUMNS, "n_correct", SWEEP.name, FLIPPED.name])
     mdf[SWEEP.name] = mdf[SWEEP.name].astype("string")
     mdf[FLIPPED.name] = mdf[FLIPPED.name].astype("Int64")
+    mdf["n_correct"] = mdf["n_correct"].astype("Int64")
     return tdf, mdf
+
+
+def history_rows(plans: list[dict], outcomes: dict[str, dict]) -> pd.DataFrame:
+    """``history.parquet``: one row per trial x epoch, from each outcome's ``history_json``
+    (the list of per-epoch reports), in plan order; trials without one add no rows."""
+    rows = []
+    for p in plans:
+        for epoch in json.loads(outcomes.get(p["trial_id"], {}).get("history_json") or "[]"):
+            rows.append({"trial_id": p["trial_id"], **epoch})
+    df = pd.DataFrame(rows, columns=list(dict.fromkeys([*HISTORY_COLUMNS, *(k for r in rows for k in r)])))
+    df["trial_id"] = df["trial_id"].astype("string")
+    df["epoch"] = df["epoch"].astype("int64")
+    for col in df.columns[2:]:
+        if col in HISTORY_COLUMNS or pd.api.types.is_numeric_dtype(df[col]):
+            df[col] = df[col].astype("float64")
+    return df
+
+
+def sql_name(column: str) -> str:
+    """A column name as an SQL identifier needing no quotes: other characters become ``_``."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", column)
+
+
+def alias_columns(columns) -> dict[str, str]:
+    """alias -> original of the ``acc_<suite>`` aliases present among ``columns`` (spec
+    checks refuse suite keys whose SQL names collide, so an alias never hides a suite)."""
+    cols = set(columns)
+    return {sql_name(c): c for c in columns if c.startswith("acc_") and sql_name(c) != c and sql_name(c) in cols}
+
+
+def with_aliases(trials: pd.DataFrame) -> pd.DataFrame:
+    """``trials`` with each hyphenated ``acc_<suite>`` column's SQL-named copy right after it."""
+    out = trials
+    for c in list(trials.columns):
+        alias = sql_name(c)
+        if c.startswith("acc_") and alias != c and alias not in out:
+            out = out.copy() if out is trials else out
+            out.insert(out.columns.get_loc(c) + 1, alias, out[c])
+    return out
 
 
 COMMIT_KEY = b"robust_ray.commit"
 COMMITS_DIR, MANIFEST = "_commits", "results.json"
 FILES = ("trials.parquet", "metrics.parquet")
+HISTORY = "history.parquet"
 
 
 def table_bytes(df: pd.DataFrame, schema: pa.Schema | None = None, commit: str | None = None) -> bytes:
@@ -157,15 +203,31 @@ def table_bytes(df: pd.DataFrame, schema: pa.Schema | None = None, commit: str |
     return sink.getvalue().to_pybytes()
 
 
-def write_results(out: Storage, trials: pd.DataFrame, metrics: pd.DataFrame) -> str:
-    """Both files as one commit (see the module docstring); returns the commit id."""
+def metrics_schema(metrics: pd.DataFrame) -> pa.Schema:
+    """The metrics schema for the columns ``metrics`` has (``n_correct``, ``sweep`` and
+    ``flipped`` are optional: frames read from older files may lack them)."""
+    schema = METRICS_SCHEMA if "n_correct" in metrics else METRICS_SCHEMA.remove(METRICS_SCHEMA.get_field_index("n_correct"))
+    for f in (SWEEP, FLIPPED):
+        if f.name in metrics:
+            schema = schema.append(f)
+    return schema
+
+
+def write_results(out: Storage, trials: pd.DataFrame, metrics: pd.DataFrame, history: pd.DataFrame | None = None) -> str:
+    """The files as one commit (see the module docstring): trials, metrics and, when given,
+    the per-epoch ``history``; returns the commit id."""
     commit = f"{time.time_ns():016x}"
-    schema = metrics_schema(metrics)
-    blobs = dict(zip(FILES, (table_bytes(trials, commit=commit), table_bytes(metrics, schema, commit=commit))))
+    if {"accuracy", "n"} <= set(metrics):  # rows added without it (robust-ray evaluate, older files)
+        counted = (metrics["accuracy"] * metrics["n"]).round().astype("Int64")
+        metrics = metrics.assign(n_correct=metrics["n_correct"].astype("Int64").fillna(counted) if "n_correct" in metrics else counted)
+    blobs = {FILES[0]: table_bytes(with_aliases(trials), commit=commit),
+             FILES[1]: table_bytes(metrics, metrics_schema(metrics), commit=commit)}  # fmt: skip
+    if history is not None:
+        blobs[HISTORY] = table_bytes(history, commit=commit)
     for name, blob in blobs.items():
         out.write_bytes(f"{COMMITS_DIR}/{commit}/{name}", blob)
-    manifest = {"commit": commit, "rows": {"trials": len(trials), "metrics": len(metrics)},
-                "files": {n: f"{COMMITS_DIR}/{commit}/{n}" for n in FILES}}  # fmt: skip
+    rows = {"trials": len(trials), "metrics": len(metrics), **({"history": len(history)} if history is not None else {})}
+    manifest = {"commit": commit, "rows": rows, "files": {n: f"{COMMITS_DIR}/{commit}/{n}" for n in blobs}}
     out.write_bytes(MANIFEST, json.dumps(manifest, indent=1).encode())
     for name, blob in blobs.items():
         out.write_bytes(name, blob)
@@ -187,15 +249,29 @@ def read_pair(folder: str) -> tuple[str, str]:
     The top-level pair when their commit ids agree (or one has none: a file written by
     hand or by an older robust_ray); else the pair ``results.json`` committed last.
     """
+    files = read_files(folder)
+    return files[FILES[0]], files[FILES[1]]
+
+
+def read_files(folder: str) -> dict[str, str]:
+    """Paths (or URIs) of the results files that belong together: trials and metrics, and
+    history when the commit has one (or, from an older robust_ray, none but a top-level file).
+
+    The top-level files when their commit ids agree (or one has none: a file written by
+    hand or by an older robust_ray); else the files ``results.json`` committed last.
+    """
     out = Storage(folder, what="results")
-    top = tuple(out.uri_of(n) for n in FILES)
+    names = [n for n in (*FILES, HISTORY) if n in FILES or out.exists(n)]
+    top = {n: out.uri_of(n) for n in names}
     if not all(out.exists(n) for n in FILES):
         return top
-    ids = [commit_of(out.path(n), out.fs) for n in FILES]
-    if None in ids or ids[0] == ids[1] or not out.exists(MANIFEST):
+    ids = [commit_of(out.path(n), out.fs) for n in names]
+    if None in ids[:2] or len(set(ids)) == 1 or not out.exists(MANIFEST):
         return top
     manifest = json.loads(out.read_text(MANIFEST))
-    return tuple(out.uri_of(manifest["files"][n]) for n in FILES)
+    if ids[0] == ids[1] and manifest["commit"] != ids[0]:  # a history file written by hand or left from elsewhere
+        return {n: u for n, u in top.items() if n in FILES}
+    return {n: out.uri_of(p) for n, p in manifest["files"].items()}
 
 
 def write_table(df: pd.DataFrame, uri: str, schema: pa.Schema | None = None) -> None:

@@ -390,10 +390,26 @@ def finished_outcomes(grid) -> dict[str, dict]:
     for r in grid:
         tid = r.path.rstrip("/").rsplit("/", 1)[-1]  # the trial's folder is named by its trial_id
         if r.error is not None:
-            outcomes[tid] = {**(r.metrics or {}), "status": "failed", "error": error_text(r)}
+            outcomes[tid] = {**with_history(r), "status": "failed", "error": error_text(r)}
         elif (r.metrics or {}).get("done"):
             outcomes[tid] = r.metrics
     return outcomes
+
+
+def with_history(result) -> dict:
+    """A Tune result's last metrics, with ``history_json`` (history.parquet's rows) when its
+    last report lacks it (a trial that failed or was stopped before its final report): the
+    per-epoch reports Tune kept in the trial's result.json, from its last attempt."""
+    m = dict(result.metrics or {})
+    df = result.metrics_dataframe
+    if "history_json" in m or df is None or "epoch" not in df:
+        return m
+    df = df[df["epoch"].notna()]
+    restarts = (df["epoch"].to_numpy() == 1).nonzero()[0]  # a retried trial reports from epoch 1 again
+    df = df.iloc[restarts[-1] if len(restarts) else 0 :]
+    cols = [c for c in ("epoch", "train_loss", "val_acc", "train_s") if c in df]
+    rows = [{k: (int(v) if k == "epoch" else float(v)) for k, v in r.items()} for r in df[cols].to_dict("records")]
+    return {**m, "history_json": json.dumps(rows)}
 
 
 def trial_error(trial) -> str:

@@ -9,6 +9,7 @@ names, levels within a perturbation's range) run after, in :mod:`robust_ray.chec
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -254,6 +255,19 @@ class SweepSpec(Strict):
     @classmethod
     def _seeds_once(cls, v: list[int]) -> list[int]:
         return no_duplicates(v, "seed")
+
+    @field_validator("suites")
+    @classmethod
+    def _sql_names_once(cls, v: dict) -> dict:
+        """trials.parquet gives ``acc_mnist-c`` an SQL alias ``acc_mnist_c``: two keys with
+        one alias would make one suite's column hide the other's."""
+        seen: dict[str, str] = {}
+        for key in v:
+            sql = re.sub(r"[^A-Za-z0-9_]", "_", key)
+            if sql in seen:
+                raise ValueError(f"suites {seen[sql]!r} and {key!r} share the SQL column name acc_{sql}: rename one")
+            seen[sql] = key
+        return v
 
     def recipe_list(self) -> list[tuple[str, dict[str, Any]]]:
         """(recipe, options) of every trial variant: ``recipes`` or the one of ``training``."""

@@ -13,7 +13,7 @@ from .errors import SpecError, UserError
 from .feasibility import check_levels
 from .lock import OutputLock
 from .plan import Plan, make_plan, memory_note
-from .results import status_counts, trial_rows, write_results
+from .results import history_rows, status_counts, trial_rows, write_results
 from .runtime import (
     Execution, PartialResults, Progress, claim, finished_outcomes, fit, make_tuner, place, prologue, spec_json,
 )  # fmt: skip
@@ -80,9 +80,9 @@ def _run_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
     out.write_bytes("sweep.json", spec_json(spec).encode())
     out.write_bytes("suites.json", json.dumps(suite_conditions(spec), indent=1).encode())
     plans = [t.to_dict() for t in plan.trials]
-    trials, metrics = _train(spec, run, out, refs, plans, lambda t, m: (t, m))
-    write_results(out, trials, metrics)
-    log(f"{spec.name}: {status_counts(trials)} -> {out.shown_of('trials.parquet')}, metrics.parquet")
+    trials, metrics, history = _train(spec, run, out, refs, plans, lambda t, m, h: (t, m, h))
+    write_results(out, trials, metrics, history)
+    log(f"{spec.name}: {status_counts(trials)} -> {out.shown_of('trials.parquet')}, metrics.parquet, history.parquet")
     _summary(spec, run, out, trials, metrics)
     return out.uri
 
@@ -99,13 +99,14 @@ def _summary(spec: SweepSpec, run: Execution, out, trials, metrics) -> None:
 
 
 def _train(spec: SweepSpec, run: Execution, out, refs: dict, plans: list[dict], combine, experiment: str = "tune"):
-    """Train ``plans`` in one Tune experiment; the rows of the files, written as trials
-    finish (``combine(trials, metrics)`` adds what the folder holds besides them) and
-    returned at the end, uncombined, for the caller's final write."""
+    """Train ``plans`` in one Tune experiment; the rows of the three files, written as
+    trials finish (``combine(trials, metrics, history)`` adds what the folder holds besides
+    them) and returned at the end, uncombined, for the caller's final write."""
     log, suites = run.log, list(spec.suites)
 
     def write_partial(outcomes: dict, running: set) -> None:
-        write_results(out, *combine(*trial_rows(spec.name, plans, outcomes, suites, running=running)))
+        write_results(out, *combine(*trial_rows(spec.name, plans, outcomes, suites, running=running),
+                                    history_rows(plans, outcomes)))  # fmt: skip
 
     # the first suite that perturbs: the best-so-far of the progress lines
     metric = f"acc_{next((s for s in suites if spec.suite_type(s) not in ('clean', 'mnist-test')), suites[0])}"
@@ -119,7 +120,8 @@ def _train(spec: SweepSpec, run: Execution, out, refs: dict, plans: list[dict], 
         grid = fit(tuner, out, run.signals)
     finally:
         PartialResults.SINKS.pop(out.uri, None)
-    return trial_rows(spec.name, plans, finished_outcomes(grid), suites, interrupted=run.interrupted)
+    outcomes = finished_outcomes(grid)
+    return (*trial_rows(spec.name, plans, outcomes, suites, interrupted=run.interrupted), history_rows(plans, outcomes))
 
 
 def _extend_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
@@ -129,7 +131,7 @@ def _extend_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
     from .reevaluate import evaluate_kept
 
     log = run.log
-    old_spec, old_trials, old_metrics = read_previous(out, spec, run.file)
+    old_spec, old_trials, old_metrics, old_history = read_previous(out, spec, run.file)
     new_suites = spec.model_dump(mode="json")["suites"]
     for name, ss in new_suites.items():
         if name in (old_spec.get("suites") or {}) and old_spec["suites"][name] != ss:
@@ -143,23 +145,23 @@ def _extend_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
         check_levels(spec, sub, base, run.file)
 
     base = prologue(spec, run, out, "sweep", check=check)
-    trials, metrics = old_trials, old_metrics
+    old = (old_trials, old_metrics, old_history)
     if ext.train:
         refs = place(sub, base, spec, run.file, log)
         experiment = next_experiment(out)
         log(f"{spec.name}: training {len(ext.train)} trial(s) in {out.shown_of(experiment)}")
         fresh = _train(spec, run, out, refs, [t.to_dict() for t in ext.train],
-                       lambda t, m: merge(old_trials, old_metrics, t, m, ext, spec.name), experiment)  # fmt: skip
-        trials, metrics = merge(old_trials, old_metrics, *fresh, ext, spec.name)
+                       lambda t, m, h: merge(*old, t, m, h, ext, spec.name), experiment)  # fmt: skip
+        trials, metrics, history = merge(*old, *fresh, ext, spec.name)
     else:
         experiment = None
-        trials, metrics = merge(old_trials, old_metrics, trials.iloc[:0], metrics.iloc[:0], ext, spec.name)
-    write_results(out, trials, metrics)  # what trained is safe before the evaluations start
+        trials, metrics, history = merge(*old, old_trials.iloc[:0], old_metrics.iloc[:0], None, ext, spec.name)
+    write_results(out, trials, metrics, history)  # what trained is safe before the evaluations start
     if not run.interrupted:
         for suite, ids in ext.evaluate.items():
             want = {suite: spec.suites[suite].model_dump(mode="json", exclude_defaults=True)}
             trials, metrics, _ = evaluate_kept(trials, metrics, spec, want, base, ids, log)
-    write_results(out, trials, metrics)
+    write_results(out, trials, metrics, history)
     listed = json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
     out.write_bytes("suites.json", json.dumps({**listed, **suite_conditions(spec)}, indent=1).encode())
     record(out, old_spec, old_trials, spec_json(spec), experiment)

@@ -118,7 +118,8 @@ def correct_counts(
 def accuracy(model, images, labels, device, batch_size=4096, amp=False) -> float:
     if len(labels) == 0:
         return float("nan")
-    return float(correct_counts(model, images, labels, device, batch_size, amp).float().mean())
+    # the exact ratio in float64 (a float32 mean reads 0.960999995470047 for 961/1000)
+    return int(correct_counts(model, images, labels, device, batch_size, amp).sum()) / len(labels)
 
 
 def fit(

@@ -41,7 +41,8 @@ def evaluate_suites(model, suites: dict, device, settings) -> list[Row]:
         for condition, level, idx in suite.groups():
             hit = right[torch.as_tensor(idx, device=device)]
             flipped = int((before & ~hit).sum()) if before is not None and len(idx) == len(ref) else None
-            rows.append((name, condition, float(level), float(hit.float().mean()), int(hit.numel()), flipped))
+            # the exact ratio in float64, not a float32 mean (0.961, not 0.960999995470047)
+            rows.append((name, condition, float(level), int(hit.sum()) / hit.numel(), int(hit.numel()), flipped))
     return rows
 
 
@@ -63,11 +64,12 @@ def evaluate_whitebox(model, spec: SweepSpec, base) -> list[Row]:
 
 
 def summarize(rows: list[Row]) -> dict[str, float]:
-    """acc_<suite>: the suite's accuracy over all its images (= mean over equal-size conditions)."""
-    out: dict[str, list[float]] = {}
+    """acc_<suite>: the suite's accuracy over all its images (= mean over equal-size conditions),
+    the exact ratio of the summed counts (each row's accuracy is a count over its n)."""
+    out: dict[str, list[int]] = {}
     for name, _, _, acc, n, *_ in rows:
-        out.setdefault(name, [0.0, 0])
-        out[name][0] += acc * n
+        out.setdefault(name, [0, 0])
+        out[name][0] += round(acc * n)
         out[name][1] += n
     return {f"acc_{k}": v[0] / v[1] for k, v in out.items()}
 
@@ -127,6 +129,7 @@ def execute_trial(
         "started_at": t0,
         "achieved_json": json.dumps(achieved),
         "metrics_json": json.dumps(rows),
+        "history_json": json.dumps(fitted.history),  # one dict per epoch: history.parquet
         **summarize(rows),
         "model_uri": model_uri,
         "done": True,

@@ -123,6 +123,9 @@ def example_figures():
     yield "heatmap_panels", plots.heatmap_panels([("acc", table), ("change", table - 0.7, {"cmap": "PuOr", "center": 0.0})], "t", "x", "y")
     yield "pixel_lines", plots.pixel_lines(pix, "set", [f"t{i}" for i in range(9)], "t", "training set")
     yield "pixel_plot", plots.pixel_plot(pix, "level", ["lenet5"], "t", "pixels")
+    hist = pd.DataFrame([{"tidx": t, "arch": ["lenet5", "alexnet8"][t % 2], "panel": f"f={t // 2}", "epoch": e, "val_acc": 0.5 + 0.1 * e}
+                         for t in range(4) for e in (1, 2, 3)])
+    yield "learning_curves", plots.learning_curves(hist, "panel", ["f=0", "f=1"], ["lenet5", "alexnet8"], "t")
 
 
 def test_every_plot_uses_colour_blind_safe_colours():
@@ -136,4 +139,19 @@ def test_every_plot_uses_colour_blind_safe_colours():
         assert maps <= SAFE_MAPS, f"{name}: {maps}"
         seen.add(name)
         plt.close(fig)
-    assert len(seen) == 8
+    assert len(seen) == 9
+
+
+def test_learning_curves_draw_one_line_per_trial_in_its_levels_panel():
+    hist = pd.DataFrame([{"tidx": t, "arch": ["lenet5", "alexnet8"][t % 2], "panel": f"f={t // 2}", "epoch": e, "val_acc": 0.5 + 0.01 * t}
+                         for t in range(4) for e in range(1, 5 - t % 2)])
+    fig = plots.learning_curves(hist, "panel", ["f=0", "f=1"], ["lenet5", "alexnet8"], "t")
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["f=0", "f=1"]
+    for ax, trials in zip(panels, [(0, 1), (2, 3)]):
+        lines = ax.get_lines()
+        assert [len(line.get_xdata()) for line in lines] == [4, 3]  # each trial's own epochs
+        assert [line.get_ydata()[0] for line in lines] == [0.5 + 0.01 * t for t in trials]
+        assert [to_hex(line.get_color()) for line in lines] == [OKABE_ITO[0].lower(), OKABE_ITO[1].lower()]  # by architecture
+        assert ax.get_xlabel() == "epoch"
+    plt.close(fig)

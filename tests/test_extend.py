@@ -130,10 +130,12 @@ def test_extend_trains_exactly_the_new_trials_and_evaluates_kept_models(tmp_path
     assert (old["trial_key"].to_numpy() == before["trial_key"].to_numpy()).all()
     assert {p.name: p.read_bytes() for p in (out / "models").glob("*.safetensors") if p.name in weights} == weights
     assert after["acc_mnist-c"].notna().all()  # kept models evaluated on the suite they lacked
+    history = pd.read_parquet(out / "history.parquet")  # the kept trials' epochs carried over, the new ones added
+    assert set(history["trial_id"]) == set(after["trial_id"]) and len(history) == after["epochs"].sum()
     m = pd.read_parquet(out / "metrics.parquet")
     assert (m["sweep"] == "grow").all() and len(m[m["suite"] == "mnist-c"]) == 8 * 2
-    history = json.loads((out / "sweep_history.json").read_text())
-    assert [h["experiment"] for h in history] == ["tune", "tune-1"] and (out / "tune").is_dir()
+    specs = json.loads((out / "sweep_history.json").read_text())
+    assert [h["experiment"] for h in specs] == ["tune", "tune-1"] and (out / "tune").is_dir()
     assert json.loads((out / "sweep.json").read_text())["seeds"] == [0, 1]
     # shrinking the spec drops nothing: the trials it no longer holds are in_spec = false
     assert main(["run", write_spec(tmp_path / "c.yaml", BASE), "--output", str(out), "--extend"]) == 0

@@ -8,27 +8,32 @@ import os
 
 import pandas as pd
 
-from robust_ray.results import COMMITS_DIR, MANIFEST, commit_of, read_pair, trial_rows, write_results
+from robust_ray.results import (
+    COMMITS_DIR, HISTORY, MANIFEST, commit_of, history_rows, read_files, read_pair, trial_rows, write_results,
+)
 from robust_ray.storage import Storage
 
 PLANS = [{"trial_id": f"t{i:04d}", "arch": "lenet5", "seed": 0, "levels": {"gaussian_l2": float(i)}} for i in range(3)]
 
 
 def _outcome(acc: float) -> dict:
-    return {"status": "ok", "val_acc": acc, "acc_clean": acc,
+    history = [{"epoch": e, "train_loss": 1.0 / e, "val_acc": acc, "train_s": 0.1} for e in (1, 2)]
+    return {"status": "ok", "val_acc": acc, "acc_clean": acc, "history_json": json.dumps(history),
             "metrics_json": json.dumps([["clean", "0", 0.0, acc, 100]])}  # fmt: skip
 
 
 def _write(folder, finished: int) -> str:
     outcomes = {p["trial_id"]: _outcome(0.9) for p in PLANS[:finished]}
-    return write_results(Storage(str(folder)), *trial_rows("s", PLANS, outcomes, ["clean"], running=set()))
+    return write_results(Storage(str(folder)), *trial_rows("s", PLANS, outcomes, ["clean"], running=set()),
+                         history_rows(PLANS, outcomes))
 
 
 def test_both_files_and_the_manifest_carry_one_commit_id(tmp_path):
     commit = _write(tmp_path, 2)
     assert commit_of(str(tmp_path / "trials.parquet")) == commit_of(str(tmp_path / "metrics.parquet")) == commit
     manifest = json.loads((tmp_path / MANIFEST).read_text())
-    assert manifest["commit"] == commit and manifest["rows"] == {"trials": 3, "metrics": 2}
+    assert manifest["commit"] == commit and manifest["rows"] == {"trials": 3, "metrics": 2, "history": 4}
+    assert commit_of(str(tmp_path / HISTORY)) == commit
     assert read_pair(str(tmp_path)) == (str(tmp_path / "trials.parquet"), str(tmp_path / "metrics.parquet"))
 
 
@@ -64,3 +69,22 @@ def test_local_writes_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     Storage(str(tmp_path)).write_bytes("x.bin", b"data")
     assert renamed == [1] and len(synced) == 2  # the file before the rename, the folder after
     assert (tmp_path / "x.bin").read_bytes() == b"data"
+
+
+def test_a_crash_before_the_history_rename_is_read_as_the_committed_files(tmp_path):
+    _write(tmp_path, 1)
+    stale = (tmp_path / HISTORY).read_bytes()
+    _write(tmp_path, 3)
+    (tmp_path / HISTORY).write_bytes(stale)  # trials and metrics renamed, history not yet
+    files = read_files(str(tmp_path))
+    assert all(COMMITS_DIR in files[n] for n in ("trials.parquet", "metrics.parquet", HISTORY))
+    assert len(pd.read_parquet(files[HISTORY])) == 3 * 2
+
+
+def test_metrics_carry_n_correct_and_exact_ratios(tmp_path):
+    outcomes = {"t0000": {"status": "ok", "metrics_json": json.dumps([["clean", "0", 0.0, 961 / 1000, 1000],
+                                                                      ["old", "0", 0.0, 0.960999995470047, 1000]])}}  # fmt: skip
+    write_results(Storage(str(tmp_path)), *trial_rows("s", PLANS[:1], outcomes))
+    m = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert m["n_correct"].tolist() == [961, 961]  # also from a float32 mean of an older trial
+    assert m["accuracy"].iloc[0] == 0.961

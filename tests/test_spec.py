@@ -95,3 +95,13 @@ def test_data_root_without_mnist_says_where_and_how(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(tmp_path / "empty" / "MNIST" / "raw") in err and "download=True" in err
     assert not out.exists()
+
+
+def test_suite_keys_whose_sql_column_names_collide_are_refused():
+    from robust_ray.config import parse_spec
+    from robust_ray.errors import SpecError
+
+    spec = {"name": "x", "architectures": ["lenet5"], "design": {"factors": {"label_error": {"levels": [0.1]}}},
+            "suites": {"mnist-c": {}, "mnist_c": {"type": "mnist-c"}}}
+    with pytest.raises(SpecError, match="share the SQL column name acc_mnist_c"):
+        parse_spec(spec)

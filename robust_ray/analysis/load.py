@@ -26,11 +26,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..results import FLIPPED, METRIC_COLUMNS, OUTCOME_COLUMNS, SCHEMA_KEY, SCHEMA_VERSION, TRIAL_COLUMNS, UNFINISHED
+from ..results import (
+    FLIPPED, METRIC_COLUMNS, OUTCOME_COLUMNS, SCHEMA_KEY, SCHEMA_VERSION, TRIAL_COLUMNS, UNFINISHED, alias_columns,
+)  # fmt: skip
 from .conditions import condition_table, read_suites
 from .errors import ResultsError
 
-TRIALS_FILE, METRICS_FILE, SPEC_FILE = "trials.parquet", "metrics.parquet", "sweep.json"
+TRIALS_FILE, METRICS_FILE, SPEC_FILE, HISTORY_FILE = "trials.parquet", "metrics.parquet", "sweep.json", "history.parquet"
 NUMERIC_METRIC_COLUMNS = ["level", "accuracy", "n"]
 
 
@@ -110,6 +112,9 @@ class Results:
     notes: list[str] = field(default_factory=list)
     conditions: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per sweep x suite x condition
     partial: dict[str, tuple[int, int]] = field(default_factory=dict)  # sweep -> (finished, planned) while unfinished
+    # history.parquet of every sweep that has one: trial_id, epoch, train_loss, val_acc, ...,
+    # with ``tidx`` (the trial's row in ``trials``) and ``sweep``; every trial, not only ok ones
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -255,6 +260,7 @@ def _read_folder(folder: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.DataF
     tpath, mpath = folder / TRIALS_FILE, folder / METRICS_FILE
     check_schema(tpath, TRIAL_COLUMNS)
     trials = pd.read_parquet(tpath)
+    trials = trials.drop(columns=list(alias_columns(trials.columns)))  # acc_mnist_c: SQL's copy of acc_mnist-c
     _numeric(trials, [c for c in ["seed", "train_acc", "val_acc"] if c in trials], tpath)
     files = [str(tpath)]
     if mpath.is_file():
@@ -313,7 +319,7 @@ def load_results(where: str) -> Results:
     """
     notes: list[str] = []
     partial: dict[str, tuple[int, int]] = {}
-    trial_frames, metric_frames, designs, files, cond_frames = [], [], {}, [], []
+    trial_frames, metric_frames, designs, files, cond_frames, history_frames = [], [], {}, [], [], []
     offset = 0
     for folder in find_folders(str(where)):
         trials, metrics, spec, fs = _read_folder(folder, notes)
@@ -345,6 +351,11 @@ def load_results(where: str) -> Results:
             for key, s in suites_json.items():
                 designs[label].suite_types.setdefault(key, str(s.get("type") or key))
         cond_frames.append(condition_table(label, suites_json, designs[label].suite_types, metrics))
+        if (folder / HISTORY_FILE).is_file():
+            h = pd.read_parquet(folder / HISTORY_FILE)
+            pos = pd.Index(trials["trial_id"].astype(str)).get_indexer(h["trial_id"].astype(str))
+            history_frames.append(h[pos >= 0].assign(tidx=pos[pos >= 0] + offset, sweep=label))
+            files.append(str(folder / HISTORY_FILE))
         trial_frames.append(trials)
         metric_frames.append(metrics)
         offset += len(trials)
@@ -356,7 +367,8 @@ def load_results(where: str) -> Results:
         if not isinstance(metrics[col].dtype, pd.CategoricalDtype):
             metrics[col] = metrics[col].astype("category")
     conditions = pd.concat(cond_frames, ignore_index=True)
-    return Results(trials, metrics.reset_index(drop=True), designs, files, notes, conditions, partial)
+    history = pd.concat(history_frames, ignore_index=True) if history_frames else pd.DataFrame()
+    return Results(trials, metrics.reset_index(drop=True), designs, files, notes, conditions, partial, history)
 
 
 def fmt_level(v: float) -> str:

@@ -400,3 +400,39 @@ def pixel_plot(df: pd.DataFrame, x: str, archs: list[str], title: str, xlabel: s
 def save(fig: Figure, path) -> None:
     fig.savefig(path, dpi=130)
     plt.close(fig)
+
+
+CURVE_LABELS = {"val_acc": "validation accuracy (fraction correct)", "train_loss": "mean training loss of the epoch"}
+
+
+def learning_curves(h: pd.DataFrame, panel: str, order: list[str], archs: list[str], title: str, metric: str = "val_acc") -> Figure:
+    """Per-epoch learning curves as small multiples: one panel per value of ``panel`` (a
+    training level or training set, in ``order``), one line per trial coloured by its
+    architecture (Okabe-Ito, with markers), on shared axes, so a model that did not
+    converge stands out beside the others. ``h``: history.parquet rows with ``panel``,
+    ``arch``, ``tidx``, ``epoch`` and ``metric``."""
+    fig, axes = _panels(len(order), width=3.4, height=2.7)
+    values = h[metric].to_numpy(float)
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    pad = 0.05 * (hi - lo or 1.0)
+    epochs = int(h["epoch"].max()) if len(h) else 1
+    for ax, name in zip(axes, order):
+        seen = set()
+        for _, t in h[h[panel] == name].groupby("tidx", sort=False):
+            arch = str(t["arch"].iloc[0])
+            i = archs.index(arch) if arch in archs else len(archs)
+            t = t.sort_values("epoch")
+            ax.plot(t["epoch"], t[metric], color=OKABE_ITO[i % len(OKABE_ITO)], marker=MARKERS[i % len(MARKERS)], markersize=3,
+                    linewidth=1.1, alpha=0.85, label=None if arch in seen else arch)
+            seen.add(arch)
+        ax.set_title(textwrap.fill(str(name), 34), fontsize=9)
+        ax.set_xlim(0.5, epochs + 0.5)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(textwrap.fill(CURVE_LABELS.get(metric, metric), 26), fontsize=8)
+        _style(ax)
+    if len(archs) > 1 and axes:
+        _legend(axes[0], fontsize=7)
+    _title(fig, title)
+    return fig

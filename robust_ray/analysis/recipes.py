@@ -123,6 +123,8 @@ def default_recipe(results: Results) -> Recipe:
             steps.append({"type": "pixel_index"})
         if has("type", "corruptions") and any(len(overlap_factors(d, results)) >= 2 for d in results.designs.values()):
             steps.append({"type": "overlap"})
+    if not results.history.empty:  # per-epoch reports (history.parquet): did the models converge?
+        steps.append({"type": "learning_curves"})
     return Recipe(name="default", description="design-driven default analysis", analyses=steps)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..results import OUTCOME_COLUMNS, TRIAL_COLUMNS
+from ..results import OUTCOME_COLUMNS, TRIAL_COLUMNS, alias_columns
 from .load import fmt_level
 from .render import ci_text
 
@@ -89,6 +89,7 @@ def run_summary(trials: pd.DataFrame, metrics: pd.DataFrame, output: str, factor
     accuracy is its ``acc_<suite>`` column, else the n-weighted mean of its metrics rows."""
     baselines = baselines or {}
     ok = trials[trials["status"].astype(str) == "ok"].copy()
+    trials = trials.drop(columns=list(alias_columns(trials.columns)))  # acc_mnist_c: SQL's copy of acc_mnist-c
     suites = [c[4:] for c in trials.columns if c.startswith("acc_")]
     if metrics is not None and len(metrics):
         for s in dict.fromkeys(metrics["suite"].astype(str)):

@@ -35,8 +35,8 @@ from optuna.trial import TrialState
 
 from ..config import SweepSpec
 from ..errors import SpecError, UserError
-from ..results import status_counts, trial_rows, write_results
-from ..runtime import Execution, Progress, claim, error_text, fit, make_tuner, place, prologue, search_trial_id
+from ..results import history_rows, status_counts, trial_rows, write_results
+from ..runtime import Execution, Progress, claim, error_text, fit, make_tuner, place, prologue, search_trial_id, with_history
 from ..storage import Storage
 from ..suite_table import suite_conditions
 from .front import best_trial, pareto_table, plot_pareto, study_table
@@ -118,7 +118,7 @@ def _outcomes(spec: SweepSpec, grid, interrupted: bool = False) -> tuple[list[di
         params[tid] = {NUMBER: int(r.config[NUMBER]), **{k: v for k, v in p.items() if is_training(k)}}
         levels = {f: float(p[f]) for f in searched_factors(spec)}
         plans.append({"trial_id": tid, "arch": spec.architectures[0], "seed": spec.seeds[0], "levels": levels})
-        m = dict(r.metrics or {})
+        m = with_history(r) if getattr(r, "metrics_dataframe", None) is not None else dict(r.metrics or {})
         if r.error is not None:
             outcomes[tid] = {**m, "status": "failed", "error": error_text(r)}
         elif "metrics_json" not in m and interrupted:
@@ -255,7 +255,7 @@ def _search_claimed(spec: SweepSpec, run: Execution, out: Storage, where: str) -
             by_number[n].state.name == "COMPLETE" and all(v <= 0 for v in by_number[n].constraints.values())
             for n in trials[NUMBER]
         ]
-    write_results(out, trials, metrics)
+    write_results(out, trials, metrics, history_rows(plans, outcomes))
     out.write_bytes("sweep.json", json.dumps(results_spec(spec, [p["levels"] for p in plans]), indent=2).encode())
     _write_study(out, study, spec, log)
     log(f"{spec.name}: {status_counts(trials)} -> {out.shown_of('trials.parquet')}, metrics.parquet, study.csv")

@@ -2,4 +2,4 @@
 multi-factor analyses); importing this package registers every step in
 :data:`robust_ray.analysis.registry.STEPS`."""
 
-from . import p000_multi, p000_single, p001_overlap, p002_pixel, p003_mcv, p004_corruption  # noqa: F401
+from . import learning, p000_multi, p000_single, p001_overlap, p002_pixel, p003_mcv, p004_corruption  # noqa: F401
