@@ -22,6 +22,7 @@ from typing import Callable
 
 import ray
 from ray import tune
+from ray.air.integrations.mlflow import MLflowLoggerCallback  # imports mlflow only when one is made
 from ray.tune.logger import JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 
@@ -86,6 +87,7 @@ def prologue(
     Everything here can refuse; nothing is written yet."""
     base = data.load(spec.dataset.name, run.data_root or spec.dataset.root, spec.dataset.download)
     check(base)
+    check_trackers(spec, run.file)
     connect(run.address, run.num_cpus)
     if run.resource_check:
         check_resources(spec)
@@ -241,6 +243,69 @@ def check_not_planted(folder: str, tune_dir: str) -> None:
             f"planted in it. Resume only folders you created and no one else can write "
             f"(chmod -R go-w {folder}), or start a new --output"
         )
+
+
+# --- trackers (spec.tracking): Ray Tune's own logger callbacks ----------------------------
+
+TRACKERS = {"mlflow": ("mlflow", "mlflow"), "tensorboard": ("tensorboardX", "tensorboard"), "wandb": ("wandb", "wandb")}
+
+
+def check_trackers(spec: SweepSpec, file: str | None) -> None:
+    """Refuse, before anything is built or trained, a tracker whose package is missing."""
+    import importlib.util
+
+    for key, (module, extra) in TRACKERS.items():
+        if getattr(spec.tracking, key) and importlib.util.find_spec(module) is None:
+            raise SpecError(file, f"tracking.{key}", f"needs the {module} package, which is not installed: "
+                            f'pip install "robust-ray[{extra}]" (or remove tracking.{key})')  # fmt: skip
+
+
+def tracked_params(config: dict, name_of: Callable[[dict], str]) -> dict:
+    """What a tracker records as a trial's parameters: our trial id, and the trial's levels
+    (factors not applied left out), architecture, seed, recipe and its options (``run``),
+    or the point Optuna proposed (``search``); not the dataset digests of the config."""
+    if "trial" in config:
+        t = config["trial"]
+        levels = {f: v for f, v in (t.get("levels") or {}).items() if v is not None}
+        options = {f"recipe_options.{k}": v for k, v in (t.get("recipe_options") or {}).items()}
+        return {"trial_id": name_of(config), "arch": t["arch"], "seed": t["seed"], "recipe": t.get("recipe"), **levels, **options}
+    return {"trial_id": name_of(config), **config}
+
+
+class TrialMLflow(MLflowLoggerCallback):
+    """Ray Tune's MLflow logger, one run per trial named by our trial id (tags ``trial_id``,
+    ``sweep``), with :func:`tracked_params` as its parameters rather than the whole config;
+    metrics are Tune's: every numeric value of every report, at step = report number (the
+    epochs, then the final report with every ``acc_<suite>``). A module-level class: Tune
+    pickles callbacks with the experiment."""
+
+    def __init__(self, name_of: Callable[[dict], str], sweep: str, tracking_uri: str | None = None, **kw):
+        super().__init__(tracking_uri, **kw)
+        self.name_of, self.sweep = name_of, sweep
+
+    def log_trial_start(self, trial):
+        if trial not in self._trial_runs:
+            name = self.name_of(trial.config)
+            run = self.mlflow_util.start_run(tags={**self.tags, "trial_id": name, "sweep": self.sweep}, run_name=name)
+            self._trial_runs[trial] = run.info.run_id
+        self.mlflow_util.log_params(run_id=self._trial_runs[trial], params_to_log=tracked_params(trial.config, self.name_of))
+
+
+def tracker_callbacks(spec: SweepSpec, name_of: Callable[[dict], str]) -> list:
+    """The callbacks of ``spec.tracking``, each built on Ray Tune's own logger."""
+    tr, out = spec.tracking, []
+    if tr.mlflow is not None:
+        out.append(TrialMLflow(name_of, spec.name, tr.mlflow.tracking_uri, experiment_name=tr.mlflow.experiment or spec.name))
+    if tr.tensorboard:
+        from ray.tune.logger import TBXLoggerCallback
+
+        out.append(TBXLoggerCallback())
+    if tr.wandb is not None:
+        from ray.air.integrations.wandb import WandbLoggerCallback
+
+        out.append(WandbLoggerCallback(project=tr.wandb.project or spec.name, mode=tr.wandb.mode,
+                                       excludes=["metrics_json", "history_json", "achieved_json"]))  # fmt: skip
+    return out
 
 
 # --- progress and partial results --------------------------------------------------------
@@ -618,7 +683,8 @@ def make_tuner(
             name=experiment,
             storage_path=out.uri,
             failure_config=tune.FailureConfig(max_failures=spec.execution.max_failures),
-            callbacks=[progress, JsonLoggerCallback(), SignalBridge(), *([partial] if partial else [])],
+            callbacks=[progress, JsonLoggerCallback(), SignalBridge(), *([partial] if partial else []),
+                       *tracker_callbacks(spec, progress.name_of)],
             verbose=0,
         ),
     )

@@ -230,6 +230,30 @@ class SearchSpec(Strict):
     storage: str | None = Field(None, description="Optuna journal file or database URL (default: OUTPUT/study.journal)")
 
 
+class MLflowTracking(Strict):
+    """MLflow through Ray Tune's MLflowLoggerCallback: one run per trial."""
+
+    tracking_uri: str | None = Field(
+        None, description="e.g. sqlite:///mlflow.db or http://host:5000; default: MLflow's ($MLFLOW_TRACKING_URI)")
+    experiment: str | None = Field(None, description="MLflow experiment name; default: the spec's name")
+
+
+class WandbTracking(Strict):
+    """Weights & Biases through Ray Tune's WandbLoggerCallback: one run per trial."""
+
+    project: str | None = Field(None, description="W&B project; default: the spec's name")
+    mode: Literal["offline", "online"] = Field("offline", description="offline: files under ./wandb, `wandb sync` uploads them")
+
+
+class TrackingSpec(Strict):
+    """Experiment trackers fed through Ray Tune's own logger callbacks, each an optional
+    extra (``pip install "robust-ray[mlflow]"``, ``[tensorboard]``, ``[wandb]``)."""
+
+    mlflow: MLflowTracking | None = None
+    tensorboard: bool = Field(False, description="TensorBoard event files in each trial's folder under OUT/tune/")
+    wandb: WandbTracking | None = None
+
+
 class SweepSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -242,6 +266,7 @@ class SweepSpec(Strict):
     search: SearchSpec | None = None
     suites: dict[str, SuiteSpec] = Field(default_factory=lambda: {"clean": SuiteSpec()}, min_length=1)
     execution: ExecutionSpec = ExecutionSpec()
+    tracking: TrackingSpec = TrackingSpec()
     recipes: dict[str, dict[str, Any]] | None = Field(
         None, description="recipes to compare, name -> options; crossed with the design like architectures"
     )

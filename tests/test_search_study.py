@@ -172,6 +172,10 @@ def test_searcher_tells_optuna_final_results_with_constraints_and_prunes_stopped
     assert (b.state, b.constraints) == (TrialState.COMPLETE, {"acc_mnist-test>=0.9": pytest.approx(0.05)})
     assert (c.state, d.state) == (TrialState.PRUNED, TrialState.FAIL)
     assert [t.number for t in study.best_trials] == [0]  # B is better on MNIST-A but infeasible
+    # what optuna-dashboard shows: the objectives by name, our trial id, accuracies and levels
+    assert study.metric_names == ["acc_mnist-a", "acc_mnist-test"]
+    assert a.user_attrs == {"trial_id": "t0000", "levels": {"fgsm_l2": configs["A"]["fgsm_l2"]},
+                            "acc_mnist-a": 0.7, "acc_mnist-test": 0.95}  # fmt: skip
     # the driver's record of each COMPLETE trial, written before the study was told
     assert sorted(p.name for p in (tmp_path / "out" / "finished").iterdir()) == ["t0000.json", "t0001.json"]
     record = json.loads((tmp_path / "out" / "finished" / "t0000.json").read_text())

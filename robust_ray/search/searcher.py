@@ -19,6 +19,7 @@ from ray.tune.search import Searcher
 from ..config import SearchSpec
 from .distinct import NEVER_RAN, DistinctSampler
 from .study import FINISHED_DIR, NUMBER, constraint_values, directions, trial_id
+from .study import trial_id as our_trial_id  # on_trial_complete's own trial_id is Tune's
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,12 @@ class StudySearch(Searcher):
             state, told = TrialState.COMPLETE, [float(v) for v in values]
             for key, value in constraint_values(self.constraints, result).items():
                 ot_trial.set_constraint(key, value)
+            # what optuna-dashboard shows beside a trial: our id, every accuracy, the levels
+            ot_trial.set_user_attr("trial_id", our_trial_id(ot_trial.number))
+            ot_trial.set_user_attr("levels", {k: v for k, v in ot_trial.params.items() if not k.startswith("training.")})
+            for key, value in (result or {}).items():
+                if key.startswith("acc_") and isinstance(value, (int, float)):
+                    ot_trial.set_user_attr(key, float(value))
             if self.record is not None:
                 self._write_record(ot_trial, result)
         try:
