@@ -111,7 +111,9 @@ def trial_key(spec: SweepSpec, arch: str, seed: int, row: dict, recipe: str, rec
     factors = {f: {"options": spec.design.factors[f].options.model_dump(mode="json"),
                    "reference": spec.design.factors[f].reference.model_dump(mode="json")}
                for f in applied if f in spec.design.factors}  # fmt: skip
-    training = spec.training.model_dump(mode="json", exclude={"save_models", "recipe", "recipe_options"})
+    # how a run executes, not what it learns, is left out (as search/same.py's RUNTIME)
+    training = spec.training.model_dump(mode="json", exclude={"save_models", "recipe", "recipe_options", "eval_batch_size",
+                                                              "device"})  # fmt: skip
     blob = json.dumps({"version": __version__, "code": code_digest(), "dataset": spec.dataset.name, "arch": arch,
                        "seed": int(seed), "recipe": recipe, "recipe_options": recipe_options, "levels": applied,
                        "factors": factors, "pools": sorted(pools.values()), "training": training},

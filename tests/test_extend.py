@@ -160,3 +160,15 @@ def test_an_extend_that_changes_what_a_suite_name_means_is_refused(tmp_path, cap
     assert main(["run", write_spec(tmp_path / "b.yaml", d), "--output", str(out), "--extend"]) == 2
     assert "suites.mnist-test" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_two_folders_read_together_join_on_sweep_and_trial_id(tmp_path):
+    duckdb = pytest.importorskip("duckdb")
+    for name in ("a", "b"):  # same trial ids t0000..t0002 in both folders
+        out = tmp_path / name
+        out.mkdir()
+        write_results(Storage(str(out)), *finished(spec_of(name=f"sweep-{name}"), both=True))
+    glob = str(tmp_path / "*")
+    n = duckdb.sql(f"select count(*) from read_parquet('{glob}/metrics.parquet') m "
+                   f"join read_parquet('{glob}/trials.parquet') t using (sweep, trial_id)").fetchall()[0][0]  # fmt: skip
+    assert n == 6  # 3 metric rows per folder, each paired with its own trial only (a join on trial_id alone: 12)

@@ -17,6 +17,7 @@ from ray.tune.search import Searcher
 
 from robust_ray.config import SearchSpec, parse_spec
 from robust_ray.errors import SpecError
+from robust_ray.plan import make_plan
 from robust_ray.results import trial_rows, write_results
 from robust_ray.search.distinct import NEVER_RAN, DistinctSampler, grid_values, nearest_untried, point_key
 from robust_ray.analysis.plots import OKABE_ITO
@@ -384,3 +385,29 @@ def test_warm_start_reads_a_searched_recipe_option_as_a_coordinate_not_a_differe
     d["training"]["recipe_options"] = {"steps": 2}
     spec = parse_spec(d)
     assert warm_start(spec, distributions(spec)).skipped == {folder: {"other recipe options": 3}}
+
+
+def keyed_grid_folder(tmp_path, spec: dict, name: str = "keyed") -> str:
+    """A results folder of ``spec`` as ``run`` writes it, trial keys included (issue 17)."""
+    plans = [t.to_dict() for t in make_plan(parse_spec(spec)).trials]
+    outcomes = {p["trial_id"]: {"status": "ok", "acc_mnist-a": 0.1 + p["levels"]["fgsm_l2"] / 10, "acc_mnist-test": 0.95}
+                for p in plans}  # fmt: skip
+    out = Storage(str(tmp_path / name))
+    write_results(out, *trial_rows("grid", plans, outcomes))
+    out.write_bytes("sweep.json", json.dumps(parse_spec(spec).model_dump(mode="json")).encode())
+    return out.uri
+
+
+def test_warm_start_matches_a_grid_s_trials_by_their_trial_key(tmp_path):
+    folder = keyed_grid_folder(tmp_path, GRID)
+    spec = parse_spec(search_spec(folder))
+    warm = warm_start(spec, distributions(spec))
+    # the clean trial (fgsm 0), 2.0 and 4.0 are points of the search; 5.0 is off its step; the
+    # label_error trial is another model (its key says so: another factor applied)
+    assert sorted(t.params["fgsm_l2"] for t in warm.trials) == [0.0, 2.0, 4.0]
+    assert warm.skipped == {folder: {"outside the search space": 1, "trained otherwise (another trial_key)": 1}}
+    # trained with other settings: every key differs, nothing is reused
+    other = keyed_grid_folder(tmp_path, {**GRID, "training": {"max_epochs": 2}}, "other")
+    spec = parse_spec(search_spec(other))
+    warm = warm_start(spec, distributions(spec))
+    assert warm.trials == [] and warm.skipped[other]["trained otherwise (another trial_key)"] == 4

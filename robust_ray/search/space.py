@@ -14,7 +14,7 @@ import dataclasses
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from ..factors import factor_def
-from ..plan import Plan, TrialPlan, make_plan
+from ..plan import Plan, TrialPlan, make_plan, trial_key
 from ..spec import DesignSpec, SearchRange, SweepSpec, TrainingSpec
 from .dims import (  # noqa: F401  (TRAINING, OPTIONS, is_option, option_key: re-exported for front.py, run.py)
     OPTIONS,
@@ -58,6 +58,15 @@ def point_plan(spec: SweepSpec, params: dict, trial_id: str) -> tuple[TrialPlan,
     plan = make_plan(planning_spec(spec, row))
     (t,) = plan.trials  # one architecture, one seed, one recipe (search/checks.py)
     return dataclasses.replace(t, trial_id=trial_id, recipe_options=recipe_options_for(spec, params)), plan
+
+
+def point_trial_key(spec: SweepSpec, params: dict) -> str:
+    """The ``trial_key`` (:func:`robust_ray.plan.trial_key`) of the trial a point trains: equal
+    to a grid trial's key exactly when that trial trained the same model (issue 17)."""
+    row = {f: float(params[f]) for f in searched_factors(spec)}
+    pspec = planning_spec(spec, row).model_copy(update={"training": training_for(spec, params)})
+    (t,) = make_plan(pspec).trials
+    return trial_key(pspec, t.arch, t.seed, t.levels, t.recipe, recipe_options_for(spec, params), t.pools)
 
 
 def recipe_options_for(spec: SweepSpec, params: dict) -> dict:

@@ -29,6 +29,7 @@ from ..spec import SweepSpec
 from ..storage import Storage
 from .dims import split
 from .same import difference, their_options, their_training, training_value
+from .space import point_trial_key
 from .study import constraint_values
 
 
@@ -117,9 +118,14 @@ def _other_factor(row: pd.Series, other: dict, dists: dict[str, BaseDistribution
 
 
 def _point(spec: SweepSpec, row: pd.Series, other: dict, training: dict, dists) -> tuple[dict | None, str | None]:
-    """The row's point, or None and why it is not one of this search."""
+    """The row's point, or None and why it is not one of this search. A row with a
+    ``trial_key`` is one exactly when the point's key is the same (issue 17: same model);
+    a folder written before trial keys is compared setting by setting (:mod:`.same`)."""
     if row.get("status") != "ok":
         return None, "not ok"
+    key = row.get("trial_key")
+    if key is not None and not pd.isna(key):
+        return _keyed_point(spec, row, other, training, dists, str(key))
     if (why := difference(spec, row, other, training)) is not None:
         return None, why
     if _other_factor(row, other, dists):
@@ -127,6 +133,17 @@ def _point(spec: SweepSpec, row: pd.Series, other: dict, training: dict, dists) 
     options = their_options(row, other, spec.recipe_list()[0][0])  # not None: difference() passed
     if (params := _params(row, training, options, dists)) is None:
         return None, "outside the search space"
+    if any(row.get(o.metric) is None or pd.isna(row.get(o.metric)) for o in spec.search.objectives):
+        return None, "no objective value"
+    return params, None
+
+
+def _keyed_point(spec: SweepSpec, row: pd.Series, other: dict, training: dict, dists, key: str):
+    options = their_options(row, other, spec.recipe_list()[0][0]) or {}
+    if (params := _params(row, training, options, dists)) is None:
+        return None, "outside the search space"
+    if point_trial_key(spec, params) != key:
+        return None, "trained otherwise (another trial_key)"
     if any(row.get(o.metric) is None or pd.isna(row.get(o.metric)) for o in spec.search.objectives):
         return None, "no objective value"
     return params, None
