@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 import _newton_l2  # noqa: E402
+
 from robust_ray import data  # noqa: E402
 from robust_ray.models import build_model  # noqa: E402
 from robust_ray.perturb import PERTURBATIONS, scale_to_l2_levels  # noqa: E402

@@ -40,12 +40,12 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 
 from robust_ray import data  # noqa: E402
+from robust_ray.cache import build  # noqa: E402
 from robust_ray.config import parse_spec  # noqa: E402
 from robust_ray.data import ImageSet  # noqa: E402
 from robust_ray.plan import make_plan  # noqa: E402
-from robust_ray.storage import Storage  # noqa: E402
-from robust_ray.cache import build  # noqa: E402
 from robust_ray.runtime import connect, place  # noqa: E402
+from robust_ray.storage import Storage  # noqa: E402
 from robust_ray.suites import Suite  # noqa: E402
 from robust_ray.trial import execute_trial  # noqa: E402
 
@@ -53,7 +53,8 @@ from robust_ray.trial import execute_trial  # noqa: E402
 def make_tuner(spec, plan, refs, out: Path):
     """The sweep's Tuner, built as ``robust-ray run`` builds it (the one call to repoint if
     the Tuner factory moves)."""
-    from robust_ray.runtime import Progress, make_tuner as tuner
+    from robust_ray.runtime import Progress
+    from robust_ray.runtime import make_tuner as tuner
 
     plans = [t.to_dict() for t in plan.trials]
     return tuner(spec, refs, Storage(str(out)), Progress(len(plans), "acc_mnist-test", lambda *_: None), grid=plans)

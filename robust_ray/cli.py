@@ -43,8 +43,8 @@ def _validate(args) -> int:
     for digest, key in plan.datasets.items():
         desc = key.describe(plan.datasets)
         print(f"    {plan.where[digest]:<40} {key.kind:<5} {desc}  {sizes[digest] / 2**20:.1f} MiB")
-    from .suites import suite_def
     from .suite_table import describe_suite
+    from .suites import suite_def
 
     for key, ss in spec.suites.items():
         if (sdef := suite_def(spec.suite_type(key))).whitebox is not None:
@@ -141,9 +141,8 @@ def _analyze(args) -> int:
 
         print(f"summary: {write_summary(args.results)}")
         return 0
-    from .analysis.report import analyze
-
     from .analysis.reference import format_comparison, read_comparison
+    from .analysis.report import analyze
 
     out = analyze(args.results, args.output, args.recipe, plots=not args.no_plots)
     for path in sorted((out / "tables").glob("*__reference.csv")):  # one per recipe with a reference

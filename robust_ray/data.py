@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ class ImageSet:
     def nbytes(self) -> int:
         return self.images.nbytes + self.labels.nbytes
 
-    def subset(self, index: np.ndarray) -> "ImageSet":
+    def subset(self, index: np.ndarray) -> ImageSet:
         return ImageSet(self.images[index], self.labels[index])
 
     def class_counts(self, num_classes: int) -> np.ndarray:

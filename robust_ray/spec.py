@@ -182,7 +182,7 @@ class SearchRange(WithOptions):
     choices: list[Finite] | None = None  # repeats are refused in search/checks.py, naming the index
 
     @model_validator(mode="after")
-    def _few_enough_steps(self) -> "SearchRange":
+    def _few_enough_steps(self) -> SearchRange:
         if self.step is not None and self.low is not None and self.high is not None:
             if (self.high - self.low) / self.step > 1e6:
                 raise ValueError(f"step {self.step:g} makes more than a million levels between low and high")
@@ -301,7 +301,7 @@ class SweepSpec(Strict):
         return [(self.training.recipe, dict(self.training.recipe_options))]
 
     @model_validator(mode="after")
-    def _design_or_search(self) -> "SweepSpec":
+    def _design_or_search(self) -> SweepSpec:
         if self.design is None and self.search is None:
             raise ValueError("a spec needs a design (robust-ray run) or a search section (robust-ray search)")
         return self

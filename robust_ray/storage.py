@@ -19,7 +19,8 @@ import subprocess
 import sys
 import urllib.parse
 import uuid
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.fs as pafs

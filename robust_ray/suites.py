@@ -25,19 +25,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from .data import ImageSet, stratified_sample, to_float
 from .perturb import PERTURBATIONS, apply_to_array
-from .perturb.base import _store, apply_levels
-from .perturb.base import Shape
+from .perturb.base import Shape, _store, apply_levels
 from .perturb.composition import STAGES
-from .perturb.corruptions import GRAYSCALE, NAMES as CORRUPTIONS
+from .perturb.corruptions import GRAYSCALE
+from .perturb.corruptions import NAMES as CORRUPTIONS
 from .perturb.pixels import FewPixelOptions, pixel_index_terms
 from .registry import Registry
 from .seeding import derive_seed
@@ -103,7 +103,7 @@ class Suite:
             (folder / "conditions.json").write_text(json.dumps([asdict(c) for c in self.conditions]))
 
     @classmethod
-    def load(cls, folder: Path) -> "Suite":
+    def load(cls, folder: Path) -> Suite:
         data = ImageSet(np.load(folder / "images.npy"), np.load(folder / "labels.npy"))
         levels = np.load(folder / "levels.npy")
         if not (folder / "condition.npy").exists():

@@ -15,7 +15,16 @@ from .lock import OutputLock
 from .plan import Plan, make_plan, memory_note
 from .results import history_rows, status_counts, trial_rows, write_results
 from .runtime import (
-    Execution, PartialResults, Progress, claim, finished_outcomes, fit, make_tuner, place, prologue, spec_json,
+    Execution,
+    PartialResults,
+    Progress,
+    claim,
+    finished_outcomes,
+    fit,
+    make_tuner,
+    place,
+    prologue,
+    spec_json,
 )  # fmt: skip
 from .suite_table import suite_conditions
 
@@ -49,7 +58,7 @@ def run_sweep(spec: SweepSpec, run: Execution = Execution()) -> str:
     """
     if spec.design is None:
         raise UserError(f"{run.file or 'the spec'}: no design, only a search section: use `robust-ray search`")
-    log, out = run.log, run.storage(spec)
+    out = run.storage(spec)
     plan: Plan = make_plan(spec)
     if run.resource_check and run.address is None and (note := memory_note(spec, plan)) is not None:
         raise UserError(f"{run.file or 'the spec'}: {note}; lower per_class or the suites' n, or pass --no-resource-check")

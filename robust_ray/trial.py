@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -19,7 +20,6 @@ from .models import build_model
 from .recipes import RECIPES
 from .seeding import seed_everything
 from .train import correct_counts, pick_device
-
 
 Row = tuple[str, str, float, float, int, int | None]  # suite, condition, level, accuracy, n, flipped
 

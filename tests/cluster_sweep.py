@@ -14,8 +14,8 @@ import ray
 from ray.cluster_utils import Cluster
 
 from robust_ray.config import parse_spec
-from robust_ray.sweep import run_sweep
 from robust_ray.runtime import Execution
+from robust_ray.sweep import run_sweep
 
 out, kill = sys.argv[1], "--kill" in sys.argv
 max_failures = int(sys.argv[sys.argv.index("--max-failures") + 1]) if "--max-failures" in sys.argv else 3

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from analysis_data import make_sweep, stat
 from scipy import stats as sst
 
-from analysis_data import make_sweep, stat
 from robust_ray.analysis.report import analyze
 from robust_ray.errors import UserError
 from robust_ray.results import FLIPPED, METRICS_SCHEMA, write_table

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from analysis_data import l25, make_sweep, scipy_exact_p, stat
 from scipy import stats as sst
 
-from analysis_data import l25, make_sweep, scipy_exact_p, stat
 from robust_ray.analysis.report import analyze
 from robust_ray.cli import main
 from robust_ray.errors import UserError

@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from analysis_data import l25, scipy_exact_p
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sst
 
-from analysis_data import l25, scipy_exact_p
 from robust_ray.analysis.corruption import corruption_errors, mce, overlap_score, per_corruption
 from robust_ray.analysis.mcv import mean_cv, quadrant
 from robust_ray.analysis.orthogonal import anova, range_analysis

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from attack_models import trained_lenet5
 from torch import nn
 
-from attack_models import trained_lenet5
 from robust_ray.attacks import autoattack, pgd
 from robust_ray.data import to_float
 from robust_ray.whitebox import parse_options

@@ -4,9 +4,9 @@ key changes whenever what the dataset is, or the code that builds it, changes.""
 import numpy as np
 
 from robust_ray import keys as keys_module
+from robust_ray.cache import load_or_build
 from robust_ray.config import parse_spec
 from robust_ray.plan import make_plan
-from robust_ray.cache import load_or_build
 
 
 def spec(per_class: int = 3):

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from attack_models import trained_lenet5
 from torch import nn
 
 import robust_ray
-from attack_models import trained_lenet5
 from robust_ray.train import accuracy
 
 REPO = Path(__file__).resolve().parents[1]

@@ -86,9 +86,9 @@ def test_resume_of_a_changed_spec_names_the_keys_that_changed(tmp_path, capsys):
     spec.write_text(SPEC)
     (out / "tune").mkdir(parents=True)
     (out / "tune" / "tuner.pkl").write_bytes(b"")  # stands in for an interrupted Tune experiment
-    from robust_ray.config import load_spec
-
     import json
+
+    from robust_ray.config import load_spec
 
     old = load_spec(spec).model_dump(mode="json")
     (out / "sweep.json").write_text(json.dumps(old))

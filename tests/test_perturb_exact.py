@@ -18,7 +18,6 @@ from robust_ray.perturb import PERTURBATIONS, LevelUnreachable, l2_distance, sca
 from robust_ray.perturb.adversarial import loss_gradient_sign
 from robust_ray.seeding import derive_seed
 
-
 # --- exact L2 (000 eq. 1) -----------------------------------------------------------------
 
 

@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from analysis_data import l25, make_sweep
 from scipy import stats
 
-from analysis_data import l25, make_sweep
 from robust_ray.analysis.recipes import load_recipe
-from robust_ray.analysis.registry import STEPS
 from robust_ray.analysis.reference import compare, format_comparison, load_reference, read_comparison
+from robust_ray.analysis.registry import STEPS
 from robust_ray.analysis.report import analyze
 from robust_ray.analysis.stats import band
 from robust_ray.cli import main
@@ -150,7 +150,7 @@ def test_003_reference_point_is_the_mean_of_the_clean_models():
 
 def test_004_average_is_the_mean_of_the_19_corruptions():
     t = ref("004-table1.csv")
-    for (ts, arch), g in t.groupby(["factor", "arch"]):
+    for _, g in t.groupby(["factor", "arch"]):
         pc = g[g["statistic"] == "P_c"]["value"]
         assert len(pc) == 19
         assert pc.mean() == pytest.approx(g[g["statistic"] == "aggregate"]["value"].iloc[0], abs=1e-4)

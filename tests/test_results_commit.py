@@ -9,7 +9,15 @@ import os
 import pandas as pd
 
 from robust_ray.results import (
-    COMMITS_DIR, HISTORY, MANIFEST, commit_of, history_rows, read_files, read_pair, trial_rows, write_results,
+    COMMITS_DIR,
+    HISTORY,
+    MANIFEST,
+    commit_of,
+    history_rows,
+    read_files,
+    read_pair,
+    trial_rows,
+    write_results,
 )
 from robust_ray.storage import Storage
 

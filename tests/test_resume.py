@@ -3,7 +3,6 @@
 import sys
 
 import pytest
-
 from kill_driver import kill_then_resume
 
 SPEC = """

@@ -12,8 +12,8 @@ import pytest
 from robust_ray.analysis.load import load_results
 from robust_ray.config import parse_spec
 from robust_ray.results import SCHEMA_KEY
-from robust_ray.search.run import run_search
 from robust_ray.runtime import Execution
+from robust_ray.search.run import run_search
 from robust_ray.search.study import open_storage
 
 SPEC = {

@@ -15,15 +15,15 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from robust_ray.analysis.plots import OKABE_ITO
 from robust_ray.config import SearchSpec, parse_spec
 from robust_ray.errors import SpecError
 from robust_ray.plan import make_plan
 from robust_ray.results import trial_rows, write_results
 from robust_ray.search.distinct import NEVER_RAN, DistinctSampler, grid_values, nearest_untried, point_key
-from robust_ray.analysis.plots import OKABE_ITO
 from robust_ray.search.front import metric_label, pareto_figure, pareto_table, study_table
-from robust_ray.search.space import distributions
 from robust_ray.search.searcher import StudySearch
+from robust_ray.search.space import distributions
 from robust_ray.search.study import NUMBER, create_study, make_sampler, open_storage
 from robust_ray.search.warm import warm_start
 from robust_ray.storage import Storage

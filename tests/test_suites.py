@@ -10,14 +10,13 @@ import pandas as pd
 import pytest
 import torch
 
+from robust_ray.analysis.corruption import per_corruption
+from robust_ray.analysis.pixel import flipped_share, pixel_index
 from robust_ray.data import ImageSet, stratified_sample, to_float
 from robust_ray.perturb import PERTURBATIONS, l2_distance
 from robust_ray.perturb.corruptions import GRAYSCALE
 from robust_ray.results import trial_rows, write_results
 from robust_ray.storage import Storage
-from robust_ray.trial import evaluate_suites, summarize
-from robust_ray.analysis.corruption import per_corruption
-from robust_ray.analysis.pixel import flipped_share, pixel_index
 from robust_ray.suites import (
     PAPER_L2_LEVELS,
     TWO_FACTOR_69,
@@ -27,6 +26,7 @@ from robust_ray.suites import (
     parse_two_factor,
     suite_def,
 )
+from robust_ray.trial import evaluate_suites, summarize
 
 
 def _check_l2_suite(suite: Suite, test, levels):

@@ -9,8 +9,8 @@ import yaml
 
 from robust_ray.config import parse_spec
 from robust_ray.results import SCHEMA_KEY
-from robust_ray.sweep import run_sweep
 from robust_ray.runtime import Execution
+from robust_ray.sweep import run_sweep
 
 TINY = {
     "name": "tiny",

@@ -4,6 +4,7 @@ in the spec, and that they train every architecture on its own loss."""
 from __future__ import annotations
 
 import dataclasses
+
 import pytest
 import torch
 import yaml
@@ -193,8 +194,8 @@ def test_spec_accepts_recipe_options():
 def test_reference_model_trains_with_the_standard_recipe_whatever_the_trials_recipe(mnist5k, small):
     """FGSM attacks the clean-trained model (000 §2.2.1): the trials' recipe options (here
     PGD's eps) are not the standard recipe's and must not reach it."""
-    from robust_ray.plan import make_plan
     from robust_ray.cache import train_reference
+    from robust_ray.plan import make_plan
 
     doc = spec_with({"recipe": "pgd_at", "recipe_options": {"eps": 0.1}, "max_epochs": 1, "batch_size": 64})
     doc["design"] = {"factors": {"fgsm_l2": {"levels": [1.0], "per_class": 5}}}

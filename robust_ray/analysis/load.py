@@ -27,7 +27,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..results import (
-    FLIPPED, METRIC_COLUMNS, OUTCOME_COLUMNS, SCHEMA_KEY, SCHEMA_VERSION, TRIAL_COLUMNS, UNFINISHED, alias_columns,
+    FLIPPED,
+    METRIC_COLUMNS,
+    OUTCOME_COLUMNS,
+    SCHEMA_KEY,
+    SCHEMA_VERSION,
+    TRIAL_COLUMNS,
+    UNFINISHED,
+    alias_columns,
 )  # fmt: skip
 from .conditions import condition_table, read_suites
 from .errors import ResultsError

@@ -28,7 +28,7 @@ def _analysis_union():
     """The recipe's ``analyses`` item: one of the registered steps' options models, told
     apart by ``type`` (derived from :data:`.registry.STEPS`, never listed by hand)."""
     models = tuple(s.options for _, s in STEPS.items())
-    return Annotated[Union[models], Field(discriminator="type")]
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007  (a Union of a tuple of types)
 
 
 Analysis = _analysis_union()
@@ -104,28 +104,28 @@ def default_recipe(results: Results) -> Recipe:
     two-factor-69 suite when there is one), 002's Pixel-index (a pixel suite) and 001's
     overlapping score (a corruptions suite and two or more ``corruption:<name>`` factors).
     """
-    steps: list[dict] = []
+    chosen: list[dict] = []
     kinds = {d.one_factor for d in results.designs.values()}
     nfactors = max(len(d.factors) for d in results.designs.values())
     conds = results.conditions
     has = lambda col, value: bool(len(conds)) and bool((conds[col] == value).any())  # noqa: E731
-    steps.append({"type": "correlation"})
+    chosen.append({"type": "correlation"})
     if True in kinds and not results.metrics.empty and has("kind", "levels"):
-        steps.append({"type": "severity"})
+        chosen.append({"type": "severity"})
     if False in kinds and nfactors >= 2:
-        steps += [{"type": "multiple"}, {"type": "orthogonal"}, {"type": "heatmap"}]
+        chosen += [{"type": "multiple"}, {"type": "orthogonal"}, {"type": "heatmap"}]
     if not results.metrics.empty:
         if has("type", "corruptions") or has("kind", "levels"):
-            steps.append({"type": "corruption"})
-        steps.append({"type": "mcv"})
+            chosen.append({"type": "corruption"})
+        chosen.append({"type": "mcv"})
         px = conds[(conds["type"] == "pixel") & conds["perturbation"].notna()]  # the unchanged images have no p
         if has("type", "pixel") and px["p"].notna().all():  # p, r, a known (suites.json)
-            steps.append({"type": "pixel_index"})
+            chosen.append({"type": "pixel_index"})
         if has("type", "corruptions") and any(len(overlap_factors(d, results)) >= 2 for d in results.designs.values()):
-            steps.append({"type": "overlap"})
+            chosen.append({"type": "overlap"})
     if not results.history.empty:  # per-epoch reports (history.parquet): did the models converge?
-        steps.append({"type": "learning_curves"})
-    return Recipe(name="default", description="design-driven default analysis", analyses=steps)
+        chosen.append({"type": "learning_curves"})
+    return Recipe(name="default", description="design-driven default analysis", analyses=chosen)
 
 
 def _path(i: int, key: str, j: int | None = None) -> str:

@@ -10,8 +10,8 @@ register themselves on import.
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..registry import Registry
 

@@ -26,6 +26,7 @@ from .reference import compare, load_reference
 from .registry import STEPS
 from .render import Banner, Section, Sink, html_report, markdown
 from .summary import summary_table
+
 MARK = "report.md"  # what makes a folder a robust_ray analysis folder (safe to replace)
 
 

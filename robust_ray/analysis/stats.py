@@ -24,7 +24,7 @@ import itertools
 import math
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -74,7 +74,7 @@ def _constant(v: np.ndarray) -> bool:
     return bool(np.all(v == v[0]))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pairings(n: int) -> np.ndarray:
     """Every permutation of range(n), one per row (n <= EXACT_MAX_N)."""
     return np.array(list(itertools.permutations(range(n))), dtype=np.int8)

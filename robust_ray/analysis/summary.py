@@ -57,8 +57,8 @@ def summary_table(rows: list[dict], comparison: pd.DataFrame | None = None) -> p
     for r in rows:
         agree, worst = _reference(comparison, r["sweep"], r["factor"], r["arch"], r["suite"])
         row = {"factor": r["factor"], "arch": r["arch"], "suite": r["suite"],
-               f"accuracy at baseline": f"{fmt_level(r['baseline'])}: {_acc(r['acc_baseline'], r['acc_baseline_ci'])}",
-               f"accuracy at highest level": f"{fmt_level(r['highest'])}: {_acc(r['acc_highest'], r['acc_highest_ci'])}",
+               "accuracy at baseline": f"{fmt_level(r['baseline'])}: {_acc(r['acc_baseline'], r['acc_baseline_ci'])}",
+               "accuracy at highest level": f"{fmt_level(r['highest'])}: {_acc(r['acc_highest'], r['acc_highest_ci'])}",
                "best level": fmt_level(r["best_level"]), "seeds": r["n_seeds"],
                "Spearman r [95% CI]": (f"{r['r']:.3f} {ci_text(*r['r_ci'])}" if np.isfinite(r.get("r", np.nan)) else "n/a"),
                "p": _p(r.get("p", np.nan), r.get("p_method", ""))}

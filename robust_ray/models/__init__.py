@@ -6,8 +6,8 @@
 - 004 §3.5: ``mocse:<base>``, a Mixture of Class-Specific Experts around any base.
 """
 
+from . import cifar, mnist, mocse  # noqa: F401  (registration)
 from .base import MODELS, ModelDef, Wrapper, build_model, count_parameters, training_loss
-from . import mnist, cifar, mocse  # noqa: F401  (registration)
 from .mnist import AlexNet8, LeNet5
 from .mocse import MoCSE
 

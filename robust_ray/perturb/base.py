@@ -17,8 +17,8 @@ two-factor composition). Perturbations that need a model (FGSM) get ``model=`` a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

@@ -21,7 +21,7 @@ to float32 precision of the stored pixels.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch

@@ -36,13 +36,33 @@ from optuna.trial import TrialState
 from ..config import SweepSpec
 from ..errors import SpecError, UserError
 from ..results import history_rows, status_counts, trial_rows, write_results
-from ..runtime import Execution, Progress, claim, error_text, fit, make_tuner, place, prologue, search_trial_id, with_history
+from ..runtime import (
+    Execution,
+    Progress,
+    claim,
+    error_text,
+    fit,
+    make_tuner,
+    place,
+    prologue,
+    search_trial_id,
+    with_history,
+)
 from ..storage import Storage
 from ..suite_table import suite_conditions
 from .front import best_trial, pareto_table, plot_pareto, study_table
-from .space import distributions, factor_spec, is_training, searched_factors, shared_datasets
 from .searcher import StudySearch
-from .study import FINISHED_DIR, NUMBER, create_study, make_sampler, open_storage, startup_trials, study_exists, trial_id
+from .space import distributions, factor_spec, is_training, searched_factors, shared_datasets
+from .study import (
+    FINISHED_DIR,
+    NUMBER,
+    create_study,
+    make_sampler,
+    open_storage,
+    startup_trials,
+    study_exists,
+    trial_id,
+)
 from .warm import warm_start
 
 STUDY_FILE = "study.journal"

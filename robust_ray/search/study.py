@@ -14,7 +14,6 @@ several writers on one filesystem; no SQLite), or any database URL Optuna takes.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import warnings
@@ -24,10 +23,9 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, GPSampler, NSGAIISampler, RandomSampler, TPESampler
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
 
 from ..config import Constraint, SearchSpec
-from .distinct import NEVER_RAN, DistinctSampler
+from .distinct import DistinctSampler
 
 FINISHED_DIR = "finished"  # per-trial final reports, written before the study is told
 NUMBER = "optuna_number"  # key of the Optuna trial number in a Tune trial's config

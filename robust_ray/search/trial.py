@@ -14,14 +14,14 @@ shared with ``run``.
 from __future__ import annotations
 
 import time
-
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
+from ..cache import cache_dir, load_or_build
 from ..config import SweepSpec, TrainingSpec
 from ..plan import Plan, TrialPlan
-from ..cache import cache_dir, load_or_build
 from ..trial import execute_trial
 from .space import point_plan, training_for
 from .study import NUMBER, trial_id

@@ -14,8 +14,7 @@ from ..load import Design
 from ..options import Step
 from ..orthogonal import anova, range_analysis
 from ..registry import register
-from ..render import Section
-from ..render import ci_text, significant
+from ..render import Section, ci_text, significant
 from ..stats import STRENGTH, band, multiple_correlation
 
 

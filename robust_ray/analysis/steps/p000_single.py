@@ -14,8 +14,7 @@ from ..context import Ctx, attach, excluded_text
 from ..load import Design, fmt_level
 from ..options import Step, levels_list
 from ..registry import register
-from ..render import Section
-from ..render import ci_text, significant
+from ..render import Section, ci_text, significant
 from ..replicates import level_table
 from ..stats import ROMAN, STRENGTH, band, correlation, describe, group_intervals, mean_interval, peak_level, segment_of
 

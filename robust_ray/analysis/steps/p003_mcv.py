@@ -17,7 +17,16 @@ from ..options import Step, Strict
 from ..registry import register
 from ..render import Section
 from ..stats import band, correlation
-from .per_model import GROUP, clean_reference, group_means, models_of, per_condition, record_groups, table_or_link, training_order
+from .per_model import (
+    GROUP,
+    clean_reference,
+    group_means,
+    models_of,
+    per_condition,
+    record_groups,
+    table_or_link,
+    training_order,
+)
 
 
 class RefPoint(Strict):

@@ -17,7 +17,17 @@ from ..load import Design, fmt_level
 from ..options import Step
 from ..registry import register
 from ..render import Section
-from .per_model import MAX_GROUPS, clean_reference, group_label, group_means, models_of, per_condition, record_groups, table_or_link, training_order
+from .per_model import (
+    MAX_GROUPS,
+    clean_reference,
+    group_label,
+    group_means,
+    models_of,
+    per_condition,
+    record_groups,
+    table_or_link,
+    training_order,
+)
 
 
 class CorruptionStep(Step):
