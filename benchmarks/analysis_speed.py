@@ -47,20 +47,43 @@ def synthetic(root: Path, trials: int, design: str, seed: int = 0) -> None:
     skill = 0.95 - 0.4 * ld + 0.003 * g + rng.normal(0, 0.01, n)
     status = np.where(rng.random(n) < 0.002, "failed", "ok")
     corruptions = ["gaussian_noise", "shot_noise", "defocus_blur", "motion_blur", "snow", "fog", "contrast", "pixelate"]
-    conds = {"mnist-test": [("clean", 0.0, None, {})],
-             "mnist-c": [(f"{lv:g}", lv, "gaussian_l2", {}) for lv in np.arange(1.0, 10.0)],
-             "corruptions": [(f"{c}/{s}", float(s), f"corruption:{c}", {"corruption": c, "severity": s}) for c in corruptions for s in range(1, 6)]}
+    conds = {
+        "mnist-test": [("clean", 0.0, None, {})],
+        "mnist-c": [(f"{lv:g}", lv, "gaussian_l2", {}) for lv in np.arange(1.0, 10.0)],
+        "corruptions": [
+            (f"{c}/{s}", float(s), f"corruption:{c}", {"corruption": c, "severity": s})
+            for c in corruptions
+            for s in range(1, 6)
+        ],
+    }
     hardness = {c: 0.01 * i for i, c in enumerate(corruptions)}
-    t = pd.DataFrame({"trial_id": tid, "sweep": "bench", "arch": arch, "recipe": "standard", "seed": np.arange(n) // (rows * 2), "status": status,
-                      "gaussian_l2": g, "label_error": ld, "train_acc": np.clip(skill + 0.03, 0, 1), "val_acc": skill,
-                      "epochs": pd.array(np.full(n, 10), dtype="Int64"), "n_train": pd.array(np.full(n, 60000), dtype="Int64"),
-                      "wall_s": np.ones(n)})
+    t = pd.DataFrame(
+        {
+            "trial_id": tid,
+            "sweep": "bench",
+            "arch": arch,
+            "recipe": "standard",
+            "seed": np.arange(n) // (rows * 2),
+            "status": status,
+            "gaussian_l2": g,
+            "label_error": ld,
+            "train_acc": np.clip(skill + 0.03, 0, 1),
+            "val_acc": skill,
+            "epochs": pd.array(np.full(n, 10), dtype="Int64"),
+            "n_train": pd.array(np.full(n, 60000), dtype="Int64"),
+            "wall_s": np.ones(n),
+        }
+    )
     blocks, k = [], 0
     for s, cs in conds.items():
         for name, lv, _, params in cs:
             harder = hardness.get(params.get("corruption"), 0.0)
             acc = np.clip(skill - harder - 0.02 * lv * (1 - 0.05 * g) + rng.normal(0, 0.005, n), 0, 1)
-            blocks.append(pd.DataFrame({"trial_id": tid, "suite": s, "condition": name, "level": lv, "accuracy": acc, "n": np.int64(10000)}))
+            blocks.append(
+                pd.DataFrame(
+                    {"trial_id": tid, "suite": s, "condition": name, "level": lv, "accuracy": acc, "n": np.int64(10000)}
+                )
+            )
             k += 1
     m = pd.concat(blocks, ignore_index=True)
     acc = m.groupby(["trial_id", "suite"], sort=False)["accuracy"].mean().unstack("suite")
@@ -70,13 +93,33 @@ def synthetic(root: Path, trials: int, design: str, seed: int = 0) -> None:
     m = m[m["trial_id"].isin(set(tid[status == "ok"]))]
     write_table(t, str(root / "trials.parquet"))
     write_table(m, str(root / "metrics.parquet"), METRICS_SCHEMA)
-    (root / "sweep.json").write_text(json.dumps({
-        "name": "bench", "architectures": ["lenet5", "alexnet8"],
-        "design": {"type": design, "factors": {f: {"levels": lv, "baseline": None} for f, lv in factors.items()}},
-        "suites": {s: {"type": s, "levels": sorted({c[1] for c in cs})} for s, cs in conds.items()}}))
-    (root / "suites.json").write_text(json.dumps({s: {"type": s, "conditions": [
-        {"name": name, "level": lv, "perturbation": p, "plevel": lv, "options": {}, "params": params} for name, lv, p, params in cs]}
-        for s, cs in conds.items()}))
+    (root / "sweep.json").write_text(
+        json.dumps(
+            {
+                "name": "bench",
+                "architectures": ["lenet5", "alexnet8"],
+                "design": {
+                    "type": design,
+                    "factors": {f: {"levels": lv, "baseline": None} for f, lv in factors.items()},
+                },
+                "suites": {s: {"type": s, "levels": sorted({c[1] for c in cs})} for s, cs in conds.items()},
+            }
+        )
+    )
+    (root / "suites.json").write_text(
+        json.dumps(
+            {
+                s: {
+                    "type": s,
+                    "conditions": [
+                        {"name": name, "level": lv, "perturbation": p, "plevel": lv, "options": {}, "params": params}
+                        for name, lv, p, params in cs
+                    ],
+                }
+                for s, cs in conds.items()
+            }
+        )
+    )
     assert k == 50, k
 
 
@@ -85,7 +128,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=100_000)
     ap.add_argument("--design", choices=["grid", "one_factor", "both"], default="both")
     args = ap.parse_args()
-    for design in (["grid", "one_factor"] if args.design == "both" else [args.design]):
+    for design in ["grid", "one_factor"] if args.design == "both" else [args.design]:
         tmp = Path(tempfile.mkdtemp(prefix="rr-bench-"))
         try:
             t0 = time.perf_counter()
@@ -102,9 +145,13 @@ def main() -> None:
             out = analyze(tmp)
             total = time.perf_counter() - t0
             plots, tables = len(list((out / "plots").glob("*.png"))), len(list((out / "tables").glob("*.csv")))
-            print(f"{design}: {args.trials:,} trials x 50 test conditions ({rows:,} metric rows; data built in {made:.1f}s)")
+            print(
+                f"{design}: {args.trials:,} trials x 50 test conditions ({rows:,} metric rows; data built in {made:.1f}s)"
+            )
             print(f"  baseline, reading the two Parquet files with pandas: {floor:.2f}s")
-            print(f"  analyze --no-plots (load + every statistic + {tables} tables + report): {numbers:.2f}s  -> {numbers / floor:.1f}x the read")
+            print(
+                f"  analyze --no-plots (load + every statistic + {tables} tables + report): {numbers:.2f}s  -> {numbers / floor:.1f}x the read"
+            )
             print(f"  analyze (the same + {plots} plots): {total:.2f}s  -> {total / floor:.1f}x the read")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

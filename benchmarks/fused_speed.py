@@ -59,8 +59,10 @@ def main() -> None:
         t0 = time.perf_counter()
         fit_fused(models(k, device), trains, st, list(range(k)), device)
         fused = time.perf_counter() - t0
-        print(f"K = {k}: unfused {60 * k / unfused:.1f} models/min ({unfused:.1f} s), fused {60 * k / fused:.1f} models/min "
-              f"({fused:.1f} s); fused / unfused = {unfused / fused:.2f}x")
+        print(
+            f"K = {k}: unfused {60 * k / unfused:.1f} models/min ({unfused:.1f} s), fused {60 * k / fused:.1f} models/min "
+            f"({fused:.1f} s); fused / unfused = {unfused / fused:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -112,7 +112,9 @@ def main() -> None:
             dt = (time.perf_counter() - t0) / args.seeds
             trials = max(n for n, _ in out)
             err = np.abs(np.array([lv for _, lv in out]) - peak)
-            print(f"{label:<34}{peak:>6g}{trials:>8}{np.mean(err <= 0.5):>9.0%}{np.median(err):>14.2f}{err.max():>7.2f}{dt:>7.2f}")
+            print(
+                f"{label:<34}{peak:>6g}{trials:>8}{np.mean(err <= 0.5):>9.0%}{np.median(err):>14.2f}{err.max():>7.2f}{dt:>7.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -161,8 +161,10 @@ def overhead(sizes: tuple[int, int], cpus: int, out: Path) -> None:
           f"sweep/plain at {n2} trials = {runs['sweep', n2]['total'] / runs['plain', n2]['total']:.2f}")  # fmt: skip
     loop = serial_loop(n2)
     fit = runs["sweep", n2]["fit"]
-    print(f"    old formula ({n2} trials, serial in-process loop {loop:.1f} s, Tune fit {fit:.1f} s, "
-          f"ray.init and placement untimed): overhead {(fit - loop) / n2:.2f} s/trial, sweep/loop = {fit / loop:.2f}")
+    print(
+        f"    old formula ({n2} trials, serial in-process loop {loop:.1f} s, Tune fit {fit:.1f} s, "
+        f"ray.init and placement untimed): overhead {(fit - loop) / n2:.2f} s/trial, sweep/loop = {fit / loop:.2f}"
+    )
 
 
 @ray.remote(num_cpus=1)
@@ -192,7 +194,9 @@ def handoff(folder: Path, cpus: int, mib: int) -> None:
     ref = ray.put(suite)
     store = min(ray.get([_from_store.remote([ref]) for _ in range(3)]))
     disk = min(ray.get([_from_disk.remote(str(folder)) for _ in range(3)]))
-    print(f"(b) {suite.nbytes / 2**20:.0f} MiB suite: object store {store * 1e3:.1f} ms, disk (warm cache) {disk * 1e3:.0f} ms")
+    print(
+        f"(b) {suite.nbytes / 2**20:.0f} MiB suite: object store {store * 1e3:.1f} ms, disk (warm cache) {disk * 1e3:.0f} ms"
+    )
     print(f"    object store is {disk / store:.0f}x faster (target >= 10x)")
     ray.shutdown()
 

@@ -192,7 +192,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--root", default=default_root, help="folder holding MNIST/raw (default: %(default)s)")
     p.add_argument("--device", default="auto")
     p.add_argument("--repeat", type=int, default=3, help="paired repetitions (every setup once each)")
-    p.add_argument("--workers", default="0,1", help="DataLoader workers of the fair per-sample baseline, one setup each")
+    p.add_argument(
+        "--workers", default="0,1", help="DataLoader workers of the fair per-sample baseline, one setup each"
+    )
     p.add_argument("--limit", type=int, default=None, help="train on the first N images (default: all)")
     p.add_argument("--quick", action="store_true", help="--limit 12000 and 48,000 evaluation images")
     p.add_argument("--eval-batch-size", type=int, default=4096)
@@ -221,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     whole: list[float] = []
     order = list(setups)
     for i in range(args.repeat):
-        for k in order[i % len(order):] + order[: i % len(order)]:  # rotated: no setup always runs first
+        for k in order[i % len(order) :] + order[: i % len(order)]:  # rotated: no setup always runs first
             r = setups[k]()
             if k == "b":
                 r, w = r

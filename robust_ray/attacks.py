@@ -88,7 +88,9 @@ def check_logits(out: torch.Tensor) -> None:
     robust accuracy is meaningless. Raises ValueError."""
     out = out.detach().double()
     if out.ndim != 2 or len(out) == 0:
-        raise ValueError(f"the model must return class scores [batch, classes], not a tensor of shape {tuple(out.shape)}")
+        raise ValueError(
+            f"the model must return class scores [batch, classes], not a tensor of shape {tuple(out.shape)}"
+        )
     ones = torch.ones(len(out), dtype=out.dtype, device=out.device)
     if (out >= 0).all() and torch.allclose(out.sum(1), ones, atol=1e-4):
         raise ValueError(
@@ -231,7 +233,9 @@ def pgd(
             adv = torch.empty((n, *images.shape[1:]), dtype=torch.float32) if return_adversarial else None
             for s in range(0, n, bs):
                 x0 = to_float(images[s : s + bs], device).clone()
-                r, xa = _pgd_batch(model, x0, y_all[s : s + bs].to(device), e, norm, steps, a, restarts, random_start, gen)
+                r, xa = _pgd_batch(
+                    model, x0, y_all[s : s + bs].to(device), e, norm, steps, a, restarts, random_start, gen
+                )
                 rob[s : s + bs] = r.cpu()
                 if adv is not None:
                     adv[s : s + bs] = xa.cpu()
@@ -273,12 +277,24 @@ def _art_attacks(evasion, clf, names: Sequence[str], eps: float, norm, iters: in
     for name in names:
         if name in ("apgd-ce", "apgd-dlr"):
             loss = "cross_entropy" if name == "apgd-ce" else "difference_logits_ratio"
-            out.append(evasion.AutoProjectedGradientDescent(
-                clf, norm=norm, eps=eps, eps_step=2 * eps, max_iter=iters, targeted=False, nb_random_init=1,
-                batch_size=batch_size, loss_type=loss, verbose=False,
-            ))  # fmt: skip  (eps_step: APGD's first step, 2 eps in Croce & Hein Alg. 1)
+            out.append(
+                evasion.AutoProjectedGradientDescent(
+                    clf,
+                    norm=norm,
+                    eps=eps,
+                    eps_step=2 * eps,
+                    max_iter=iters,
+                    targeted=False,
+                    nb_random_init=1,
+                    batch_size=batch_size,
+                    loss_type=loss,
+                    verbose=False,
+                )
+            )  # fmt: skip  (eps_step: APGD's first step, 2 eps in Croce & Hein Alg. 1)
         elif name == "deepfool":
-            out.append(evasion.DeepFool(clf, max_iter=100, epsilon=1e-3, nb_grads=10, batch_size=batch_size, verbose=False))
+            out.append(
+                evasion.DeepFool(clf, max_iter=100, epsilon=1e-3, nb_grads=10, batch_size=batch_size, verbose=False)
+            )
         elif name == "square":
             out.append(evasion.SquareAttack(clf, norm=norm, eps=eps, max_iter=5000, p_init=0.8, nb_restarts=1,
                                             batch_size=batch_size, verbose=False))  # fmt: skip
@@ -350,4 +366,6 @@ def autoattack(
             rob = torch.from_numpy(pred == y)
             robust_all.append(rob)
             adv_all.append(torch.from_numpy(xa) if return_adversarial else None)
-    return AttackResult(eps, len(y), [int(r.sum()) for r in robust_all], robust_all, adv_all if return_adversarial else None)
+    return AttackResult(
+        eps, len(y), [int(r.sum()) for r in robust_all], robust_all, adv_all if return_adversarial else None
+    )

@@ -80,7 +80,11 @@ def _digest(path: Path) -> str:
 
 
 def _checksums(folder: Path) -> dict[str, dict]:
-    return {f.name: {"size": f.stat().st_size, "blake2b": _digest(f)} for f in sorted(folder.iterdir()) if f.name != CHECKSUMS}
+    return {
+        f.name: {"size": f.stat().st_size, "blake2b": _digest(f)}
+        for f in sorted(folder.iterdir())
+        if f.name != CHECKSUMS
+    }
 
 
 def verify(folder: Path) -> None:

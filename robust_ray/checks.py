@@ -78,7 +78,9 @@ def check_spec(spec: SweepSpec, file: str | None = None) -> None:
     for key, ss in spec.suites.items():
         path = f"suites.{key}"
         if ss.n is not None and ss.n > n_test:
-            raise SpecError(file, f"{path}.n", f"{ss.n:,} images asked for, but the {spec.dataset.name} test split has {n_test:,}")
+            raise SpecError(
+                file, f"{path}.n", f"{ss.n:,} images asked for, but the {spec.dataset.name} test split has {n_test:,}"
+            )
         try:
             sdef = suite_def(spec.suite_type(key))
         except KeyError as e:
@@ -133,7 +135,9 @@ def _check_design(spec: SweepSpec, file) -> None:
                 if name not in d.factors:
                     raise SpecError(file, f"design.rows[{i}].{name}", f"{name!r} is not in design.factors")
                 opts = d.factors[name].options
-                if (why := factor_def(name).check_level(level, opts, DATASETS.get(spec.dataset.name).shape)) is not None:
+                if (
+                    why := factor_def(name).check_level(level, opts, DATASETS.get(spec.dataset.name).shape)
+                ) is not None:
                     raise SpecError(file, f"design.rows[{i}].{name}", why)
     elif d.rows:
         raise SpecError(file, "design.rows", f"rows belong to a list design, not {d.type!r}")

@@ -16,7 +16,9 @@ from .errors import UserError
 def _validate(args) -> int:
     from .config import load_spec
 
-    spec = load_spec(args.spec, smoke=args.smoke_test, sets=args.set or ())  # a missing or bad file answers before torch loads
+    spec = load_spec(
+        args.spec, smoke=args.smoke_test, sets=args.set or ()
+    )  # a missing or bad file answers before torch loads
     from .plan import make_plan
 
     variant = " (smoke-test variant)" if args.smoke_test else ""
@@ -31,8 +33,10 @@ def _validate(args) -> int:
     sizes = plan.nbytes(spec)
     print(f"{args.spec}: valid sweep {spec.name!r} on {spec.dataset.name}{variant}")
     rows = len(plan.trials) // (len(spec.architectures) * len(spec.recipe_list()) * len(spec.seeds))
-    print(f"  design {spec.design.type}: {len(plan.trials)} trials = {rows} training sets x "
-          f"{len(spec.architectures)} architecture(s) x {len(spec.recipe_list())} recipe(s) x {len(spec.seeds)} seed(s)")
+    print(
+        f"  design {spec.design.type}: {len(plan.trials)} trials = {rows} training sets x "
+        f"{len(spec.architectures)} architecture(s) x {len(spec.recipe_list())} recipe(s) x {len(spec.seeds)} seed(s)"
+    )
     if spec.design.type == "orthogonal":
         from .designs import orthogonal_fallback
 
@@ -163,11 +167,18 @@ def _execution_args(p: argparse.ArgumentParser, output_help: str, what: str) -> 
 
 
 def _smoke_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--smoke-test", action="store_true",
-                   help="the spec's small variant: its 'smoke:' section merged over it (name gets -smoke)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a spec key, the value read as YAML: --set training.max_epochs=2 --set seeds=[0,1] "
-                        "(repeatable; applied after --smoke-test; validated like the file)")
+    p.add_argument(
+        "--smoke-test",
+        action="store_true",
+        help="the spec's small variant: its 'smoke:' section merged over it (name gets -smoke)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a spec key, the value read as YAML: --set training.max_epochs=2 --set seeds=[0,1] "
+        "(repeatable; applied after --smoke-test; validated like the file)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -180,13 +191,18 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a sweep end to end")
     r.add_argument("spec", help="sweep spec (YAML)")
     _execution_args(r, "output folder or URI, e.g. s3://bucket/x (default: results/<sweep name>)", "sweep")
-    r.add_argument("--extend", action="store_true",
-                   help="grow the finished sweep in --output to this spec: keep its trials, train only new ones")
+    r.add_argument(
+        "--extend",
+        action="store_true",
+        help="grow the finished sweep in --output to this spec: keep its trials, train only new ones",
+    )
     r.set_defaults(fn=_run)
 
     s = sub.add_parser("search", help="let Optuna find the best levels (the spec's search section), on Ray Tune")
     s.add_argument("spec", help="sweep spec (YAML) with a search section")
-    _execution_args(s, "output folder (default: results/<sweep name>); URIs need search.storage", "search (and its study)")
+    _execution_args(
+        s, "output folder (default: results/<sweep name>); URIs need search.storage", "search (and its study)"
+    )
     s.set_defaults(fn=_search)
 
     v = sub.add_parser("validate", help="check a spec and print its plan; trains nothing")
@@ -197,20 +213,33 @@ def parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="evaluate a finished sweep's kept models on more suites (pgd, autoattack, ...)")
     e.add_argument("results", help="results folder of a sweep run with training.save_models")
-    e.add_argument("--suite", action="append", metavar="NAME[:key=value,...]",
-                   help="a suite to add, e.g. pgd:norm=linf,eps=[0.1,0.3],n=500 (repeatable)")
+    e.add_argument(
+        "--suite",
+        action="append",
+        metavar="NAME[:key=value,...]",
+        help="a suite to add, e.g. pgd:norm=linf,eps=[0.1,0.3],n=500 (repeatable)",
+    )
     e.add_argument("--suites", metavar="FILE.yaml", help="suites to add, as the spec's suites: section")
     e.add_argument("--data-root", help="folder holding the datasets (else spec, $ROBUST_RAY_DATA)")
     e.set_defaults(fn=_evaluate)
 
     a = sub.add_parser("analyze", help="statistics, plots and a report from a results folder")
-    a.add_argument("results", help="folder with trials.parquet and metrics.parquet, a folder of such folders, or a glob")
+    a.add_argument(
+        "results", help="folder with trials.parquet and metrics.parquet, a folder of such folders, or a glob"
+    )
     a.add_argument("--output", help="where to write the report (default: RESULTS/analysis)")
-    a.add_argument("--recipe", action="append", metavar="FILE",
-                   help="analysis recipe (YAML, see analysis/README.md); repeatable (default: from the sweep's design)")
+    a.add_argument(
+        "--recipe",
+        action="append",
+        metavar="FILE",
+        help="analysis recipe (YAML, see analysis/README.md); repeatable (default: from the sweep's design)",
+    )
     a.add_argument("--no-plots", action="store_true", help="tables and report only (faster)")
-    a.add_argument("--summary", action="store_true",
-                   help="RESULTS is a folder of reproductions (analysis/reproductions): write its README.md summary page")
+    a.add_argument(
+        "--summary",
+        action="store_true",
+        help="RESULTS is a folder of reproductions (analysis/reproductions): write its README.md summary page",
+    )
     a.set_defaults(fn=_analyze)
     return p
 

@@ -80,8 +80,10 @@ def orthogonal_fallback(level_counts: list[int]) -> str | None:
     name, _ = choose_orthogonal_array(level_counts)
     if array_runs(name) <= grid_size(level_counts):
         return None
-    return (f"orthogonal: the smallest array for levels {' x '.join(map(str, level_counts))} is {name} ({array_runs(name)} runs), "
-            f"more than the full grid ({grid_size(level_counts)} runs); running the grid")
+    return (
+        f"orthogonal: the smallest array for levels {' x '.join(map(str, level_counts))} is {name} ({array_runs(name)} runs), "
+        f"more than the full grid ({grid_size(level_counts)} runs); running the grid"
+    )
 
 
 @DESIGNS.register("orthogonal")

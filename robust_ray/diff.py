@@ -29,6 +29,7 @@ def changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
 def describe_change(old: Any, new: Any, limit: int = 6) -> str:
     """``a.b (1 -> 2), c.d`` for a message: each changed path, with old and new values
     where they are short."""
+
     def at(d: Any, path: str) -> Any:
         for part in path.replace("[", ".[").split("."):
             if not part:

@@ -67,7 +67,9 @@ def _stored_suite_rows(name: str, kind: str, spec: dict, model: nn.Module, test:
     except KeyError as e:
         raise ValueError(f"suites.{name}: {e.args[0]}; or a white-box one: {', '.join(WHITEBOX)}") from None
     if sdef.needs_model:
-        raise ValueError(f"suites.{name}: {sdef.name} is built against a reference model; use pgd or autoattack instead")
+        raise ValueError(
+            f"suites.{name}: {sdef.name} is built against a reference model; use pgd or autoattack instead"
+        )
     levels = spec.pop("levels", None) or sdef.default_levels
     if levels is None:
         raise ValueError(f"suites.{name}.levels: suite type {sdef.name!r} needs levels")

@@ -55,7 +55,9 @@ def _number(tid: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-def read_previous(out: Storage, spec: SweepSpec, file: str | None) -> tuple[dict, pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+def read_previous(
+    out: Storage, spec: SweepSpec, file: str | None
+) -> tuple[dict, pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
     """The folder's spec (sweep.json) and results (trials, metrics, history or None),
     refusing a folder an extend cannot grow."""
     from .results import HISTORY, read_files
@@ -131,7 +133,9 @@ def merge(old_trials: pd.DataFrame, old_metrics: pd.DataFrame, old_history: pd.D
     old rows (if any); every other old row stays as it was, ``in_spec`` false where the new
     plan no longer holds it."""
     trained = set(new_trials["trial_id"])
-    histories = [h[~h["trial_id"].isin(trained)] if h is old_history else h for h in (old_history, new_history) if h is not None]
+    histories = [
+        h[~h["trial_id"].isin(trained)] if h is old_history else h for h in (old_history, new_history) if h is not None
+    ]
     history = pd.concat(histories, ignore_index=True) if histories else None
     keep_t = old_trials[~old_trials["trial_id"].isin(trained)]
     keep_m = old_metrics[~old_metrics["trial_id"].isin(trained)]
@@ -157,7 +161,9 @@ def record(out: Storage, old_spec: dict, old_trials: pd.DataFrame, spec_json: st
     history = json.loads(out.read_text(SPEC_HISTORY)) if out.exists(SPEC_HISTORY) else [
         {"time": None if pd.isna(first) else first.strftime("%Y-%m-%dT%H:%M:%S%z"), "experiment": "tune",
          "spec": old_spec}]  # fmt: skip
-    history.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "experiment": experiment, "spec": json.loads(spec_json)})
+    history.append(
+        {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "experiment": experiment, "spec": json.loads(spec_json)}
+    )
     out.write_bytes(SPEC_HISTORY, json.dumps(history, indent=1).encode())
     out.write_bytes("sweep.json", spec_json.encode())
 

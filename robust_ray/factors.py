@@ -66,7 +66,9 @@ class FactorDef:
     max_level: float  # exclusive
     unit: str
 
-    def check_level(self, level: float, options: BaseModel | dict | None = None, shape: Shape | None = None) -> str | None:
+    def check_level(
+        self, level: float, options: BaseModel | dict | None = None, shape: Shape | None = None
+    ) -> str | None:
         """Why ``level`` (with these factor options, on images of ``shape``) is out of range.
         The identity level is always allowed: it means "not applied" (no pool), even where the
         perturbation itself starts above it (corruption severities are 1-5, 0 is no corruption)."""

@@ -155,7 +155,9 @@ def fit_fused(models: list[nn.Module], trains: list[ImageSet], settings, seeds: 
             last_loss[i] = float(loss_sum[i]) / n[i]
             if not math.isfinite(last_loss[i]):
                 status[i], running[i] = "diverged", False
-                history[i].append({"epoch": epoch, "train_loss": last_loss[i], "val_acc": float("nan"), "train_s": train_s})
+                history[i].append(
+                    {"epoch": epoch, "train_loss": last_loss[i], "val_acc": float("nan"), "train_s": train_s}
+                )
                 continue
             model = _model_of(models[i], params, i)
             val_acc = accuracy(model, data[i][2], data[i][3], device, settings.eval_batch_size)

@@ -42,8 +42,22 @@ from .spec import (
 
 def _known_keys() -> set[str]:
     keys: set[str] = set()
-    for m in (SweepSpec, DatasetSpec, Resources, TrainingSpec, FactorSpec, DesignSpec, SuiteSpec, ExecutionSpec,
-              ReferenceSpec, SearchSpec, SearchRange, Objective, Constraint, EarlyStopping):
+    for m in (
+        SweepSpec,
+        DatasetSpec,
+        Resources,
+        TrainingSpec,
+        FactorSpec,
+        DesignSpec,
+        SuiteSpec,
+        ExecutionSpec,
+        ReferenceSpec,
+        SearchSpec,
+        SearchRange,
+        Objective,
+        Constraint,
+        EarlyStopping,
+    ):
         keys.update(m.model_fields)
     return keys
 
@@ -143,7 +157,9 @@ def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = Fals
         try:
             hash(key)
         except TypeError:
-            raise yaml.constructor.ConstructorError(None, None, "a mapping key must be a scalar", key_node.start_mark) from None
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a scalar", key_node.start_mark
+            ) from None
         if key in out:
             raise yaml.constructor.ConstructorError(
                 None, None, f"key {key!r} is given twice in one mapping (the second would win silently)",
@@ -253,7 +269,6 @@ def parse_smoke(data: dict, overrides: dict, file: str | None = None) -> SweepSp
         raise SpecError(e.file, e.path, f"{e.message} (in the --smoke-test variant)") from None
 
 
-
 # --- --set KEY=VALUE overrides ----------------------------------------------------------------
 
 SET_FLAG = "--set"
@@ -265,7 +280,9 @@ def parse_set(item: str) -> tuple[tuple[str, ...], Any]:
     key, sep, raw = item.partition("=")
     parts = tuple(key.strip().split("."))
     if not sep or not all(parts):
-        raise SpecError(None, f"{SET_FLAG} {item}", "expected KEY=VALUE with a dotted key, e.g. --set training.max_epochs=2")
+        raise SpecError(
+            None, f"{SET_FLAG} {item}", "expected KEY=VALUE with a dotted key, e.g. --set training.max_epochs=2"
+        )
     try:
         value = read_yaml(raw.encode(), f"{SET_FLAG} {key}") if raw.strip() else ""
     except SpecError as e:
@@ -286,7 +303,9 @@ def apply_sets(data: dict, sets: list[str]) -> tuple[dict, list[tuple[str, ...]]
             if nxt is None:
                 nxt = node[k] = {}
             if not isinstance(nxt, dict):
-                raise SpecError(None, f"{SET_FLAG} {'.'.join(parts)}", f"{'.'.join(parts[: i + 1])} is not a mapping in the spec")
+                raise SpecError(
+                    None, f"{SET_FLAG} {'.'.join(parts)}", f"{'.'.join(parts[: i + 1])} is not a mapping in the spec"
+                )
             node = nxt
         node[parts[-1]] = value
         paths.append(parts)

@@ -49,8 +49,13 @@ class OutputLock:
 
     def _record(self) -> bytes:
         return json.dumps(
-            {"pid": os.getpid(), "host": socket.gethostname(), "sweep": self.sweep, "since": time.time(),
-             "beat": time.time()}  # fmt: skip
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "sweep": self.sweep,
+                "since": time.time(),
+                "beat": time.time(),
+            }  # fmt: skip
         ).encode()
 
     def _refuse(self, raw: str) -> OutputInUse:

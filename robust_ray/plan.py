@@ -58,7 +58,10 @@ def model_key(spec: SweepSpec, arch: str, seed: int) -> DatasetKey:
     the sweep's training settings): what FGSM pools and suites attack (000 §2.2.1, §2.3)."""
     # the trials' recipe options belong to their recipe, not to the standard one
     # what the reference model is trained with; keeping models is not part of that
-    training = spec.training.model_dump(mode="json", exclude={"save_models"}) | {"recipe": "standard", "recipe_options": {}}
+    training = spec.training.model_dump(mode="json", exclude={"save_models"}) | {
+        "recipe": "standard",
+        "recipe_options": {},
+    }
     return ModelKey(dataset=spec.dataset.name, arch=arch, seed=seed, training=json.dumps(training, sort_keys=True))
 
 
@@ -149,7 +152,9 @@ def make_plan(spec: SweepSpec) -> Plan:
         for k, ss in spec.suites.items():
             if suite_def(spec.suite_type(k)).whitebox is not None:
                 continue  # attacks the trial's own model, in the trial: nothing to build
-            ref = _reference(spec, ss.reference, arch, seed, need) if suite_def(spec.suite_type(k)).needs_model else None
+            ref = (
+                _reference(spec, ss.reference, arch, seed, need) if suite_def(spec.suite_type(k)).needs_model else None
+            )
             out[k] = need(suite_key(spec, k, ref), f"suites.{k}")
         return out
 

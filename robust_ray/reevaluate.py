@@ -77,12 +77,16 @@ def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None 
         raise SpecError(source, e.path, e.message) from None
     for name in new:
         if suite_def(spec.suite_type(name)).needs_model:
-            raise SpecError(source, f"suites.{name}", "suites built against a reference model cannot be added afterwards")
+            raise SpecError(
+                source, f"suites.{name}", "suites built against a reference model cannot be added afterwards"
+            )
     files = read_files(folder)
     trials, metrics = pd.read_parquet(files["trials.parquet"]), pd.read_parquet(files["metrics.parquet"])
     history = pd.read_parquet(files[HISTORY]) if HISTORY in files else None  # carried into the new commit
     if "model_uri" not in trials or trials["model_uri"].isna().all():
-        raise UserError(f"{out.shown}: no kept models (model_uri is empty): rerun the sweep with training.save_models: true")
+        raise UserError(
+            f"{out.shown}: no kept models (model_uri is empty): rerun the sweep with training.save_models: true"
+        )
     base = data.load(spec.dataset.name, data_root or spec.dataset.root, spec.dataset.download)
     trials, metrics, added = evaluate_kept(trials, metrics, spec, new, base, log=log)
     write_results(out, trials, metrics, history)
@@ -120,7 +124,9 @@ def evaluate_kept(trials: pd.DataFrame, metrics: pd.DataFrame, spec, want: dict[
                  for r in fresh.itertuples()]  # fmt: skip
         log(f"evaluate: {i + 1}/{len(todo)} models ({len(fresh)} new rows for {t['trial_id']})")
     if rows:
-        metrics = pd.concat([metrics, pd.DataFrame(rows).astype({"flipped": "Int64", "sweep": "string"})], ignore_index=True)
+        metrics = pd.concat(
+            [metrics, pd.DataFrame(rows).astype({"flipped": "Int64", "sweep": "string"})], ignore_index=True
+        )
     for name in want:
         m = metrics[metrics["suite"] == name]
         acc = (m["accuracy"] * m["n"]).groupby(m["trial_id"]).sum() / m["n"].groupby(m["trial_id"]).sum()

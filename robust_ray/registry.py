@@ -45,4 +45,3 @@ class Registry(Generic[T]):
 
     def items(self):
         return sorted(self._items.items())
-

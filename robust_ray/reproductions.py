@@ -89,7 +89,9 @@ def summary_page(root: Path, reference_dir: Path | None = None) -> str:
                 f"{f'{wall / 60:.0f} min' if wall else '–'} |"
             )
         for f in info["findings"]:
-            verdicts.append(f"| {_cell(info['paper'])} | {_cell(f.get('finding', ''))} | **{f['verdict']}** | {_cell(f.get('numbers', ''))} |")
+            verdicts.append(
+                f"| {_cell(info['paper'])} | {_cell(f.get('finding', ''))} | **{f['verdict']}** | {_cell(f.get('numbers', ''))} |"
+            )
     head = [
         "# Reproductions: every published table against our runs",
         "",

@@ -69,7 +69,11 @@ SWEEP = pa.field("sweep", pa.string())
 
 
 def trial_rows(
-    sweep: str, plans: list[dict], outcomes: dict[str, dict], suites: list[str] = (), running: set[str] | None = None,
+    sweep: str,
+    plans: list[dict],
+    outcomes: dict[str, dict],
+    suites: list[str] = (),
+    running: set[str] | None = None,
     interrupted: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Frames for the two files from the planned trials and what each reported.
@@ -123,11 +127,19 @@ def trial_rows(
         # rows recorded before ``flipped`` existed have five fields
         for suite, condition, level, acc, n, *flipped in json.loads(out.get("metrics_json") or "[]"):
             metrics.append(
-                {"trial_id": p["trial_id"], "suite": suite, "condition": condition, "level": level, "accuracy": acc, "n": n,
-                 # accuracies are ratios of whole counts: rounding recovers the count, also
-                 # from rows recorded as float32 means before n_correct existed
-                 "n_correct": None if acc is None or acc != acc else round(acc * n),
-                 "sweep": sweep, "flipped": flipped[0] if flipped else None}
+                {
+                    "trial_id": p["trial_id"],
+                    "suite": suite,
+                    "condition": condition,
+                    "level": level,
+                    "accuracy": acc,
+                    "n": n,
+                    # accuracies are ratios of whole counts: rounding recovers the count, also
+                    # from rows recorded as float32 means before n_correct existed
+                    "n_correct": None if acc is None or acc != acc else round(acc * n),
+                    "sweep": sweep,
+                    "flipped": flipped[0] if flipped else None,
+                }
             )
     tdf = pd.DataFrame(trials)
     for col in ("train_acc", "val_acc", "train_loss", "wall_s"):
@@ -206,27 +218,37 @@ def table_bytes(df: pd.DataFrame, schema: pa.Schema | None = None, commit: str |
 def metrics_schema(metrics: pd.DataFrame) -> pa.Schema:
     """The metrics schema for the columns ``metrics`` has (``n_correct``, ``sweep`` and
     ``flipped`` are optional: frames read from older files may lack them)."""
-    schema = METRICS_SCHEMA if "n_correct" in metrics else METRICS_SCHEMA.remove(METRICS_SCHEMA.get_field_index("n_correct"))
+    schema = (
+        METRICS_SCHEMA if "n_correct" in metrics else METRICS_SCHEMA.remove(METRICS_SCHEMA.get_field_index("n_correct"))
+    )
     for f in (SWEEP, FLIPPED):
         if f.name in metrics:
             schema = schema.append(f)
     return schema
 
 
-def write_results(out: Storage, trials: pd.DataFrame, metrics: pd.DataFrame, history: pd.DataFrame | None = None) -> str:
+def write_results(
+    out: Storage, trials: pd.DataFrame, metrics: pd.DataFrame, history: pd.DataFrame | None = None
+) -> str:
     """The files as one commit (see the module docstring): trials, metrics and, when given,
     the per-epoch ``history``; returns the commit id."""
     commit = f"{time.time_ns():016x}"
     if {"accuracy", "n"} <= set(metrics):  # rows added without it (robust-ray evaluate, older files)
         counted = (metrics["accuracy"] * metrics["n"]).round().astype("Int64")
-        metrics = metrics.assign(n_correct=metrics["n_correct"].astype("Int64").fillna(counted) if "n_correct" in metrics else counted)
+        metrics = metrics.assign(
+            n_correct=metrics["n_correct"].astype("Int64").fillna(counted) if "n_correct" in metrics else counted
+        )
     blobs = {FILES[0]: table_bytes(with_aliases(trials), commit=commit),
              FILES[1]: table_bytes(metrics, metrics_schema(metrics), commit=commit)}  # fmt: skip
     if history is not None:
         blobs[HISTORY] = table_bytes(history, commit=commit)
     for name, blob in blobs.items():
         out.write_bytes(f"{COMMITS_DIR}/{commit}/{name}", blob)
-    rows = {"trials": len(trials), "metrics": len(metrics), **({"history": len(history)} if history is not None else {})}
+    rows = {
+        "trials": len(trials),
+        "metrics": len(metrics),
+        **({"history": len(history)} if history is not None else {}),
+    }
     manifest = {"commit": commit, "rows": rows, "files": {n: f"{COMMITS_DIR}/{commit}/{n}" for n in blobs}}
     out.write_bytes(MANIFEST, json.dumps(manifest, indent=1).encode())
     for name, blob in blobs.items():

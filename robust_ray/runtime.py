@@ -268,7 +268,14 @@ def tracked_params(config: dict, name_of: Callable[[dict], str]) -> dict:
         t = config["trial"]
         levels = {f: v for f, v in (t.get("levels") or {}).items() if v is not None}
         options = {f"recipe_options.{k}": v for k, v in (t.get("recipe_options") or {}).items()}
-        return {"trial_id": name_of(config), "arch": t["arch"], "seed": t["seed"], "recipe": t.get("recipe"), **levels, **options}
+        return {
+            "trial_id": name_of(config),
+            "arch": t["arch"],
+            "seed": t["seed"],
+            "recipe": t.get("recipe"),
+            **levels,
+            **options,
+        }
     return {"trial_id": name_of(config), **config}
 
 
@@ -288,14 +295,18 @@ class TrialMLflow(MLflowLoggerCallback):
             name = self.name_of(trial.config)
             run = self.mlflow_util.start_run(tags={**self.tags, "trial_id": name, "sweep": self.sweep}, run_name=name)
             self._trial_runs[trial] = run.info.run_id
-        self.mlflow_util.log_params(run_id=self._trial_runs[trial], params_to_log=tracked_params(trial.config, self.name_of))
+        self.mlflow_util.log_params(
+            run_id=self._trial_runs[trial], params_to_log=tracked_params(trial.config, self.name_of)
+        )
 
 
 def tracker_callbacks(spec: SweepSpec, name_of: Callable[[dict], str]) -> list:
     """The callbacks of ``spec.tracking``, each built on Ray Tune's own logger."""
     tr, out = spec.tracking, []
     if tr.mlflow is not None:
-        out.append(TrialMLflow(name_of, spec.name, tr.mlflow.tracking_uri, experiment_name=tr.mlflow.experiment or spec.name))
+        out.append(
+            TrialMLflow(name_of, spec.name, tr.mlflow.tracking_uri, experiment_name=tr.mlflow.experiment or spec.name)
+        )
     if tr.tensorboard:
         from ray.tune.logger import TBXLoggerCallback
 
@@ -485,7 +496,6 @@ def trial_error(trial) -> str:
         return "trial raised (its error is written when the sweep ends)"
 
 
-
 def error_text(result) -> str:
     """The failed trial's error with its traceback: Tune's error.txt beside the trial."""
     try:
@@ -493,6 +503,7 @@ def error_text(result) -> str:
             return f.read().decode()
     except Exception:  # no file (an older Tune, a lost node's storage): the message alone
         return "".join(traceback.format_exception(result.error))
+
 
 # --- datasets and trainables --------------------------------------------------------------
 
@@ -658,9 +669,11 @@ def make_tuner(
     search = grid is None
     _tune_env(search)
     trainable = tune.with_resources(
-        tune.with_parameters(search_trainable, spec=spec, refs=refs) if search else
-        tune.with_parameters(sweep_trainable, spec=spec, refs=refs,
-                             models=out.uri_of("models") if keeps_models(spec) else None),  # fmt: skip
+        tune.with_parameters(search_trainable, spec=spec, refs=refs)
+        if search
+        else tune.with_parameters(
+            sweep_trainable, spec=spec, refs=refs, models=out.uri_of("models") if keeps_models(spec) else None
+        ),  # fmt: skip
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     if resume:
@@ -683,8 +696,13 @@ def make_tuner(
             name=experiment,
             storage_path=out.uri,
             failure_config=tune.FailureConfig(max_failures=spec.execution.max_failures),
-            callbacks=[progress, JsonLoggerCallback(), SignalBridge(), *([partial] if partial else []),
-                       *tracker_callbacks(spec, progress.name_of)],
+            callbacks=[
+                progress,
+                JsonLoggerCallback(),
+                SignalBridge(),
+                *([partial] if partial else []),
+                *tracker_callbacks(spec, progress.name_of),
+            ],
             verbose=0,
         ),
     )

@@ -97,7 +97,9 @@ def load_model(
     sidecar = read_sidecar(storage, trial_id, folder)
     data = _read_bytes(storage, wname)
     if hashlib.sha256(data).hexdigest() != sidecar["sha256"]:
-        raise ValueError(f"{storage.shown_of(wname)}: the weights are not the ones its sidecar describes (SHA-256 differs)")
+        raise ValueError(
+            f"{storage.shown_of(wname)}: the weights are not the ones its sidecar describes (SHA-256 differs)"
+        )
     c, h, w = sidecar["shape"]
     model = build_model(sidecar["arch"], c, sidecar["num_classes"], (h, w))
     model.load_state_dict(st_load(data), strict=True)

@@ -116,7 +116,8 @@ class TrainingSpec(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
     save_models: bool | None = Field(
-        None, description="keep each trial's weights in OUT/models/<trial_id>.safetensors (for `robust-ray "
+        None,
+        description="keep each trial's weights in OUT/models/<trial_id>.safetensors (for `robust-ray "
         "evaluate` and robust_ray.evaluate); default: when every architecture has at most 5M parameters "
         "(LeNet-5: 62k, 0.25 MB a model; AlexNet-8 on CIFAR: 1.3 GB for 340 trials is where it stops)",
     )
@@ -145,7 +146,9 @@ class FactorSpec(WithOptions):
 class DesignSpec(Strict):
     type: str = "one_factor"
     factors: dict[str, FactorSpec] = Field(min_length=1)
-    rows: list[dict[str, Finite]] = Field(default_factory=list, max_length=MAX_LEVELS, description="the rows of a list design")
+    rows: list[dict[str, Finite]] = Field(
+        default_factory=list, max_length=MAX_LEVELS, description="the rows of a list design"
+    )
 
 
 class SuiteSpec(WithOptions):
@@ -187,6 +190,7 @@ class SearchRange(WithOptions):
             if (self.high - self.low) / self.step > 1e6:
                 raise ValueError(f"step {self.step:g} makes more than a million levels between low and high")
         return self
+
     reference: ReferenceSpec = ReferenceSpec()
 
 
@@ -219,11 +223,16 @@ class SearchSpec(Strict):
     objectives: list[Objective] = Field(min_length=1)
     constraints: list[Constraint] = Field(default_factory=list)
     trials: int = Field(ge=1, le=1_000_000, description="trial budget (warm-start trials not counted)")
-    concurrency: int | None = Field(None, ge=1, description="trials at once (default: execution.max_concurrent, else as resources allow)")
-    sampler: Literal["gp", "tpe", "nsga2", "random"] = Field(
-        "gp", description="gp: Gaussian-process BO (few dimensions, small budgets); tpe or nsga2: many dimensions or trials"
+    concurrency: int | None = Field(
+        None, ge=1, description="trials at once (default: execution.max_concurrent, else as resources allow)"
     )
-    startup_trials: int | None = Field(None, ge=0, description="random trials before the model (default: trials // 4, 2 to 10)")
+    sampler: Literal["gp", "tpe", "nsga2", "random"] = Field(
+        "gp",
+        description="gp: Gaussian-process BO (few dimensions, small budgets); tpe or nsga2: many dimensions or trials",
+    )
+    startup_trials: int | None = Field(
+        None, ge=0, description="random trials before the model (default: trials // 4, 2 to 10)"
+    )
     seed: Seed = 0
     early_stopping: EarlyStopping | None = None
     warm_start: list[str] = Field(default_factory=list, description="results folders whose trials seed the study")
@@ -234,7 +243,8 @@ class MLflowTracking(Strict):
     """MLflow through Ray Tune's MLflowLoggerCallback: one run per trial."""
 
     tracking_uri: str | None = Field(
-        None, description="e.g. sqlite:///mlflow.db or http://host:5000; default: MLflow's ($MLFLOW_TRACKING_URI)")
+        None, description="e.g. sqlite:///mlflow.db or http://host:5000; default: MLflow's ($MLFLOW_TRACKING_URI)"
+    )
     experiment: str | None = Field(None, description="MLflow experiment name; default: the spec's name")
 
 
@@ -242,7 +252,9 @@ class WandbTracking(Strict):
     """Weights & Biases through Ray Tune's WandbLoggerCallback: one run per trial."""
 
     project: str | None = Field(None, description="W&B project; default: the spec's name")
-    mode: Literal["offline", "online"] = Field("offline", description="offline: files under ./wandb, `wandb sync` uploads them")
+    mode: Literal["offline", "online"] = Field(
+        "offline", description="offline: files under ./wandb, `wandb sync` uploads them"
+    )
 
 
 class TrackingSpec(Strict):
@@ -308,7 +320,6 @@ class SweepSpec(Strict):
 
     def suite_type(self, key: str) -> str:
         return self.suites[key].type or key
-
 
 
 def key_path(loc: tuple) -> str:

@@ -309,16 +309,36 @@ SUITES.register(
 )  # fmt: skip
 SUITES.register(
     "two-factor-69",
-    SuiteDef("two-factor-69", None, [float(k) for k in range(1, 70)], "003 Table 4: the 69 two-factor test sets; level = k", _two_factor,
-             storage="uint8"),
+    SuiteDef(
+        "two-factor-69",
+        None,
+        [float(k) for k in range(1, 70)],
+        "003 Table 4: the 69 two-factor test sets; level = k",
+        _two_factor,
+        storage="uint8",
+    ),
 )
 SUITES.register(
     "corruptions",
-    SuiteDef("corruptions", None, [1.0, 2.0, 3.0, 4.0, 5.0], "004 §4: common corruptions x severities 1-5", _corruptions, storage="uint8"),
+    SuiteDef(
+        "corruptions",
+        None,
+        [1.0, 2.0, 3.0, 4.0, 5.0],
+        "004 §4: common corruptions x severities 1-5",
+        _corruptions,
+        storage="uint8",
+    ),
 )
 SUITES.register(
     "pixel",
-    SuiteDef("pixel", None, [float(n) for n in PIXEL_COUNTS], "002 §6.1: few-pixel changes; level = pixels changed", _pixel, storage="uint8"),
+    SuiteDef(
+        "pixel",
+        None,
+        [float(n) for n in PIXEL_COUNTS],
+        "002 §6.1: few-pixel changes; level = pixels changed",
+        _pixel,
+        storage="uint8",
+    ),
 )
 
 
@@ -369,7 +389,9 @@ def build_suite(
                 continue
             p = PERTURBATIONS.get(c.perturbation)
             cseed = derive_seed(seed, sdef.name, c.perturbation)  # shared by its levels
-            apply_to_array(p, test.images, c.plevel, cseed, c.options, model=model, labels=test.labels, chunk=chunk, out=part)
+            apply_to_array(
+                p, test.images, c.plevel, cseed, c.options, model=model, labels=test.labels, chunk=chunk, out=part
+            )
     levels_arr = np.repeat(np.asarray([c.level for c in conds], np.float32), m)
     condition = np.repeat(np.arange(len(conds), dtype=np.int16), m)
     return Suite(ImageSet(out, np.tile(test.labels, len(conds))), levels_arr, tuple(conds), condition)

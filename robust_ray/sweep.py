@@ -47,7 +47,6 @@ def label_of(spec: SweepSpec):
     return lambda trial: trial_label(trial, parts)
 
 
-
 def run_sweep(spec: SweepSpec, run: Execution = Execution()) -> str:
     """Run ``spec`` end to end; return the output location holding the Parquet files.
 
@@ -61,7 +60,9 @@ def run_sweep(spec: SweepSpec, run: Execution = Execution()) -> str:
     out = run.storage(spec)
     plan: Plan = make_plan(spec)
     if run.resource_check and run.address is None and (note := memory_note(spec, plan)) is not None:
-        raise UserError(f"{run.file or 'the spec'}: {note}; lower per_class or the suites' n, or pass --no-resource-check")
+        raise UserError(
+            f"{run.file or 'the spec'}: {note}; lower per_class or the suites' n, or pass --no-resource-check"
+        )
     if run.extend:
         if run.resume:
             raise UserError("--extend and --resume: give one (an interrupted extend continues with --extend again)")
@@ -174,7 +175,15 @@ def _extend_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
     listed = json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
     out.write_bytes("suites.json", json.dumps({**listed, **suite_conditions(spec)}, indent=1).encode())
     record(out, old_spec, old_trials, spec_json(spec), experiment)
-    log(f"{spec.name}: {status_counts(trials[trials['in_spec']])} in the spec"
-        f"{f', {int((~trials.in_spec).sum())} earlier' if (~trials['in_spec']).any() else ''} -> {out.shown_of('trials.parquet')}")
-    _summary(spec, run, out, trials[trials["in_spec"]], metrics[metrics["trial_id"].isin(trials.loc[trials["in_spec"], "trial_id"])])
+    log(
+        f"{spec.name}: {status_counts(trials[trials['in_spec']])} in the spec"
+        f"{f', {int((~trials.in_spec).sum())} earlier' if (~trials['in_spec']).any() else ''} -> {out.shown_of('trials.parquet')}"
+    )
+    _summary(
+        spec,
+        run,
+        out,
+        trials[trials["in_spec"]],
+        metrics[metrics["trial_id"].isin(trials.loc[trials["in_spec"], "trial_id"])],
+    )
     return out.uri

@@ -134,4 +134,3 @@ def execute_trial(
         "model_uri": model_uri,
         "done": True,
     }
-

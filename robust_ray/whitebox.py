@@ -153,7 +153,14 @@ def run_whitebox(
         )  # fmt: skip
     else:
         res = attacks.autoattack(
-            model, x, y, options.eps, norm=options.norm, version=options.version, attacks=options.attacks, seed=options.seed
+            model,
+            x,
+            y,
+            options.eps,
+            norm=options.norm,
+            version=options.version,
+            attacks=options.attacks,
+            seed=options.seed,
         )
     params = {"attack": kind, "norm": options.norm, **options.model_dump(exclude={"eps", "n", "seed", "norm"})}
     return [

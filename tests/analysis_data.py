@@ -34,7 +34,17 @@ def suite_conditions(key: str, suite, shape: tuple[int, int, int] = MNIST_SHAPE)
         sdef = SUITES.get(stype)
         conds = [dataclasses.asdict(c) for c in sdef.conditions(list(levels or sdef.default_levels), shape)]
     else:
-        conds = [{"name": f"{lv:g}", "level": float(lv), "perturbation": stype, "plevel": float(lv), "options": {}, "params": {}} for lv in levels]
+        conds = [
+            {
+                "name": f"{lv:g}",
+                "level": float(lv),
+                "perturbation": stype,
+                "plevel": float(lv),
+                "options": {},
+                "params": {},
+            }
+            for lv in levels
+        ]
     return stype, conds, {"type": spec.get("type"), "levels": levels, "n": spec.get("n"), "seed": spec.get("seed", 0)}
 
 
@@ -42,7 +52,9 @@ def l25(factors: list[str], levels: dict[str, list[float]]) -> tuple[list[dict],
     """The L25(5^6) orthogonal array from GF(5): columns i, j, i+j, i+2j, i+3j, i+4j (mod 5).
     The first len(factors) columns carry the factors; the rest are empty. Returns the design
     rows and the full 25 x 6 array of level indices."""
-    arr = np.array([[i, j, (i + j) % 5, (i + 2 * j) % 5, (i + 3 * j) % 5, (i + 4 * j) % 5] for i in range(5) for j in range(5)])
+    arr = np.array(
+        [[i, j, (i + j) % 5, (i + 2 * j) % 5, (i + 3 * j) % 5, (i + 4 * j) % 5] for i in range(5) for j in range(5)]
+    )
     rows = [{f: levels[f][arr[r, c]] for c, f in enumerate(factors)} for r in range(25)]
     return rows, arr
 
@@ -98,21 +110,40 @@ def make_sweep(
                 metrics.append((s, c["name"], c["level"], acc(*args), sspec["n"] or n_images))
         summary = {f"acc_{s}": float(np.mean([m[3] for m in metrics if m[0] == s])) for s in suites}
         outcomes[tid] = {
-            "status": "ok", "train_acc": acc(arch, seed, levels, "train", 0.0, *((None,) if with_condition else ())), "val_acc": 0.9, "epochs": 5,
-            "n_train": 1000, "wall_s": 1.0, "achieved_json": json.dumps({f: 0.0 for f, v in row.items() if v is None}),
-            "metrics_json": json.dumps(metrics), **summary,
+            "status": "ok",
+            "train_acc": acc(arch, seed, levels, "train", 0.0, *((None,) if with_condition else ())),
+            "val_acc": 0.9,
+            "epochs": 5,
+            "n_train": 1000,
+            "wall_s": 1.0,
+            "achieved_json": json.dumps({f: 0.0 for f, v in row.items() if v is None}),
+            "metrics_json": json.dumps(metrics),
+            **summary,
         }
     trials, metrics = trial_rows(name, plans, outcomes)
     write_results(Storage(str(root)), trials, metrics)
     if spec:
-        (root / "sweep.json").write_text(json.dumps({
-            "name": name, "architectures": list(archs), "seeds": list(seeds),
-            "design": {"type": design, "factors": {f: {"levels": v[0], "baseline": v[1], **(v[2] if len(v) > 2 else {})}
-                                                   for f, v in factors.items()}},
-            "suites": {s: sspec for s, (_, _, sspec) in defs.items()},
-        }))
+        (root / "sweep.json").write_text(
+            json.dumps(
+                {
+                    "name": name,
+                    "architectures": list(archs),
+                    "seeds": list(seeds),
+                    "design": {
+                        "type": design,
+                        "factors": {
+                            f: {"levels": v[0], "baseline": v[1], **(v[2] if len(v) > 2 else {})}
+                            for f, v in factors.items()
+                        },
+                    },
+                    "suites": {s: sspec for s, (_, _, sspec) in defs.items()},
+                }
+            )
+        )
     if suites_json:
-        (root / "suites.json").write_text(json.dumps({s: {"type": t, "conditions": c} for s, (t, c, _) in defs.items()}))
+        (root / "suites.json").write_text(
+            json.dumps({s: {"type": t, "conditions": c} for s, (t, c, _) in defs.items()})
+        )
     return root
 
 

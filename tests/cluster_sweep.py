@@ -33,8 +33,10 @@ spec = parse_spec(
         "name": "cluster",
         "architectures": ["lenet5"],
         "training": {"max_epochs": 2, "patience": 1},
-        "design": {"type": "one_factor", "factors": {"gaussian_l2": {"levels": [2.0], "per_class": 20},
-                                                      "label_error": {"levels": [0.1, 0.2]}}},
+        "design": {
+            "type": "one_factor",
+            "factors": {"gaussian_l2": {"levels": [2.0], "per_class": 20}, "label_error": {"levels": [0.1, 0.2]}},
+        },
         "suites": {"mnist-test": {"n": 200}, "mnist-c": {"levels": [2.0], "n": 200}},
         "execution": {"max_failures": max_failures},
         "resources": {"cpu": 1, "gpu": gpu},

@@ -46,12 +46,19 @@ def acc_named(arch, seed, lv, suite, level, cond):
     one severity, training on fog/snow helps both (they overlap), contrast only itself."""
     p = cond["params"] if cond else {}
     lv = {f: 0.0 for f in FACTORS} | lv
-    skill = 0.82 + (0.03 if arch == "alexnet8" else 0.0) + 0.1 * lv["sp>gaussian"] + noise(arch, seed, sorted(lv.items()), suite, cond and cond["name"])
+    skill = (
+        0.82
+        + (0.03 if arch == "alexnet8" else 0.0)
+        + 0.1 * lv["sp>gaussian"]
+        + noise(arch, seed, sorted(lv.items()), suite, cond and cond["name"])
+    )
     if suite == "corruptions":
         c, s = p["corruption"], p["severity"]
-        gain = {"fog": 0.04 * lv["corruption:fog"] + 0.02 * lv["corruption:snow"],
-                "snow": 0.03 * lv["corruption:snow"] + 0.03 * lv["corruption:fog"],
-                "contrast": 0.05 * lv["corruption:contrast"]}.get(c, 0.0)
+        gain = {
+            "fog": 0.04 * lv["corruption:fog"] + 0.02 * lv["corruption:snow"],
+            "snow": 0.03 * lv["corruption:snow"] + 0.03 * lv["corruption:fog"],
+            "contrast": 0.05 * lv["corruption:contrast"],
+        }.get(c, 0.0)
         return float(np.clip(skill - 0.05 * s - 0.01 * (zlib.crc32(c.encode()) % 10) + gain, 0, 1))
     if suite == "pixel":
         if cond["perturbation"] is None:  # the pixel suite's unchanged images
@@ -68,9 +75,13 @@ def acc_named(arch, seed, lv, suite, level, cond):
 @pytest.fixture(scope="module")
 def named(tmp_path_factory):
     base = tmp_path_factory.mktemp("named")
-    root = make_sweep(base / "run", "named", FACTORS, acc_named, archs=("lenet5", "alexnet8"), seeds=(0, 1), suites=SUITES)
+    root = make_sweep(
+        base / "run", "named", FACTORS, acc_named, archs=("lenet5", "alexnet8"), seeds=(0, 1), suites=SUITES
+    )
     recipe = base / "r.yaml"
-    recipe.write_text("name: r\ndefaults: true\nanalyses:\n  - type: corruption\n    id: mce\n    baseline_arch: lenet5\n")
+    recipe.write_text(
+        "name: r\ndefaults: true\nanalyses:\n  - type: corruption\n    id: mce\n    baseline_arch: lenet5\n"
+    )
     out = analyze(root, base / "out", [str(recipe)])
     st = pd.read_csv(out / "tables" / "statistics.csv", keep_default_na=False, na_values=[""])
     return root, out, st
@@ -120,7 +131,15 @@ def test_per_corruption_accuracy_is_the_mean_over_each_corruptions_severities(na
     fog = trained_on(t, {"corruption:fog": 3.0})
     fog_lenet = [i for i in fog if t.loc[i, "arch"] == "lenet5"]
     assert len(fog_lenet) == 2
-    row = stat(st, step="corruption", analysis="corruption", arch="lenet5", factor="corruption:fog=3", segment="fog", statistic="P_c")
+    row = stat(
+        st,
+        step="corruption",
+        analysis="corruption",
+        arch="lenet5",
+        factor="corruption:fog=3",
+        segment="fog",
+        statistic="P_c",
+    )
     assert row["value"] == pytest.approx(P.loc[fog_lenet, "fog"].mean()) and row["n"] == 2
     agg = stat(st, step="corruption", analysis="corruption", arch="alexnet8", factor="clean", statistic="aggregate")
     clean_alex = [i for i in trained_on(t) if t.loc[i, "arch"] == "alexnet8"]
@@ -178,8 +197,17 @@ def test_mcv_uses_the_69_conditions_of_two_factor_69(named):
         want = ("I" if CV[i] <= r_cv else "II") if MA[i] >= r_ma else ("III" if CV[i] <= r_cv else "IV")
         assert models.loc[i, "group"] == want
     # 003's names of the training sets
-    assert set(models["training set"]) == {"clean", "SP0.1GA0.1", "SP0.1GA0.2", "RL30", "RR30", "corruption:fog=3",
-                                           "corruption:contrast=3", "corruption:snow=2", "corruption:snow=4"}
+    assert set(models["training set"]) == {
+        "clean",
+        "SP0.1GA0.1",
+        "SP0.1GA0.2",
+        "RL30",
+        "RR30",
+        "corruption:fog=3",
+        "corruption:contrast=3",
+        "corruption:snow=2",
+        "corruption:snow=4",
+    }
     rl = trained_on(t, {"rotation": -30.0})
     assert set(models.loc[rl, "training set"]) == {"RL30"}
     # 003 Table 2: correlation of CV with MA over every model
@@ -187,7 +215,9 @@ def test_mcv_uses_the_69_conditions_of_two_factor_69(named):
     assert r["value"] == pytest.approx(sst.spearmanr(CV[models.index], MA[models.index])[0]) and r["n"] == len(models)
     row = stat(st, step="mcv", arch="alexnet8", factor="SP0.1GA0.2", statistic="CV")
     ids = trained_on(t, {"sp>gaussian": 0.2})
-    assert row["value"] == pytest.approx(CV[[i for i in ids if t.loc[i, "arch"] == "alexnet8"]].mean()) and row["n"] == 2
+    assert (
+        row["value"] == pytest.approx(CV[[i for i in ids if t.loc[i, "arch"] == "alexnet8"]].mean()) and row["n"] == 2
+    )
 
 
 # --- 002: Pixel-index ---------------------------------------------------------------------
@@ -203,14 +233,17 @@ def test_pixel_index_uses_p_r_a_of_suites_json_and_clean_images_of_the_same_subs
     a0 = px["trial_id"].map(clean)
     px["w"] = np.clip(a0 - px["accuracy"], 0, None) / a0
     px["Pi"] = px["w"] / (px["p"] * px["r"] * px["a"])
-    got = table(out, "r__named__pixel_index__models.csv").merge(px[["trial_id", "condition", "w", "Pi"]], on=["trial_id", "condition"],
-                                                                      suffixes=("", "_want"))
+    got = table(out, "r__named__pixel_index__models.csv").merge(
+        px[["trial_id", "condition", "w", "Pi"]], on=["trial_id", "condition"], suffixes=("", "_want")
+    )
     assert len(got) == len(px)
     assert got["w"].to_numpy() == pytest.approx(got["w_want"].to_numpy(), abs=1e-12)
     assert got["Pi"].to_numpy() == pytest.approx(got["Pi_want"].to_numpy(), rel=1e-9, abs=1e-12)
     assert (got["Pi"] > 0).any()
     ids = [i for i in trained_on(t) if t.loc[i, "arch"] == "lenet5"]
-    row = stat(st, analysis="pixel_index", arch="lenet5", factor="clean", segment="n16-shift-r0.549-a1.000", statistic="Pi")
+    row = stat(
+        st, analysis="pixel_index", arch="lenet5", factor="clean", segment="n16-shift-r0.549-a1.000", statistic="Pi"
+    )
     want = px[(px["condition"] == "n16-shift-r0.549-a1.000") & px["trial_id"].isin(ids)]["Pi"].mean()
     assert row["value"] == pytest.approx(want) and row["n"] == 2
     md = (out / "report.md").read_text()
@@ -258,8 +291,11 @@ def test_overlap_score_from_the_corruption_factors(named):
 
     for a in ("lenet5", "alexnet8"):
         M = [i for i in trained_on(t) if arch[i] == a]
-        trained = {"fog": trained_on(t, {"corruption:fog": 3.0}), "contrast": trained_on(t, {"corruption:contrast": 3.0}),
-                   "snow": trained_on(t, {"corruption:snow": 4.0})}  # the factor's highest level
+        trained = {
+            "fog": trained_on(t, {"corruption:fog": 3.0}),
+            "contrast": trained_on(t, {"corruption:contrast": 3.0}),
+            "snow": trained_on(t, {"corruption:snow": 4.0}),
+        }  # the factor's highest level
         trained = {k: [i for i in v if arch[i] == a] for k, v in trained.items()}
         for c1, c2 in (("fog", "contrast"), ("fog", "snow"), ("contrast", "snow")):
             g1 = R(trained[c1], c1) - R(M, c1)
@@ -288,32 +324,68 @@ def test_severity_curves_only_for_level_suites(named):
 
 def test_without_suites_json_parameters_come_from_the_condition_names(named, tmp_path):
     root, out, st = named
-    old = make_sweep(tmp_path / "old", "named", FACTORS, acc_named, archs=("lenet5", "alexnet8"), seeds=(0, 1), suites=SUITES,
-                     suites_json=False)
+    old = make_sweep(
+        tmp_path / "old",
+        "named",
+        FACTORS,
+        acc_named,
+        archs=("lenet5", "alexnet8"),
+        seeds=(0, 1),
+        suites=SUITES,
+        suites_json=False,
+    )
     recipe = tmp_path / "p.yaml"
     recipe.write_text("name: p\nanalyses:\n  - type: corruption\n  - type: pixel_index\n    w: error\n")
-    with pytest.raises(UserError, match=r"p\.yaml: analyses\[1\]\.image_pixels: suite 'pixel' of .* has no Pixel-index terms"):
+    with pytest.raises(
+        UserError, match=r"p\.yaml: analyses\[1\]\.image_pixels: suite 'pixel' of .* has no Pixel-index terms"
+    ):
         analyze(old, tmp_path / "a", [str(recipe)])
     assert not (tmp_path / "a").exists()
-    recipe.write_text("name: p\nanalyses:\n  - type: corruption\n  - type: pixel_index\n    image_pixels: 784\n    w: error\n")
+    recipe.write_text(
+        "name: p\nanalyses:\n  - type: corruption\n  - type: pixel_index\n    image_pixels: 784\n    w: error\n"
+    )
     a = analyze(old, tmp_path / "a", [str(recipe)])
-    assert "no suites.json; conditions and their parameters are read from the condition names" in (a / "report.md").read_text()
+    assert (
+        "no suites.json; conditions and their parameters are read from the condition names"
+        in (a / "report.md").read_text()
+    )
     new = table(out, "r__named__corruption__models.csv").set_index("trial_id")
     got = table(a, "p__named__corruption__models.csv").set_index("trial_id")
     assert got["aggregate"].to_numpy() == pytest.approx(new.loc[got.index, "aggregate"].to_numpy())
     _, m = frames(root)
     px = m[(m["suite"] == "pixel") & (m["condition"] != "clean")]
-    pix = table(a, "p__named__pixel_index__models.csv").merge(px[["trial_id", "condition", "p", "r", "a", "accuracy"]],
-                                                              on=["trial_id", "condition"], suffixes=("", "_json"))
+    pix = table(a, "p__named__pixel_index__models.csv").merge(
+        px[["trial_id", "condition", "p", "r", "a", "accuracy"]], on=["trial_id", "condition"], suffixes=("", "_json")
+    )
     assert pix["p"].to_numpy() == pytest.approx(pix["p_json"].to_numpy())
-    assert pix["r"].to_numpy() == pytest.approx(pix["r_json"].to_numpy(), abs=5e-4)  # the name rounds r and a to 3 digits
+    assert pix["r"].to_numpy() == pytest.approx(
+        pix["r_json"].to_numpy(), abs=5e-4
+    )  # the name rounds r and a to 3 digits
     # r = 20/255 prints as 0.078: Pi from the names is off by that rounding (< 1 %)
-    assert pix["Pi"].to_numpy() == pytest.approx(((1 - pix["accuracy"]) / (pix["p_json"] * pix["r_json"] * pix["a_json"])).to_numpy(), rel=1e-2)
-    assert set(pix["experiment"]) == {"count", "range10", "range40", "range70", "range100", "range127", "area-a0.797", "area-a0.460", "area-a0.184", "area-a0.046"}
+    assert pix["Pi"].to_numpy() == pytest.approx(
+        ((1 - pix["accuracy"]) / (pix["p_json"] * pix["r_json"] * pix["a_json"])).to_numpy(), rel=1e-2
+    )
+    assert set(pix["experiment"]) == {
+        "count",
+        "range10",
+        "range40",
+        "range70",
+        "range100",
+        "range127",
+        "area-a0.797",
+        "area-a0.460",
+        "area-a0.184",
+        "area-a0.046",
+    }
 
 
 def test_metrics_without_a_condition_column_are_read_as_one_condition_per_level(tmp_path):
-    root = make_sweep(tmp_path / "r", "s", {"gaussian_l2": ([2.0, 4.0, 6.0], None)}, lambda a, s, lv, su, level: 0.9 - 0.01 * level + 0.001 * lv["gaussian_l2"])
+    root = make_sweep(
+        tmp_path / "r",
+        "s",
+        {"gaussian_l2": ([2.0, 4.0, 6.0], None)},
+        lambda a, s, lv, su, level: 0.9 - 0.01 * level + 0.001 * lv["gaussian_l2"],
+    )
     table_ = pq.read_table(root / "metrics.parquet")
     write_table(table_.to_pandas().drop(columns="condition"), str(root / "metrics.parquet"))
     (root / "suites.json").unlink()
@@ -336,11 +408,18 @@ def test_recipe_asking_for_missing_named_suites_is_refused(tmp_path):
 
 
 def test_overlap_needs_two_corruption_factors(tmp_path):
-    root = make_sweep(tmp_path / "r", "s", {"corruption:fog": ([3.0], None)}, acc_named,
-                      suites={"mnist-test": [0.0], "corruptions": {"type": "corruptions", "levels": [1.0]}})
+    root = make_sweep(
+        tmp_path / "r",
+        "s",
+        {"corruption:fog": ([3.0], None)},
+        acc_named,
+        suites={"mnist-test": [0.0], "corruptions": {"type": "corruptions", "levels": [1.0]}},
+    )
     recipe = tmp_path / "x.yaml"
     recipe.write_text("name: x\nanalyses:\n  - type: overlap\n")
-    with pytest.raises(UserError, match=r"analyses\[0\]\.type: the overlapping score needs models trained with two or more corruptions"):
+    with pytest.raises(
+        UserError, match=r"analyses\[0\]\.type: the overlapping score needs models trained with two or more corruptions"
+    ):
         analyze(root, tmp_path / "o", [str(recipe)])
     st = pd.read_csv(analyze(root) / "tables" / "statistics.csv", keep_default_na=False, na_values=[""])
     assert "overlap" not in set(st["analysis"]) and "corruption" in set(st["analysis"])
@@ -354,10 +433,14 @@ def test_a_clean_suite_that_is_not_clean_is_refused_with_the_recipe_key(named, t
     root, _, _ = named
     recipe = tmp_path / "x.yaml"
     recipe.write_text("name: x\nanalyses:\n  - type: pixel_index\n    clean_suite: pixel\n")
-    with pytest.raises(UserError, match=r"x\.yaml: analyses\[0\]\.clean_suite: suite 'pixel' of .* is not a clean suite"):
+    with pytest.raises(
+        UserError, match=r"x\.yaml: analyses\[0\]\.clean_suite: suite 'pixel' of .* is not a clean suite"
+    ):
         analyze(root, tmp_path / "o", [str(recipe)])
     recipe.write_text("name: x\nanalyses:\n  - type: overlap\n    clean_suite: corruptions\n")
-    with pytest.raises(UserError, match=r"x\.yaml: analyses\[0\]\.clean_suite: suite 'corruptions' of .* is not a clean suite"):
+    with pytest.raises(
+        UserError, match=r"x\.yaml: analyses\[0\]\.clean_suite: suite 'corruptions' of .* is not a clean suite"
+    ):
         analyze(root, tmp_path / "o", [str(recipe)])
     recipe.write_text("name: x\nanalyses:\n  - type: pixel_index\n    clean_suite: mnist-test\n    w: relative\n")
     analyze(root, tmp_path / "o", [str(recipe)])  # a clean suite is accepted
@@ -365,8 +448,14 @@ def test_a_clean_suite_that_is_not_clean_is_refused_with_the_recipe_key(named, t
 
 @pytest.mark.parametrize("w", ["relative", "drop"])
 def test_w_relative_and_drop_use_the_pixel_suites_own_unchanged_images_without_a_clean_suite(tmp_path, w):
-    root = make_sweep(tmp_path / "r", "px", {"few_pixel": ([4.0], None)}, acc_named, seeds=(0,),
-                      suites={"pixel": {"type": "pixel", "levels": [4.0, 16.0]}})
+    root = make_sweep(
+        tmp_path / "r",
+        "px",
+        {"few_pixel": ([4.0], None)},
+        acc_named,
+        seeds=(0,),
+        suites={"pixel": {"type": "pixel", "levels": [4.0, 16.0]}},
+    )
     recipe = tmp_path / "x.yaml"
     recipe.write_text(f"name: x\nanalyses:\n  - type: pixel_index\n    w: {w}\n")
     out = analyze(root, tmp_path / "o", [str(recipe)])
@@ -375,7 +464,8 @@ def test_w_relative_and_drop_use_the_pixel_suites_own_unchanged_images_without_a
     a0 = px["trial_id"].map(m[(m["suite"] == "pixel") & (m["condition"] == "clean")].set_index("trial_id")["accuracy"])
     drop = np.clip(a0 - px["accuracy"], 0, None)
     px["w"] = drop / a0 if w == "relative" else drop
-    got = table(out, "x__px__pixel_index__models.csv").merge(px[["trial_id", "condition", "w"]], on=["trial_id", "condition"],
-                                                               suffixes=("", "_want"))
+    got = table(out, "x__px__pixel_index__models.csv").merge(
+        px[["trial_id", "condition", "w"]], on=["trial_id", "condition"], suffixes=("", "_want")
+    )
     assert len(got) == len(px) and got["w"].to_numpy() == pytest.approx(got["w_want"].to_numpy(), abs=1e-12)
     assert "condition clean of pixel (the same images)" in (out / "report.md").read_text()

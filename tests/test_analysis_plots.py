@@ -30,15 +30,18 @@ def test_every_registered_factor_has_a_label_with_its_unit(name):
         assert "after" in label and "0.1" in label
 
 
-@pytest.mark.parametrize("name, options, words", [
-    ("gaussian_l2", None, ["Gaussian", "L2 distance", "[0,1] pixel space"]),
-    ("fgsm_l2", None, ["FGSM", "L2 distance"]),
-    ("label_error", None, ["label error rate LD"]),
-    ("class_imbalance", None, ["class imbalance CI"]),
-    ("corruption:fog", None, ["fog severity (1-5)"]),
-    ("sp>gaussian", {"first": 0.1}, ["Gaussian variance after salt & pepper 0.1"]),
-    ("sp>rotation", {"second": 30}, ["salt & pepper, then rotation (degrees) 30"]),
-])
+@pytest.mark.parametrize(
+    "name, options, words",
+    [
+        ("gaussian_l2", None, ["Gaussian", "L2 distance", "[0,1] pixel space"]),
+        ("fgsm_l2", None, ["FGSM", "L2 distance"]),
+        ("label_error", None, ["label error rate LD"]),
+        ("class_imbalance", None, ["class imbalance CI"]),
+        ("corruption:fog", None, ["fog severity (1-5)"]),
+        ("sp>gaussian", {"first": 0.1}, ["Gaussian variance after salt & pepper 0.1"]),
+        ("sp>rotation", {"second": 30}, ["salt & pepper, then rotation (degrees) 30"]),
+    ],
+)
 def test_factor_label_names_the_unit(name, options, words):
     label = factor_label(name, options).replace("\n", " ")
     for w in words:
@@ -46,8 +49,11 @@ def test_factor_label_names_the_unit(name, options, words):
 
 
 def grid_frame() -> pd.DataFrame:
-    rows = [{"arch": "lenet5", "gaussian_l2": g, "fgsm_l2": f, "train_acc": 0.99 - 0.01 * g, "acc_mnist-c": 0.9 - 0.01 * f}
-            for g in (0.0, 2.0, 4.0) for f in (0.0, 3.0)]
+    rows = [
+        {"arch": "lenet5", "gaussian_l2": g, "fgsm_l2": f, "train_acc": 0.99 - 0.01 * g, "acc_mnist-c": 0.9 - 0.01 * f}
+        for g in (0.0, 2.0, 4.0)
+        for f in (0.0, 3.0)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -59,10 +65,19 @@ def test_heatmap_axes_are_the_factor_labels():
 
 
 def test_main_effect_axes_are_the_factor_labels_with_003_options():
-    levels = pd.DataFrame({"factor": ["sp>gaussian"] * 2 + ["rotation"] * 2, "level": [0.0, 0.1, 0.0, 30.0],
-                           "k": [0.9, 0.8, 0.9, 0.7], "suite": "s"})
+    levels = pd.DataFrame(
+        {
+            "factor": ["sp>gaussian"] * 2 + ["rotation"] * 2,
+            "level": [0.0, 0.1, 0.0, 30.0],
+            "k": [0.9, 0.8, 0.9, 0.7],
+            "suite": "s",
+        }
+    )
     fig = plots.main_effects(levels, ["sp>gaussian", "rotation"], ["s"], "t", {"sp>gaussian": {"first": 0.2}})
-    assert [ax.get_xlabel() for ax in fig.axes] == [factor_label("sp>gaussian", {"first": 0.2}), factor_label("rotation")]
+    assert [ax.get_xlabel() for ax in fig.axes] == [
+        factor_label("sp>gaussian", {"first": 0.2}),
+        factor_label("rotation"),
+    ]
 
 
 def test_a_grid_sweeps_report_labels_every_factor_axis(tmp_path, monkeypatch):
@@ -72,9 +87,16 @@ def test_a_grid_sweeps_report_labels_every_factor_axis(tmp_path, monkeypatch):
     def keep(fig, path):
         drawn[path.name] = fig
         save(fig, path)
+
     monkeypatch.setattr(plots, "save", keep)
-    root = make_sweep(tmp_path / "grid", "dual", {"gaussian_l2": ([0.0, 2.0], None), "fgsm_l2": ([0.0, 2.0, 4.0], None)},
-                      lambda arch, seed, lv, suite, level: 0.9 - 0.01 * lv["fgsm_l2"] + 0.001 * seed, design="grid", seeds=(0, 1))
+    root = make_sweep(
+        tmp_path / "grid",
+        "dual",
+        {"gaussian_l2": ([0.0, 2.0], None), "fgsm_l2": ([0.0, 2.0, 4.0], None)},
+        lambda arch, seed, lv, suite, level: 0.9 - 0.01 * lv["fgsm_l2"] + 0.001 * seed,
+        design="grid",
+        seeds=(0, 1),
+    )
     analyze(root, tmp_path / "report")
     heat = [f for n, f in drawn.items() if "heatmap" in n]
     effects = [f for n, f in drawn.items() if "orthogonal" in n]
@@ -109,22 +131,72 @@ def is_grey(hex_colour: str) -> bool:
 
 def example_figures():
     df = grid_frame().assign(**{"acc_mnist-a": 0.5})
-    agg = pd.DataFrame([{"arch": "lenet5", "fgsm_l2": f, "suite": "mnist-c", "level": lv, "mean": 0.9, "std": 0.02, "lo": 0.88, "hi": 0.92, "count": 2}
-                        for f in (0.0, 3.0, 6.0) for lv in (1.0, 2.0)])
-    levels = pd.DataFrame({"factor": "fgsm_l2", "level": [0.0, 3.0] * 9, "k": 0.8, "suite": [f"s{i}" for i in range(9) for _ in (0, 1)]})
-    models = pd.DataFrame({"arch": ["lenet5", "lenet5", "alexnet8"], "clean": [True, False, False], "CV": [3.0, 2.0, 4.0], "MA": [0.9, 0.95, 0.85]})
+    agg = pd.DataFrame(
+        [
+            {
+                "arch": "lenet5",
+                "fgsm_l2": f,
+                "suite": "mnist-c",
+                "level": lv,
+                "mean": 0.9,
+                "std": 0.02,
+                "lo": 0.88,
+                "hi": 0.92,
+                "count": 2,
+            }
+            for f in (0.0, 3.0, 6.0)
+            for lv in (1.0, 2.0)
+        ]
+    )
+    levels = pd.DataFrame(
+        {"factor": "fgsm_l2", "level": [0.0, 3.0] * 9, "k": 0.8, "suite": [f"s{i}" for i in range(9) for _ in (0, 1)]}
+    )
+    models = pd.DataFrame(
+        {
+            "arch": ["lenet5", "lenet5", "alexnet8"],
+            "clean": [True, False, False],
+            "CV": [3.0, 2.0, 4.0],
+            "MA": [0.9, 0.95, 0.85],
+        }
+    )
     table = pd.DataFrame([[0.9, 0.8], [0.7, 0.6]], index=["a", "b"], columns=["x", "y"])
-    pix = pd.DataFrame({"set": [f"t{i}" for i in range(9) for _ in (0, 1)], "level": [1.0, 4.0] * 9, "accuracy": 0.9, "w": 0.1, "Pi": 2.0, "arch": "lenet5"})
+    pix = pd.DataFrame(
+        {
+            "set": [f"t{i}" for i in range(9) for _ in (0, 1)],
+            "level": [1.0, 4.0] * 9,
+            "accuracy": 0.9,
+            "w": 0.1,
+            "Pi": 2.0,
+            "arch": "lenet5",
+        }
+    )
     yield "accuracy_lines", plots.accuracy_lines(df, "fgsm_l2", ["mnist-c", "mnist-a"] * 4, ["lenet5"], "t")
     yield "severity_lines", plots.severity_lines(agg, "fgsm_l2", ["mnist-c"], ["lenet5"], "t")
     yield "heatmaps", plots.heatmaps(df, "fgsm_l2", "gaussian_l2", {"train": "train_acc"}, "t")
     yield "main_effects", plots.main_effects(levels, ["fgsm_l2"], [f"s{i}" for i in range(9)], "t")
-    yield "mcv_plot", plots.mcv_plot(models, {"lenet5": (0.9, 3.0), "alexnet8": (0.88, 3.5)}, ["lenet5", "alexnet8"], "t", "clean")
-    yield "heatmap_panels", plots.heatmap_panels([("acc", table), ("change", table - 0.7, {"cmap": "PuOr", "center": 0.0})], "t", "x", "y")
+    yield (
+        "mcv_plot",
+        plots.mcv_plot(models, {"lenet5": (0.9, 3.0), "alexnet8": (0.88, 3.5)}, ["lenet5", "alexnet8"], "t", "clean"),
+    )
+    yield (
+        "heatmap_panels",
+        plots.heatmap_panels([("acc", table), ("change", table - 0.7, {"cmap": "PuOr", "center": 0.0})], "t", "x", "y"),
+    )
     yield "pixel_lines", plots.pixel_lines(pix, "set", [f"t{i}" for i in range(9)], "t", "training set")
     yield "pixel_plot", plots.pixel_plot(pix, "level", ["lenet5"], "t", "pixels")
-    hist = pd.DataFrame([{"tidx": t, "arch": ["lenet5", "alexnet8"][t % 2], "panel": f"f={t // 2}", "epoch": e, "val_acc": 0.5 + 0.1 * e}
-                         for t in range(4) for e in (1, 2, 3)])
+    hist = pd.DataFrame(
+        [
+            {
+                "tidx": t,
+                "arch": ["lenet5", "alexnet8"][t % 2],
+                "panel": f"f={t // 2}",
+                "epoch": e,
+                "val_acc": 0.5 + 0.1 * e,
+            }
+            for t in range(4)
+            for e in (1, 2, 3)
+        ]
+    )
     yield "learning_curves", plots.learning_curves(hist, "panel", ["f=0", "f=1"], ["lenet5", "alexnet8"], "t")
 
 
@@ -143,8 +215,19 @@ def test_every_plot_uses_colour_blind_safe_colours():
 
 
 def test_learning_curves_draw_one_line_per_trial_in_its_levels_panel():
-    hist = pd.DataFrame([{"tidx": t, "arch": ["lenet5", "alexnet8"][t % 2], "panel": f"f={t // 2}", "epoch": e, "val_acc": 0.5 + 0.01 * t}
-                         for t in range(4) for e in range(1, 5 - t % 2)])
+    hist = pd.DataFrame(
+        [
+            {
+                "tidx": t,
+                "arch": ["lenet5", "alexnet8"][t % 2],
+                "panel": f"f={t // 2}",
+                "epoch": e,
+                "val_acc": 0.5 + 0.01 * t,
+            }
+            for t in range(4)
+            for e in range(1, 5 - t % 2)
+        ]
+    )
     fig = plots.learning_curves(hist, "panel", ["f=0", "f=1"], ["lenet5", "alexnet8"], "t")
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in panels] == ["f=0", "f=1"]
@@ -152,6 +235,9 @@ def test_learning_curves_draw_one_line_per_trial_in_its_levels_panel():
         lines = ax.get_lines()
         assert [len(line.get_xdata()) for line in lines] == [4, 3]  # each trial's own epochs
         assert [line.get_ydata()[0] for line in lines] == [0.5 + 0.01 * t for t in trials]
-        assert [to_hex(line.get_color()) for line in lines] == [OKABE_ITO[0].lower(), OKABE_ITO[1].lower()]  # by architecture
+        assert [to_hex(line.get_color()) for line in lines] == [
+            OKABE_ITO[0].lower(),
+            OKABE_ITO[1].lower(),
+        ]  # by architecture
         assert ax.get_xlabel() == "epoch"
     plt.close(fig)

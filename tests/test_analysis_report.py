@@ -30,15 +30,23 @@ def noise(*key) -> float:
 def acc_single(arch, seed, lv, suite, level):
     g, ld = lv.get("gaussian_l2", 0.0), lv.get("label_error", 0.0)
     base = {"train": 0.99, "mnist-test": 0.97, "mnist-c": 0.95 - 0.02 * level + 0.004 * g * level}.get(suite, 0.9)
-    return float(np.clip(base - 0.3 * ld + (0.02 if arch == "alexnet8" else 0.0) + noise(arch, seed, g, ld, suite, level), 0, 1))
+    return float(
+        np.clip(base - 0.3 * ld + (0.02 if arch == "alexnet8" else 0.0) + noise(arch, seed, g, ld, suite, level), 0, 1)
+    )
 
 
 @pytest.fixture(scope="module")
 def single(tmp_path_factory):
     root = tmp_path_factory.mktemp("single") / "run"
-    make_sweep(root, "single", {"gaussian_l2": ([2.0, 4.0, 6.0, 8.0], None), "label_error": ([0.1, 0.2, 0.3], None)},
-               acc_single, archs=("lenet5", "alexnet8"), seeds=(0, 1),
-               failed=lambda a, s, lv: a == "alexnet8" and s == 1 and lv["gaussian_l2"] == 4.0)
+    make_sweep(
+        root,
+        "single",
+        {"gaussian_l2": ([2.0, 4.0, 6.0, 8.0], None), "label_error": ([0.1, 0.2, 0.3], None)},
+        acc_single,
+        archs=("lenet5", "alexnet8"),
+        seeds=(0, 1),
+        failed=lambda a, s, lv: a == "alexnet8" and s == 1 and lv["gaussian_l2"] == 4.0,
+    )
     out = analyze(root)
     return root, out, pd.read_csv(out / "tables" / "statistics.csv", keep_default_na=False, na_values=[""])
 
@@ -74,7 +82,9 @@ def test_spearman_mean_variance_match_scipy_on_the_series(single, factor, other,
     kw = dict(analysis="correlation", factor=factor, arch=arch, suite=suite)
     row_r, row_p = stat(st, statistic="r", **kw), stat(st, statistic="p", **kw)
     assert row_r["value"] == pytest.approx(r, abs=1e-12) and row_p["value"] == pytest.approx(p, rel=1e-9)
-    assert row_p["p_method"] == ("t approximation" if len(ok) > 10 else f"exact permutation (all {math.factorial(len(ok)):,} pairings)")
+    assert row_p["p_method"] == (
+        "t approximation" if len(ok) > 10 else f"exact permutation (all {math.factorial(len(ok)):,} pairings)"
+    )
     assert row_r["n"] == len(ok) and row_r["n_excluded"] == len(group) - len(ok)
     assert stat(st, statistic="mean", **kw)["value"] == pytest.approx(ok[f"acc_{suite}"].mean())
     assert stat(st, statistic="variance", **kw)["value"] == pytest.approx(ok[f"acc_{suite}"].var(ddof=1))
@@ -104,6 +114,7 @@ def test_mcv_reference_is_the_clean_models_mean(single):
         if a >= ref_ma:
             return "I" if c <= ref_cv else "II"
         return "III" if c <= ref_cv else "IV"
+
     expected = {tid: algorithm_1(ma[tid], cv[tid]) for tid in ma.index}
     assert models["group"].to_dict() == expected
     assert len(set(expected.values())) >= 3  # the data straddle the reference, so a swapped quadrant shows
@@ -115,8 +126,14 @@ def acc_grid(arch, seed, lv, suite, level):
 
 
 def test_grid_design_gets_multiple_correlation_matching_least_squares(tmp_path):
-    root = make_sweep(tmp_path / "grid", "dual", {"gaussian_l2": ([0.0, 2.0, 4.0], None), "fgsm_l2": ([0.0, 2.0, 4.0, 6.0], None)},
-                      acc_grid, design="grid", seeds=(0, 1))
+    root = make_sweep(
+        tmp_path / "grid",
+        "dual",
+        {"gaussian_l2": ([0.0, 2.0, 4.0], None), "fgsm_l2": ([0.0, 2.0, 4.0, 6.0], None)},
+        acc_grid,
+        design="grid",
+        seeds=(0, 1),
+    )
     out = analyze(root, tmp_path / "report")
     st = pd.read_csv(out / "tables" / "statistics.csv", keep_default_na=False, na_values=[""])
     t = pd.read_parquet(root / "trials.parquet")
@@ -132,21 +149,34 @@ def test_grid_design_gets_multiple_correlation_matching_least_squares(tmp_path):
     assert stat(st, statistic="R", **kw)["n"] == 24
     # range analysis over the grid: R of a factor = max - min of its level means
     k_f = t.groupby("fgsm_l2")["acc_mnist-c"].mean()
-    assert stat(st, analysis="orthogonal", factor="fgsm_l2", arch="lenet5", suite="mnist-c", statistic="range")["value"] == pytest.approx(k_f.max() - k_f.min())
+    assert stat(st, analysis="orthogonal", factor="fgsm_l2", arch="lenet5", suite="mnist-c", statistic="range")[
+        "value"
+    ] == pytest.approx(k_f.max() - k_f.min())
     assert any("heatmap" in p.name for p in (out / "plots").glob("*.png"))
     assert any("orthogonal" in p.name for p in (out / "plots").glob("*.png"))
 
 
 def test_orthogonal_l25_anova_uses_the_empty_columns_as_error(tmp_path):
-    levels = {"gaussian_l2": [0, 2, 4, 6, 8.0], "fgsm_l2": [0, 2, 4, 6, 8.0], "class_imbalance": [0.2, 0.25, 0.3, 0.35, 0.4],
-              "label_error": [0, 0.05, 0.1, 0.15, 0.2]}
+    levels = {
+        "gaussian_l2": [0, 2, 4, 6, 8.0],
+        "fgsm_l2": [0, 2, 4, 6, 8.0],
+        "class_imbalance": [0.2, 0.25, 0.3, 0.35, 0.4],
+        "label_error": [0, 0.05, 0.1, 0.15, 0.2],
+    }
     rows, arr = l25(list(levels), levels)
 
     def acc(arch, seed, lv, suite, level):
         return 0.5 + 0.04 * lv["fgsm_l2"] - 0.5 * lv["label_error"] + noise(tuple(lv.values()), suite, level)
 
-    root = make_sweep(tmp_path / "l25", "four", {f: (v, None) for f, v in levels.items()}, acc, design="orthogonal", rows=rows,
-                      suites={"mnist-test": [0.0], "mnist-a": [1.0, 2.0]})
+    root = make_sweep(
+        tmp_path / "l25",
+        "four",
+        {f: (v, None) for f, v in levels.items()},
+        acc,
+        design="orthogonal",
+        rows=rows,
+        suites={"mnist-test": [0.0], "mnist-a": [1.0, 2.0]},
+    )
     out = analyze(root)
     st = pd.read_csv(out / "tables" / "statistics.csv", keep_default_na=False, na_values=[""])
     t = pd.read_parquet(root / "trials.parquet")
@@ -177,15 +207,22 @@ def acc_rq2(arch, seed, lv, suite, level):
 @pytest.fixture(scope="module")
 def rq2(tmp_path_factory):
     base = tmp_path_factory.mktemp("rq2")
-    root = make_sweep(base / "run", "rq2", {"gaussian_l2": ([2.0, 4.0], None), "fgsm_l2": ([2.0, 4.0, 6.0, 8.0, 10.0], None)}, acc_rq2,
-                      archs=("lenet5", "alexnet8"), suites={"mnist-test": [0.0], "mnist-c": [1.0, 2.0], "mnist-a": [1.0, 2.0],
-                                                            "pixels": [0.0, 4.0, 16.0, 64.0]})
+    root = make_sweep(
+        base / "run",
+        "rq2",
+        {"gaussian_l2": ([2.0, 4.0], None), "fgsm_l2": ([2.0, 4.0, 6.0, 8.0, 10.0], None)},
+        acc_rq2,
+        archs=("lenet5", "alexnet8"),
+        suites={"mnist-test": [0.0], "mnist-c": [1.0, 2.0], "mnist-a": [1.0, 2.0], "pixels": [0.0, 4.0, 16.0, 64.0]},
+    )
     ref = base / "published.csv"
-    ref.write_text("table,analysis,factor,arch,suite,segment,statistic,value\n"
-                   "000-T3,segments,fgsm_l2,lenet5,mnist-a,I,r,0.998\n"
-                   "000-T3,segments,fgsm_l2,lenet5,mnist-a,II,p,0.058\n"
-                   "000-T3,segments,fgsm_l2,lenet5,mnist-a,II,mean,0.676\n"
-                   "000-T3,segments,fgsm_l2,lenet5,mnist-zz,I,r,0.5\n")
+    ref.write_text(
+        "table,analysis,factor,arch,suite,segment,statistic,value\n"
+        "000-T3,segments,fgsm_l2,lenet5,mnist-a,I,r,0.998\n"
+        "000-T3,segments,fgsm_l2,lenet5,mnist-a,II,p,0.058\n"
+        "000-T3,segments,fgsm_l2,lenet5,mnist-a,II,mean,0.676\n"
+        "000-T3,segments,fgsm_l2,lenet5,mnist-zz,I,r,0.5\n"
+    )
     recipe = base / "rq2.yaml"
     recipe.write_text(f"""
 name: rq2
@@ -234,12 +271,41 @@ def test_segments_split_at_the_peak_of_mnist_a(rq2):
     s = t[(t["arch"] == "lenet5") & (t["gaussian_l2"] == 0)]
     first = s[s["fgsm_l2"] <= 6.0]  # the peak (6) closes Segment I
     second = s[s["fgsm_l2"] > 6.0]
-    r1 = stat(st, step="segments", analysis="segments", factor="fgsm_l2", arch="lenet5", suite="mnist-a", segment="I", statistic="r")
-    assert r1["value"] == pytest.approx(sst.spearmanr(first["fgsm_l2"], first["acc_mnist-a"])[0]) and r1["n"] == len(first)
-    r2 = stat(st, step="segments", analysis="segments", factor="fgsm_l2", arch="lenet5", suite="mnist-c", segment="II", statistic="variance")
+    r1 = stat(
+        st,
+        step="segments",
+        analysis="segments",
+        factor="fgsm_l2",
+        arch="lenet5",
+        suite="mnist-a",
+        segment="I",
+        statistic="r",
+    )
+    assert r1["value"] == pytest.approx(sst.spearmanr(first["fgsm_l2"], first["acc_mnist-a"])[0]) and r1["n"] == len(
+        first
+    )
+    r2 = stat(
+        st,
+        step="segments",
+        analysis="segments",
+        factor="fgsm_l2",
+        arch="lenet5",
+        suite="mnist-c",
+        segment="II",
+        statistic="variance",
+    )
     assert r2["value"] == pytest.approx(np.var(second["acc_mnist-c"], ddof=0))  # variance_ddof: 0
     assert r2["n"] == 2
-    seg_ii = stat(st, step="segments", analysis="segments", factor="fgsm_l2", arch="lenet5", suite="mnist-a", segment="II", statistic="r")
+    seg_ii = stat(
+        st,
+        step="segments",
+        analysis="segments",
+        factor="fgsm_l2",
+        arch="lenet5",
+        suite="mnist-a",
+        segment="II",
+        statistic="r",
+    )
     assert math.isnan(seg_ii["value"]) and "fewer than 3" in seg_ii["note"]
     fixed = pd.read_csv(next((out / "tables").glob("rq2__rq2__fixed__fgsm_l2.csv")))
     assert set(fixed["levels"]) == {"[0, 4]", "[6, 10]"}
@@ -251,29 +317,54 @@ def test_segments_split_each_architecture_at_its_own_breakpoints(rq2):
     t = pd.read_parquet(root / "trials.parquet")
     table = pd.read_csv(out / "tables" / "rq2__rq2__per-arch__fgsm_l2.csv")
     spans = table.groupby(["arch", "segment"])["levels"].first().to_dict()
-    assert spans == {("lenet5", "I"): "[0, 4]", ("lenet5", "II"): "[6, 10]", ("alexnet8", "I"): "[0, 6]", ("alexnet8", "II"): "[8, 10]"}
+    assert spans == {
+        ("lenet5", "I"): "[0, 4]",
+        ("lenet5", "II"): "[6, 10]",
+        ("alexnet8", "I"): "[0, 6]",
+        ("alexnet8", "II"): "[8, 10]",
+    }
     for arch, cut in (("lenet5", 4.0), ("alexnet8", 6.0)):
         s = t[(t["arch"] == arch) & (t["gaussian_l2"] == 0) & (t["fgsm_l2"] <= cut)]
-        r = stat(st, step="per-arch", analysis="segments", factor="fgsm_l2", arch=arch, suite="mnist-c", segment="I", statistic="r")
+        r = stat(
+            st,
+            step="per-arch",
+            analysis="segments",
+            factor="fgsm_l2",
+            arch=arch,
+            suite="mnist-c",
+            segment="I",
+            statistic="r",
+        )
         assert r["value"] == pytest.approx(sst.spearmanr(s["fgsm_l2"], s["acc_mnist-c"])[0]) and r["n"] == len(s)
     # a mapped architecture the results lack is no error (the paper's archs, a run of some), but the report says so
     text = (out / "report.md").read_text()
     assert "per architecture: lenet5 at 4; alexnet8 at 6" in text and "breakpoints given for vgg19 not used" in text
 
 
-@pytest.mark.parametrize("breakpoints, message", [
-    ("{lenet5: [8.0]}", r"analyses\[0\]\.breakpoints: no breakpoints for architecture 'alexnet8' of .* \(the mapping names lenet5\)"),
-    ("{lenet: [8.0], alexnet8: [7.0]}", r"analyses\[0\]\.breakpoints: no breakpoints for architecture 'lenet5'"),  # a typo
-    ("{lenet5: 8.0, alexnet8: [7.0]}", r"analyses\[0\]\.breakpoints: lenet5: 8\.0 is not a list of levels"),
-    ("{lenet5: [eight]}", r"analyses\[0\]\.breakpoints: lenet5: 'eight' is not a level"),
-    ("[8.0, x]", r"analyses\[0\]\.breakpoints: 'x' is not a level"),
-    ("{}", r"analyses\[0\]\.breakpoints: give a list of levels for every architecture"),
-    ("8.0", r"analyses\[0\]\.breakpoints: give a list of levels for every architecture"),
-])
+@pytest.mark.parametrize(
+    "breakpoints, message",
+    [
+        (
+            "{lenet5: [8.0]}",
+            r"analyses\[0\]\.breakpoints: no breakpoints for architecture 'alexnet8' of .* \(the mapping names lenet5\)",
+        ),
+        (
+            "{lenet: [8.0], alexnet8: [7.0]}",
+            r"analyses\[0\]\.breakpoints: no breakpoints for architecture 'lenet5'",
+        ),  # a typo
+        ("{lenet5: 8.0, alexnet8: [7.0]}", r"analyses\[0\]\.breakpoints: lenet5: 8\.0 is not a list of levels"),
+        ("{lenet5: [eight]}", r"analyses\[0\]\.breakpoints: lenet5: 'eight' is not a level"),
+        ("[8.0, x]", r"analyses\[0\]\.breakpoints: 'x' is not a level"),
+        ("{}", r"analyses\[0\]\.breakpoints: give a list of levels for every architecture"),
+        ("8.0", r"analyses\[0\]\.breakpoints: give a list of levels for every architecture"),
+    ],
+)
 def test_bad_per_architecture_breakpoints_name_the_recipe_and_key(tmp_path, breakpoints, message):
     root = make_sweep(tmp_path / "r", "s", {"fgsm_l2": ([2.0, 4.0], None)}, acc_single, archs=("lenet5", "alexnet8"))
     recipe = tmp_path / "bad.yaml"
-    recipe.write_text(f"name: bad\nanalyses:\n  - type: segments\n    factor: fgsm_l2\n    breakpoints: {breakpoints}\n")
+    recipe.write_text(
+        f"name: bad\nanalyses:\n  - type: segments\n    factor: fgsm_l2\n    breakpoints: {breakpoints}\n"
+    )
     with pytest.raises(UserError, match=rf"bad\.yaml: {message}"):
         analyze(root, None, [str(recipe)])
     _nothing_written(root)
@@ -298,7 +389,9 @@ def test_mce_pixel_index_and_overlap(rq2):
     models = pd.read_csv(next((out / "tables").glob("*corruption__models.csv")))
     got = models[models["model"].str.startswith("alexnet8 gaussian_l2=0 fgsm_l2=0")]["mCE"].iloc[0]
     assert got == pytest.approx(want)
-    assert stat(st, analysis="corruption", arch="lenet5", factor="clean", statistic="mCE")["value"] == pytest.approx(1.0)
+    assert stat(st, analysis="corruption", arch="lenet5", factor="clean", statistic="mCE")["value"] == pytest.approx(
+        1.0
+    )
 
     pix = pd.read_csv(next((out / "tables").glob("*pixel_index__models.csv")))
     row = pix[(pix["model"] == "lenet5 gaussian_l2=0 fgsm_l2=0") & (pix["level"] == 16)].iloc[0]
@@ -309,13 +402,16 @@ def test_mce_pixel_index_and_overlap(rq2):
 
     def rob(tid, suite):
         return t.loc[tid, f"acc_{suite}"] / t.loc[tid, "acc_mnist-test"]
+
     a = t[t["arch"] == "lenet5"]
     mg = a[(a["gaussian_l2"] == 4) & (a["fgsm_l2"] == 0)].index[0]
     ma = a[(a["gaussian_l2"] == 0) & (a["fgsm_l2"] == 4)].index[0]
     c = clean_lenet
     g1 = rob(mg, "mnist-c") - rob(c, "mnist-c")
     g2 = rob(ma, "mnist-a") - rob(c, "mnist-a")
-    want = max(0.0, 0.5 * ((rob(ma, "mnist-c") - rob(c, "mnist-c")) / g1 + (rob(mg, "mnist-a") - rob(c, "mnist-a")) / g2))
+    want = max(
+        0.0, 0.5 * ((rob(ma, "mnist-c") - rob(c, "mnist-c")) / g1 + (rob(mg, "mnist-a") - rob(c, "mnist-a")) / g2)
+    )
     assert g1 > 0 and g2 > 0  # the data are made so that training on each corruption helps against it
     got = stat(st, analysis="overlap", arch="lenet5", statistic="overlap")["value"]
     assert got == pytest.approx(want) and 0 < got < 1
@@ -326,7 +422,16 @@ def test_reference_comparison_matches_by_identifiers(rq2):
     cmp = pd.read_csv(out / "tables" / "rq2__reference.csv")
     assert len(cmp) == 4
     first = cmp.iloc[0]
-    ours = stat(st, step="segments", analysis="segments", factor="fgsm_l2", arch="lenet5", suite="mnist-a", segment="I", statistic="r")["value"]
+    ours = stat(
+        st,
+        step="segments",
+        analysis="segments",
+        factor="fgsm_l2",
+        arch="lenet5",
+        suite="mnist-a",
+        segment="I",
+        statistic="r",
+    )["value"]
     assert first["reproduced"] == pytest.approx(ours) and first["difference"] == pytest.approx(ours - 0.998)
     # MNIST-A rises 0.2 per level up to the peak, far above the noise: Segment I is monotone,
     # r = 1, in the published 0.998's band ("significant")
@@ -340,7 +445,12 @@ def test_constant_accuracy_is_reported_as_undefined(tmp_path):
     root = make_sweep(tmp_path / "flat", "flat", {"label_error": ([0.1, 0.2, 0.3], None)}, lambda *a: 0.5)
     st = pd.read_csv(analyze(root) / "tables" / "statistics.csv", keep_default_na=False, na_values=[""])
     row = stat(st, analysis="correlation", factor="label_error", suite="mnist-c", statistic="r")
-    assert math.isnan(row["value"]) and row["strength"] == "undefined" and "constant accuracy" in row["note"] and row["n"] == 4
+    assert (
+        math.isnan(row["value"])
+        and row["strength"] == "undefined"
+        and "constant accuracy" in row["note"]
+        and row["n"] == 4
+    )
 
 
 def test_several_sweeps_from_a_parent_folder_or_a_glob(tmp_path):
@@ -382,7 +492,9 @@ def test_parquet_from_another_tool(tmp_path):
 def test_newer_schema_is_refused(tmp_path):
     root = make_sweep(tmp_path / "r", "s", {"label_error": ([0.1], None)}, acc_single)
     table = pq.read_table(root / "metrics.parquet")
-    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, b"robust_ray.schema": b"2"}), root / "metrics.parquet")
+    pq.write_table(
+        table.replace_schema_metadata({**table.schema.metadata, b"robust_ray.schema": b"2"}), root / "metrics.parquet"
+    )
     with pytest.raises(UserError, match=r"metrics\.parquet: written with results schema 2, newer"):
         analyze(root)
     _nothing_written(root)
@@ -411,14 +523,22 @@ def test_recipe_naming_a_missing_column_names_recipe_and_file(tmp_path, capsys):
 def test_recipe_structure_errors_name_the_key(tmp_path):
     root = make_sweep(tmp_path / "r", "s", {"label_error": ([0.1, 0.2], None)}, acc_single)
     recipe = tmp_path / "bad.yaml"
-    recipe.write_text("name: bad\nanalyses:\n  - type: segments\n    factor: label_error\n    peak_of: mnist-c\n    breakpoints: [0.1]\n")
+    recipe.write_text(
+        "name: bad\nanalyses:\n  - type: segments\n    factor: label_error\n    peak_of: mnist-c\n    breakpoints: [0.1]\n"
+    )
     with pytest.raises(UserError, match=r"bad\.yaml: analyses\[0\]: give exactly one of peak_of"):
         analyze(root, None, [str(recipe)])
     _nothing_written(root)
 
 
 def test_failure_while_computing_leaves_nothing_half_written(tmp_path):
-    root = make_sweep(tmp_path / "g", "g", {"gaussian_l2": ([2.0, 4.0], None), "label_error": ([0.1, 0.2], None)}, acc_single, design="grid")
+    root = make_sweep(
+        tmp_path / "g",
+        "g",
+        {"gaussian_l2": ([2.0, 4.0], None), "label_error": ([0.1, 0.2], None)},
+        acc_single,
+        design="grid",
+    )
     recipe = tmp_path / "r.yaml"
     recipe.write_text("name: r\nanalyses:\n  - type: correlation\n  - type: corruption\n    baseline_arch: lenet5\n")
     with pytest.raises(UserError, match="no clean-trained lenet5 model"):
@@ -452,7 +572,11 @@ def test_every_shipped_recipe_parses_and_the_quickstart_one_runs(single, tmp_pat
     from robust_ray.analysis.recipes import load_recipe
 
     # reproductions' recipes too; not their findings.yaml / not-run.yaml (robust_ray.reproductions reads those)
-    shipped = sorted(p for p in (Path(__file__).parents[1] / "analysis").rglob("*.yaml") if p.name not in ("findings.yaml", "not-run.yaml"))
+    shipped = sorted(
+        p
+        for p in (Path(__file__).parents[1] / "analysis").rglob("*.yaml")
+        if p.name not in ("findings.yaml", "not-run.yaml")
+    )
     assert len(shipped) >= 5
     for path in shipped:
         assert load_recipe(path).analyses, path
@@ -473,7 +597,9 @@ def test_paper_split_recipes_split_each_architecture_where_000_table_3_does(reci
 
 
 def test_a_sweep_whose_trials_all_failed_is_reported_with_n_0(tmp_path):
-    root = make_sweep(tmp_path / "r", "allfail", {"label_error": ([0.1, 0.2], None)}, acc_single, failed=lambda *a: True)
+    root = make_sweep(
+        tmp_path / "r", "allfail", {"label_error": ([0.1, 0.2], None)}, acc_single, failed=lambda *a: True
+    )
     st = pd.read_csv(analyze(root) / "tables" / "statistics.csv", keep_default_na=False, na_values=[""])
     row = stat(st, analysis="correlation", suite="mnist-c", statistic="r")
     assert math.isnan(row["value"]) and row["n"] == 0 and row["n_excluded"] == 3

@@ -22,8 +22,20 @@ from robust_ray.analysis.stats import band, correlation, describe, multiple_corr
 
 @pytest.mark.parametrize(
     "r, expected",
-    [(0.951, "significant"), (-0.99, "significant"), (0.95, "high"), (0.8, "high"), (-0.8, "high"), (0.7999, "moderate"),
-     (0.5, "moderate"), (0.4999, "low"), (0.3, "low"), (0.2999, "weak or none"), (0.0, "weak or none"), (math.nan, "undefined")],
+    [
+        (0.951, "significant"),
+        (-0.99, "significant"),
+        (0.95, "high"),
+        (0.8, "high"),
+        (-0.8, "high"),
+        (0.7999, "moderate"),
+        (0.5, "moderate"),
+        (0.4999, "low"),
+        (0.3, "low"),
+        (0.2999, "weak or none"),
+        (0.0, "weak or none"),
+        (math.nan, "undefined"),
+    ],
 )
 def test_band_follows_000_section_2_4(r, expected):
     assert band(r) == expected
@@ -130,7 +142,9 @@ def test_one_seed_gets_a_fisher_z_interval_as_scipy_pearsonr():
     assert (c.ci_low, c.ci_high) == pytest.approx((want.low, want.high), rel=1e-9) and c.ci_method == "Fisher z"
     s = correlation(x, y)
     z, se = np.arctanh(s.r), math.sqrt((1 + s.r**2 / 2) / 5)  # Bonett & Wright
-    assert (s.ci_low, s.ci_high) == pytest.approx((math.tanh(z - 1.959964 * se), math.tanh(z + 1.959964 * se)), rel=1e-5)
+    assert (s.ci_low, s.ci_high) == pytest.approx(
+        (math.tanh(z - 1.959964 * se), math.tanh(z + 1.959964 * se)), rel=1e-5
+    )
 
 
 def test_wilson_interval_is_statsmodels_on_the_test_images():
@@ -155,7 +169,9 @@ def test_mean_interval_is_the_t_interval():
 
 def test_correlation_edge_cases_are_reported_not_raised():
     constant = correlation([1, 2, 3, 4], [0.9, 0.9, 0.9, 0.9])
-    assert math.isnan(constant.r) and math.isnan(constant.p) and "constant accuracy" in constant.note and constant.n == 4
+    assert (
+        math.isnan(constant.r) and math.isnan(constant.p) and "constant accuracy" in constant.note and constant.n == 4
+    )
     flat_x = correlation([2, 2, 2], [0.1, 0.5, 0.9])
     assert math.isnan(flat_x.r) and "constant level" in flat_x.note
     few = correlation([1, 2], [0.3, 0.4])
@@ -216,7 +232,9 @@ def test_multiple_R_gets_a_bootstrap_interval_over_seeds():
     import statsmodels.api as sm
 
     rng = np.random.default_rng(4)
-    grid = pd.DataFrame([(a, b) for a in range(4) for b in range(3)] * 3, columns=["a", "b"], dtype=float)  # 12 points x 3 seeds
+    grid = pd.DataFrame(
+        [(a, b) for a in range(4) for b in range(3)] * 3, columns=["a", "b"], dtype=float
+    )  # 12 points x 3 seeds
     y = 0.9 - 0.02 * grid["a"] - 0.01 * grid["b"] + rng.normal(0, 0.01, len(grid))
     m = multiple_correlation(y, grid)
     fit = sm.OLS(y, sm.add_constant(grid)).fit()
@@ -242,7 +260,12 @@ def _ss(y, idx):
 
 
 def test_range_analysis_and_anova_on_an_L25_array_match_the_column_sums_of_squares():
-    levels = {"g": [0, 2, 4, 6, 8.0], "f": [0, 2, 4, 6, 8.0], "ci": [0.2, 0.25, 0.3, 0.35, 0.4], "ld": [0, 0.05, 0.1, 0.15, 0.2]}
+    levels = {
+        "g": [0, 2, 4, 6, 8.0],
+        "f": [0, 2, 4, 6, 8.0],
+        "ci": [0.2, 0.25, 0.3, 0.35, 0.4],
+        "ld": [0, 0.05, 0.1, 0.15, 0.2],
+    }
     rows, arr = l25(list(levels), levels)
     df = pd.DataFrame(rows)
     rng = np.random.default_rng(3)
@@ -282,7 +305,9 @@ def test_anova_without_error_degrees_of_freedom_says_so():
 
 def test_mean_and_cv_per_model_use_the_population_sd():
     rng = np.random.default_rng(4)
-    m = pd.DataFrame({"tidx": np.repeat([3, 0, 7], 6), "accuracy": rng.uniform(0.5, 1, 18)}).sample(frac=1, random_state=1)
+    m = pd.DataFrame({"tidx": np.repeat([3, 0, 7], 6), "accuracy": rng.uniform(0.5, 1, 18)}).sample(
+        frac=1, random_state=1
+    )
     out = mean_cv(m).set_index("tidx")
     assert sorted(out.index) == [0, 3, 7]
     for tid, g in m.groupby("tidx"):
@@ -301,16 +326,21 @@ def test_pixel_index_reproduces_002_worked_example():
     # 002 eqs. 8-12: w = 1000/10000, p = 64/224² = 0.1276 %, r = 1, a = 200²/224² = 79.72 % -> Pi = 98.30
     # (the paper divides by its rounded p and a; unrounded the same inputs give 98.345)
     assert float(pixel_index(0.10, 0.001276, 1.0, 0.7972)) == pytest.approx(98.30, abs=0.01)
-    assert float(pixel_index(0.10, 64 / 224**2, 1.0, 200**2 / 224**2)) == pytest.approx(0.10 / (64 / 224**2 * 200**2 / 224**2))
+    assert float(pixel_index(0.10, 64 / 224**2, 1.0, 200**2 / 224**2)) == pytest.approx(
+        0.10 / (64 / 224**2 * 200**2 / 224**2)
+    )
     assert np.isnan(pixel_index([0.1], [0.0])).all()
 
 
 def test_per_corruption_aggregate_and_mce_by_hand():
-    m = pd.DataFrame({
-        "tidx": [5] * 4 + [2] * 4,
-        "suite": ["c1", "c1", "c2", "c2"] * 2, "level": [1, 2, 1, 2.0] * 2,
-        "accuracy": [0.9, 0.7, 0.8, 0.6, 0.8, 0.6, 0.9, 0.9],
-    })
+    m = pd.DataFrame(
+        {
+            "tidx": [5] * 4 + [2] * 4,
+            "suite": ["c1", "c1", "c2", "c2"] * 2,
+            "level": [1, 2, 1, 2.0] * 2,
+            "accuracy": [0.9, 0.7, 0.8, 0.6, 0.8, 0.6, 0.9, 0.9],
+        }
+    )
     p = per_corruption(m, ["c1", "c2"])
     assert p.loc[5, "c1"] == pytest.approx(0.8) and p.loc[5, "c2"] == pytest.approx(0.7)
     assert p.loc[5, "aggregate"] == pytest.approx(0.75)
@@ -328,10 +358,21 @@ def test_per_corruption_aggregate_and_mce_by_hand():
 def test_grouped_per_model_scores_equal_pandas_groupby(trials, suites, seed):
     rng = np.random.default_rng(seed)
     names = [f"s{i}" for i in range(suites)]
-    m = pd.DataFrame({"tidx": rng.integers(0, trials, 200) * 3, "suite": rng.choice(names + ["other"], 200),
-                      "accuracy": rng.uniform(0, 1, 200)})
+    m = pd.DataFrame(
+        {
+            "tidx": rng.integers(0, trials, 200) * 3,
+            "suite": rng.choice(names + ["other"], 200),
+            "accuracy": rng.uniform(0, 1, 200),
+        }
+    )
     m["suite"] = m["suite"].astype("category")
-    want = m[m["suite"] != "other"].groupby(["tidx", "suite"], observed=True)["accuracy"].mean().unstack("suite").reindex(columns=names)
+    want = (
+        m[m["suite"] != "other"]
+        .groupby(["tidx", "suite"], observed=True)["accuracy"]
+        .mean()
+        .unstack("suite")
+        .reindex(columns=names)
+    )
     got = per_corruption(m, names)
     pd.testing.assert_frame_equal(got[names], want.rename_axis(columns=None), check_names=False)
     g = m.groupby("tidx")["accuracy"]
@@ -372,12 +413,22 @@ def test_anova_matches_statsmodels_anova_lm_on_unbalanced_replicated_data():
 # --- conditions -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("factor, level, options, name", [
-    ("salt_pepper", 0.1, {}, "SP0.1"), ("gaussian_var", 0.1, {}, "GA0.1"), ("rotation", -30.0, {}, "RL30"),
-    ("rotation", 30.0, {}, "RR30"), ("rotation", 0.0, {}, "RO0"), ("sp>gaussian", 0.1, {"first": 0.1}, "SP0.1GA0.1"),
-    ("gaussian>sp", 0.1, {"first": 0.1}, "GA0.1SP0.1"), ("sp>rotation", -30.0, {"first": 0.1}, "SP0.1RL30"),
-    ("sp>rotation", 0.2, {"second": 30.0}, "SP0.2RR30"), ("fgsm_l2", 2.0, {}, None), ("corruption:fog", 3.0, {}, None),
-])
+@pytest.mark.parametrize(
+    "factor, level, options, name",
+    [
+        ("salt_pepper", 0.1, {}, "SP0.1"),
+        ("gaussian_var", 0.1, {}, "GA0.1"),
+        ("rotation", -30.0, {}, "RL30"),
+        ("rotation", 30.0, {}, "RR30"),
+        ("rotation", 0.0, {}, "RO0"),
+        ("sp>gaussian", 0.1, {"first": 0.1}, "SP0.1GA0.1"),
+        ("gaussian>sp", 0.1, {"first": 0.1}, "GA0.1SP0.1"),
+        ("sp>rotation", -30.0, {"first": 0.1}, "SP0.1RL30"),
+        ("sp>rotation", 0.2, {"second": 30.0}, "SP0.2RR30"),
+        ("fgsm_l2", 2.0, {}, None),
+        ("corruption:fog", 3.0, {}, None),
+    ],
+)
 def test_training_sets_in_003_notation(factor, level, options, name):
     from robust_ray.analysis.conditions import name_003
     from robust_ray.suites import TWO_FACTOR_69
@@ -393,7 +444,9 @@ def test_condition_lookup_equals_a_merge(rows, seed):
     from robust_ray.analysis.conditions import lookup
 
     rng = np.random.default_rng(seed)
-    conds = pd.DataFrame({"condition": [f"c{i}/{i % 3}" for i in range(7)], "p": rng.uniform(size=7), "corruption": list("abcdefg")})
+    conds = pd.DataFrame(
+        {"condition": [f"c{i}/{i % 3}" for i in range(7)], "p": rng.uniform(size=7), "corruption": list("abcdefg")}
+    )
     names = rng.choice(list(conds["condition"]) + ["unknown"], rows)
     m = pd.DataFrame({"condition": pd.Categorical(names)})
     got = lookup(m, conds.iloc[rng.permutation(7)], ["p", "corruption"])
@@ -406,14 +459,23 @@ def test_condition_lookup_equals_a_merge(rows, seed):
 def test_suite_kinds_and_parameters_from_condition_names():
     from robust_ray.analysis.conditions import condition_table
 
-    m = pd.DataFrame({"suite": ["mnist-test", "mnist-c", "mnist-c", "corruptions", "corruptions", "pixel", "pixel"],
-                      "condition": ["clean", "1", "2", "fog/3", "snow/3", "n4-set-r1.000-a1.000", "n4-shift-r0.078-a1.000"],
-                      "level": [0, 1, 2, 3, 3, 4, 4.0]})
+    m = pd.DataFrame(
+        {
+            "suite": ["mnist-test", "mnist-c", "mnist-c", "corruptions", "corruptions", "pixel", "pixel"],
+            "condition": ["clean", "1", "2", "fog/3", "snow/3", "n4-set-r1.000-a1.000", "n4-shift-r0.078-a1.000"],
+            "level": [0, 1, 2, 3, 3, 4, 4.0],
+        }
+    )
     c = condition_table("s", None, {"mnist-c": "mnist-c"}, m).set_index("condition")
     assert c.loc["clean", "kind"] == "clean" and c.loc["1", "kind"] == "levels" and c.loc["fog/3", "kind"] == "named"
     assert c.loc["snow/3", "corruption"] == "snow" and c.loc["snow/3", "severity"] == 3
-    assert c.loc["n4-shift-r0.078-a1.000", "experiment"] == "range10" and c.loc["n4-set-r1.000-a1.000", "experiment"] == "count"
-    assert c.loc["n4-shift-r0.078-a1.000", "r"] == pytest.approx(0.078) and math.isnan(c.loc["n4-set-r1.000-a1.000", "p"])
+    assert (
+        c.loc["n4-shift-r0.078-a1.000", "experiment"] == "range10"
+        and c.loc["n4-set-r1.000-a1.000", "experiment"] == "count"
+    )
+    assert c.loc["n4-shift-r0.078-a1.000", "r"] == pytest.approx(0.078) and math.isnan(
+        c.loc["n4-set-r1.000-a1.000", "p"]
+    )
 
 
 def test_wrong_share_modes_by_hand():
@@ -427,8 +489,14 @@ def test_wrong_share_modes_by_hand():
 
 
 def test_per_corruption_groups_conditions_by_their_corruption_column():
-    m = pd.DataFrame({"tidx": [0] * 4 + [1] * 4, "corruption": pd.Categorical(["fog", "fog", "snow", "snow"] * 2),
-                      "level": [1, 3, 1, 3.0] * 2, "accuracy": [0.9, 0.5, 0.8, 0.8, 0.7, 0.7, 0.6, 0.2]})
+    m = pd.DataFrame(
+        {
+            "tidx": [0] * 4 + [1] * 4,
+            "corruption": pd.Categorical(["fog", "fog", "snow", "snow"] * 2),
+            "level": [1, 3, 1, 3.0] * 2,
+            "accuracy": [0.9, 0.5, 0.8, 0.8, 0.7, 0.7, 0.6, 0.2],
+        }
+    )
     p = per_corruption(m, ["fog", "snow"], key="corruption")
     assert p.loc[0, "fog"] == pytest.approx(0.7) and p.loc[1, "snow"] == pytest.approx(0.4)
     assert p["aggregate"].tolist() == pytest.approx([0.75, 0.55])

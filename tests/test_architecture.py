@@ -5,7 +5,13 @@ import sys
 
 from robust_ray.codehash import import_graph
 
-RAY_FREE = ["robust_ray.train", "robust_ray.trial", "robust_ray.analysis", "robust_ray.cache", "robust_ray.search.trial"]
+RAY_FREE = [
+    "robust_ray.train",
+    "robust_ray.trial",
+    "robust_ray.analysis",
+    "robust_ray.cache",
+    "robust_ray.search.trial",
+]
 
 
 def test_the_trial_the_cache_and_the_analysis_import_no_ray():
@@ -49,7 +55,13 @@ def cycles(graph: dict[str, set[str]]) -> list[set[str]]:
 # (issue 13 item 2); delete this once that is merged
 PENDING = [
     {"robust_ray.analysis.conditions", "robust_ray.analysis.load"},
-    {"robust_ray.checks", "robust_ray.config", "robust_ray.plan", "robust_ray.search.checks", "robust_ray.search.space"},
+    {
+        "robust_ray.checks",
+        "robust_ray.config",
+        "robust_ray.plan",
+        "robust_ray.search.checks",
+        "robust_ray.search.space",
+    },
 ]
 
 
@@ -73,7 +85,13 @@ def test_only_the_runtime_and_the_searcher_import_ray():
     users = set()
     for name, path in modules().items():
         for node in ast.walk(ast.parse(path.read_bytes())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
             if any(n == "ray" or n.startswith("ray.") for n in names):
                 users.add(name)
     assert users == {"robust_ray.runtime", "robust_ray.search.searcher"}

@@ -66,7 +66,9 @@ def test_our_pgd_is_within_one_point_of_arts(lenet, norm, eps, alpha):
     model, test = lenet
     x, y = test.images[:500], test.labels[:500]
     ours = pgd(model, x, y, [eps], norm=norm, steps=10, step_size=alpha, random_start=False).accuracy[0]
-    clf = PyTorchClassifier(model, loss=nn.CrossEntropyLoss(), input_shape=(1, 28, 28), nb_classes=10, clip_values=(0, 1))
+    clf = PyTorchClassifier(
+        model, loss=nn.CrossEntropyLoss(), input_shape=(1, 28, 28), nb_classes=10, clip_values=(0, 1)
+    )
     art_norm = np.inf if norm == "linf" else 2
     attack = ProjectedGradientDescent(clf, norm=art_norm, eps=eps, eps_step=alpha, max_iter=10, num_random_init=0,
                                       batch_size=500, verbose=False)  # fmt: skip
@@ -157,4 +159,7 @@ def test_suite_options_defaults_and_condition_names():
     assert (p.norm, p.eps, p.steps, p.restarts, p.n, p.step_size) == ("linf", [0.1, 0.2, 0.3], 10, 1, 1000, None)
     assert p.conditions() == [("eps=0.1", 0.1), ("eps=0.2", 0.2), ("eps=0.3", 0.3)]
     assert parse_options("pgd", {"norm": "l2", "eps": [28.0]}, (1, 28, 28)).eps == [28.0]
-    assert parse_options("autoattack", {"version": "cheap", "eps": [0.3]}).describe() == "white-box AutoAttack (cheap) L∞ at ε = 0.3"
+    assert (
+        parse_options("autoattack", {"version": "cheap", "eps": [0.3]}).describe()
+        == "white-box AutoAttack (cheap) L∞ at ε = 0.3"
+    )

@@ -37,14 +37,17 @@ def test_values_are_yaml_and_applied_after_the_smoke_variant(spec_file):
     assert load_spec(spec_file, smoke=True, sets=["training.max_epochs=5"]).training.max_epochs == 5  # later wins
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("training.max_epochs=0", "--set training.max_epochs: Input should be greater than or equal to 1"),
-    ("training.max_epoch=2", "--set training.max_epoch: unknown key 'max_epoch' (did you mean 'max_epochs'?)"),
-    ("seeds=[0,0]", "--set seeds: seed 0 is given twice"),
-    ("training.max_epochs=[1", "--set training.max_epochs: the value is not YAML"),
-    ("training", "--set training: expected KEY=VALUE"),
-    ("training.max_epochs.x=1", "--set training.max_epochs.x: training.max_epochs is not a mapping"),
-])
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("training.max_epochs=0", "--set training.max_epochs: Input should be greater than or equal to 1"),
+        ("training.max_epoch=2", "--set training.max_epoch: unknown key 'max_epoch' (did you mean 'max_epochs'?)"),
+        ("seeds=[0,0]", "--set seeds: seed 0 is given twice"),
+        ("training.max_epochs=[1", "--set training.max_epochs: the value is not YAML"),
+        ("training", "--set training: expected KEY=VALUE"),
+        ("training.max_epochs.x=1", "--set training.max_epochs.x: training.max_epochs is not a mapping"),
+    ],
+)
 def test_a_bad_override_is_named_after_the_flag_and_exits_2(spec_file, capsys, flag, message):
     assert cli.main(["validate", spec_file, "--set", flag]) == 2
     err = capsys.readouterr().err

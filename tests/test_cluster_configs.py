@@ -122,7 +122,7 @@ def test_every_ray_start_requires_the_token_from_the_folder_file_mounts_copies(p
 @CONFIGS
 def test_the_token_comes_from_outside_the_repository_and_is_checked_before_setup(path, tmp_path):
     config = prepared(path)
-    (target, source), = [(t, s) for t, s in config["file_mounts"].items() if "auth" in t]
+    ((target, source),) = [(t, s) for t, s in config["file_mounts"].items() if "auth" in t]
     assert source.startswith("~/") and REPO not in Path(os.path.expanduser(source)).parents
     check = config["setup_commands"][0]
     refused = bash(check, tmp_path)

@@ -86,10 +86,25 @@ def test_list_design_fills_baselines_and_crosses_with_architectures_and_seeds():
     "design,path",
     [
         ({"type": "list", "factors": {"label_error": {}}}, "design.rows"),
-        ({"type": "list", "factors": {"label_error": {}}, "rows": [{"gaussian_l2": 1.0}]}, "design.rows[0].gaussian_l2"),
-        ({"type": "list", "factors": {"label_error": {}}, "rows": [{"label_error": 2.0}]}, "design.rows[0].label_error"),
+        (
+            {"type": "list", "factors": {"label_error": {}}, "rows": [{"gaussian_l2": 1.0}]},
+            "design.rows[0].gaussian_l2",
+        ),
+        (
+            {"type": "list", "factors": {"label_error": {}}, "rows": [{"label_error": 2.0}]},
+            "design.rows[0].label_error",
+        ),
         ({"type": "grid", "factors": {"label_error": {}}}, "design.factors.label_error.levels"),
-        ({"type": "orthogonal", "factors": {"label_error": {"levels": [i / 10 for i in range(7)]}, "gaussian_l2": {"levels": [float(i) for i in range(1, 8)]}}}, "design.factors"),
+        (
+            {
+                "type": "orthogonal",
+                "factors": {
+                    "label_error": {"levels": [i / 10 for i in range(7)]},
+                    "gaussian_l2": {"levels": [float(i) for i in range(1, 8)]},
+                },
+            },
+            "design.factors",
+        ),
     ],
 )
 def test_bad_designs_name_the_key(design, path):
@@ -136,8 +151,10 @@ def test_orthogonal_falls_back_to_the_grid_where_the_array_needs_more_runs(count
     assert choose_orthogonal_array(counts)[0] == array  # what pyDOE3 offers: more runs than the grid
     rows = DESIGNS.get("orthogonal")(factors, [])
     assert rows == DESIGNS.get("grid")(factors, []) and len(rows) == counts[0] * counts[1]
-    assert orthogonal_fallback(counts) == (f"orthogonal: the smallest array for levels {counts[0]} x {counts[1]} is {array} "
-                                           f"({array[1:3]} runs), more than the full grid ({counts[0] * counts[1]} runs); running the grid")
+    assert orthogonal_fallback(counts) == (
+        f"orthogonal: the smallest array for levels {counts[0]} x {counts[1]} is {array} "
+        f"({array[1:3]} runs), more than the full grid ({counts[0] * counts[1]} runs); running the grid"
+    )
     assert orthogonal_fallback([5, 5, 5, 5]) is None  # L25 against a 625-run grid
 
 
@@ -150,5 +167,8 @@ def test_validate_says_when_an_orthogonal_design_runs_the_grid(tmp_path, capsys)
                     "suites: {mnist-test: {n: 100}}\n")  # fmt: skip
     assert main(["validate", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "orthogonal: the smallest array for levels 2 x 3 is L36(3^23) (36 runs), more than the full grid (6 runs)" in out
+    assert (
+        "orthogonal: the smallest array for levels 2 x 3 is L36(3^23) (36 runs), more than the full grid (6 runs)"
+        in out
+    )
     assert "6 trials" in out

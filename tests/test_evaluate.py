@@ -25,11 +25,15 @@ def lenet():
 
 def test_evaluate_scores_clean_and_white_box_suites(lenet):
     model, test = lenet
-    df = robust_ray.evaluate(model, {"clean": {}, "pgd": {"eps": [0.1, 0.3], "n": 100}}, data=(test.images, test.labels))
+    df = robust_ray.evaluate(
+        model, {"clean": {}, "pgd": {"eps": [0.1, 0.3], "n": 100}}, data=(test.images, test.labels)
+    )
     assert list(df.columns) == ["suite", "condition", "level", "n", "n_correct", "accuracy"]
     assert df["accuracy"].dtype == "float64" and (df["accuracy"] == df["n_correct"] / df["n"]).all()
     clean = df[df.suite == "clean"].iloc[0]
-    assert clean.n == len(test) and clean.accuracy == pytest.approx(accuracy(model, test.images, test.labels, torch.device("cpu")))
+    assert clean.n == len(test) and clean.accuracy == pytest.approx(
+        accuracy(model, test.images, test.labels, torch.device("cpu"))
+    )
     pgd = df[df.suite == "pgd"].set_index("condition")
     assert list(pgd.index) == ["eps=0.1", "eps=0.3"] and list(pgd.level) == [0.1, 0.3]
     assert (pgd.n == 100).all()  # a stratified 100: ten of each digit
@@ -79,5 +83,7 @@ def test_bad_suites_are_refused_with_their_key(lenet, suites, message):
 def test_a_softmax_model_is_refused(lenet):
     model, test = lenet
     with pytest.raises(ValueError, match="returns probabilities"):
-        robust_ray.evaluate(nn.Sequential(model, nn.Softmax(dim=1)), {"pgd": {"n": 20}}, data=(test.images, test.labels))
+        robust_ray.evaluate(
+            nn.Sequential(model, nn.Softmax(dim=1)), {"pgd": {"n": 20}}, data=(test.images, test.labels)
+        )
     assert model.training is False and all(p.requires_grad for p in model.parameters())

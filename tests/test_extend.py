@@ -65,7 +65,9 @@ def test_every_planned_trial_has_a_key_that_follows_what_makes_its_model():
     # the training settings, the seed and the level do
     assert not set(keys) & {t.key for t in make_plan(parse_spec(spec_of(training__max_epochs=2))).trials}
     assert not set(keys) & {t.key for t in make_plan(parse_spec(spec_of(seeds=[1]))).trials}
-    other = {t.key for t in make_plan(parse_spec(spec_of(design__factors={"label_error": {"levels": [0.1, 0.3]}}))).trials}
+    other = {
+        t.key for t in make_plan(parse_spec(spec_of(design__factors={"label_error": {"levels": [0.1, 0.3]}}))).trials
+    }
     assert len(set(keys) & other) == 2  # the clean trial and label_error=0.1 are the same models
 
 

@@ -64,7 +64,7 @@ def _options():
 
 
 def test_every_argument_has_help_and_every_option_is_in_the_readme_table():
-    table = README[README.index("## Commands"):]
+    table = README[README.index("## Commands") :]
     table = table[: table.index("\n## ", 4)]
     for command, action in _options():
         assert action.help, f"{command} {action.dest}: no help text"
@@ -92,7 +92,9 @@ def test_resume_of_a_changed_spec_names_the_keys_that_changed(tmp_path, capsys):
 
     old = load_spec(spec).model_dump(mode="json")
     (out / "sweep.json").write_text(json.dumps(old))
-    spec.write_text(SPEC.replace("levels: [2.0, 4.0]", "levels: [2.0, 4.0, 6.0]").replace("max_epochs: 3", "max_epochs: 4"))
+    spec.write_text(
+        SPEC.replace("levels: [2.0, 4.0]", "levels: [2.0, 4.0, 6.0]").replace("max_epochs: 3", "max_epochs: 4")
+    )
     assert main(["run", str(spec), "--output", str(out), "--resume"]) == 2
     err = capsys.readouterr().err
     assert "design.factors.gaussian_l2.levels ([2.0, 4.0] -> [2.0, 4.0, 6.0])" in err, err
@@ -103,8 +105,13 @@ def test_progress_lines_name_the_trial_and_wait_for_a_pace_before_an_eta():
     from robust_ray.runtime import Progress
     from robust_ray.sweep import trial_label
 
-    assert trial_label({"trial_id": "t0003", "levels": {"gaussian_l2": 6.0, "label_error": 0.0}}) == "t0003 gaussian_l2=6"
-    assert trial_label({"trial_id": "t0000", "levels": {"gaussian_l2": None}, "seed": 2}, ("seed",)) == "t0000 clean seed 2"
+    assert (
+        trial_label({"trial_id": "t0003", "levels": {"gaussian_l2": 6.0, "label_error": 0.0}}) == "t0003 gaussian_l2=6"
+    )
+    assert (
+        trial_label({"trial_id": "t0000", "levels": {"gaussian_l2": None}, "seed": 2}, ("seed",))
+        == "t0000 clean seed 2"
+    )
 
     class T:
         def __init__(self, tid, status, level):
@@ -171,5 +178,7 @@ def test_results_are_readable_while_the_sweep_runs(tmp_path):
     final = pd.read_parquet(out / "trials.parquet")
     assert (final["status"] == "ok").all() and len(final) == 6
     # it ends with the summary (issue 15 item 6): best and worst per suite, then what to run next
-    assert re.search(r"^6 of 6 trials ok$", log, re.M) and re.search(r"^mnist-test: best lenet5 .*; worst lenet5 ", log, re.M), log
+    assert re.search(r"^6 of 6 trials ok$", log, re.M) and re.search(
+        r"^mnist-test: best lenet5 .*; worst lenet5 ", log, re.M
+    ), log
     assert f"next: robust-ray analyze {out}" in log

@@ -24,7 +24,25 @@ CASES: dict[str, tuple[dict, float, float, bool]] = {
     "rotation>sp": ({"first": 30.0}, 0.02, 0.2, True),
     "gaussian>rotation": ({"first": 0.05}, 10.0, 60.0, True),
     "rotation>gaussian": ({"first": 30.0}, 0.01, 0.2, True),
-    **{f"corruption:{c}": ({}, 1, 5, c not in {"defocus_blur", "zoom_blur", "brightness", "contrast", "pixelate", "jpeg_compression", "saturate", "gaussian_blur"}) for c in CORRUPTIONS},  # noqa: E501
+    **{
+        f"corruption:{c}": (
+            {},
+            1,
+            5,
+            c
+            not in {
+                "defocus_blur",
+                "zoom_blur",
+                "brightness",
+                "contrast",
+                "pixelate",
+                "jpeg_compression",
+                "saturate",
+                "gaussian_blur",
+            },
+        )
+        for c in CORRUPTIONS
+    },  # noqa: E501
 }
 
 

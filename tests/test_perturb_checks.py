@@ -29,8 +29,11 @@ def _suite(key, **ss):
         (_factor("corruption:fog", levels=[1, 6]), "design.factors.corruption:fog.levels[1]", "at most 5"),
         (_factor("corruption:fog", levels=[2.5]), "design.factors.corruption:fog.levels[0]", "whole number"),
         (_factor("corruption:fog", levels=[-1]), "design.factors.corruption:fog.levels[0]", "below 1 (severity, 1-5)"),
-        ({"design": {"type": "list", "factors": {"corruption:fog": {}}, "rows": [{"corruption:fog": -1}]}},
-         "design.rows[0].corruption:fog", "below 1"),
+        (
+            {"design": {"type": "list", "factors": {"corruption:fog": {}}, "rows": [{"corruption:fog": -1}]}},
+            "design.rows[0].corruption:fog",
+            "below 1",
+        ),
         (_factor("corruption:rain", levels=[1]), "design.factors.corruption:rain", "unknown factor"),
         (_factor("few_pixel", levels=[4, 40], side=0.2), "design.factors.few_pixel.levels[1]", "do not fit"),
         (_factor("few_pixel", levels=[4], sidee=0.2), "design.factors.few_pixel.sidee", "unknown option"),

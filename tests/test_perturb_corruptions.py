@@ -28,5 +28,7 @@ print("ok")
 def test_using_corruptions_leaves_pkg_resources_as_it_was():
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    run = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300, check=False)
+    run = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]

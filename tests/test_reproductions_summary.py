@@ -19,19 +19,25 @@ def make(tmp_path):
     (ref / "y-table9.csv").write_text("# a CIFAR table\ntable,statistic,value\nY-T9,r,0.3\n")
     run = root / "x-run"
     run.mkdir(parents=True)
-    pd.DataFrame({
-        "table": ["X-T1", "X-T1", "X-T1"], "statistic": ["r", "p", "r"],
-        "sign": ["same", None, "differs"], "band": ["same (low)", None, "published weak or none, ours moderate"],
-        "agreement": ["same band", "same verdict", "differs"],
-    }).to_csv(run / "comparison.csv", index=False)
-    (run / "findings.yaml").write_text(textwrap.dedent("""
+    pd.DataFrame(
+        {
+            "table": ["X-T1", "X-T1", "X-T1"],
+            "statistic": ["r", "p", "r"],
+            "sign": ["same", None, "differs"],
+            "band": ["same (low)", None, "published weak or none, ours moderate"],
+            "agreement": ["same band", "same verdict", "differs"],
+        }
+    ).to_csv(run / "comparison.csv", index=False)
+    (run / "findings.yaml").write_text(
+        textwrap.dedent("""
         paper: X (Someone 2020)
         tables: [X-T1]
         ran: LeNet-5, 3 seeds
         wall_s: 1200
         findings:
           - {finding: noise helps, verdict: partly, numbers: "r = 0.4 [0.1, 0.6]"}
-    """))
+    """)
+    )
     (root / "not-run.yaml").write_text("Y-T9: {why: CIFAR-10 needs a download, gpu_cost: about 2 GPU-hours}\n")
     return root
 
@@ -44,7 +50,10 @@ def test_the_summary_counts_agreement_from_the_csvs(tmp_path, capsys):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[3:9] == ["3", "3", "1 of 2", "1 of 2", "1 of 1", "20 min"], cells
     assert "| X (Someone 2020) | noise helps | **partly** | r = 0.4 [0.1, 0.6] |" in page
-    assert "| X-T2 | 2 | not run yet | – |" in page and "| Y-T9 | 1 | CIFAR-10 needs a download | about 2 GPU-hours |" in page
+    assert (
+        "| X-T2 | 2 | not run yet | – |" in page
+        and "| Y-T9 | 1 | CIFAR-10 needs a download | about 2 GPU-hours |" in page
+    )
 
 
 def test_a_bad_verdict_is_refused_naming_the_file(tmp_path, capsys):

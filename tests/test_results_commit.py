@@ -32,8 +32,9 @@ def _outcome(acc: float) -> dict:
 
 def _write(folder, finished: int) -> str:
     outcomes = {p["trial_id"]: _outcome(0.9) for p in PLANS[:finished]}
-    return write_results(Storage(str(folder)), *trial_rows("s", PLANS, outcomes, ["clean"], running=set()),
-                         history_rows(PLANS, outcomes))
+    return write_results(
+        Storage(str(folder)), *trial_rows("s", PLANS, outcomes, ["clean"], running=set()), history_rows(PLANS, outcomes)
+    )
 
 
 def test_both_files_and_the_manifest_carry_one_commit_id(tmp_path):

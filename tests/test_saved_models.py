@@ -27,7 +27,9 @@ def test_a_saved_model_reloads_to_bit_identical_logits(tmp_path, where):
     model, x = model_and_images()
     # mock:// is pyarrow's in-memory filesystem: the object-store code path (stream, then move)
     place = str(tmp_path) if where == "folder" else Storage("mock:///bucket/sweep")
-    uri = save_model(model, place, "trial_0007", arch="lenet5", shape=(1, 28, 28), num_classes=10, meta=META, folder="models")
+    uri = save_model(
+        model, place, "trial_0007", arch="lenet5", shape=(1, 28, 28), num_classes=10, meta=META, folder="models"
+    )
     assert uri.endswith("/models/trial_0007.safetensors")
     loaded, sidecar = load_model(place, "trial_0007", folder="models")
     assert type(loaded) is type(model) and not loaded.training
@@ -39,7 +41,9 @@ def test_a_saved_model_reloads_to_bit_identical_logits(tmp_path, where):
 
 def test_the_weights_are_safetensors_not_pickle(tmp_path):
     model, _ = model_and_images()
-    save_model(model.to(memory_format=torch.channels_last), tmp_path, "t1", arch="lenet5", shape=(1, 28, 28), num_classes=10)
+    save_model(
+        model.to(memory_format=torch.channels_last), tmp_path, "t1", arch="lenet5", shape=(1, 28, 28), num_classes=10
+    )
     raw = (tmp_path / "t1.safetensors").read_bytes()
     (size,) = struct.unpack("<Q", raw[:8])  # safetensors: u64 header length, then a JSON header
     header = json.loads(raw[8 : 8 + size])

@@ -76,7 +76,11 @@ def test_pareto_csv_is_the_non_dominated_feasible_set_of_the_trials(searched):
 
 def test_analyze_reads_a_search_as_a_sweep(searched):
     spec = json.loads((searched / "sweep.json").read_text())
-    assert spec["design"]["type"] == "list" and sorted(spec["design"]["factors"]["fgsm_l2"]["levels"]) == [0.0, 2.0, 4.0]
+    assert spec["design"]["type"] == "list" and sorted(spec["design"]["factors"]["fgsm_l2"]["levels"]) == [
+        0.0,
+        2.0,
+        4.0,
+    ]
     parse_spec(spec)  # sweep.json is a valid spec: its design lists the points tried
     res = load_results(str(searched))
     assert res.ok["fgsm_l2"].nunique() == 3 and set(res.metrics["suite"]) == {"mnist-test", "mnist-a"}

@@ -57,7 +57,10 @@ def test_a_whole_number_option_is_an_integer_dimension_and_reaches_the_recipe_as
     assert settings.lr == 0.05 and settings.recipe_options == {"steps": 3, "norm": "l2"}
 
 
-MIX = {"gaussian_l2": {"low": 0.0, "high": 2.0, "step": 0.5}, "fgsm_l2": {"low": 0.0, "high": 4.0, "step": 1.0, "per_class": 20}}
+MIX = {
+    "gaussian_l2": {"low": 0.0, "high": 2.0, "step": 0.5},
+    "fgsm_l2": {"low": 0.0, "high": 4.0, "step": 1.0, "per_class": 20},
+}
 
 
 def test_a_mixture_has_a_distribution_per_factor_and_each_point_trains_on_both():

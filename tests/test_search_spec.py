@@ -65,28 +65,52 @@ BAD = [
     (with_(f"{SPACE}.fgsm_l2.step", 5.0), f"{SPACE}.fgsm_l2.step", "not a multiple of step 5"),
     (with_(f"{SPACE}.fgsm_l2.step", 0.0), f"{SPACE}.fgsm_l2.step", "greater than 0"),
     (with_(f"{SPACE}.fgsm_l2.low", -1.0), f"{SPACE}.fgsm_l2.low", "below 0"),
-    (with_(f"{SPACE}.fgsm_l2", {"low": 0.0, "high": 4.0, "log": True}), f"{SPACE}.fgsm_l2.low", "log range needs low > 0"),
+    (
+        with_(f"{SPACE}.fgsm_l2", {"low": 0.0, "high": 4.0, "log": True}),
+        f"{SPACE}.fgsm_l2.low",
+        "log range needs low > 0",
+    ),
     (with_(f"{SPACE}.fgsm_l2.per_clas", 5), f"{SPACE}.fgsm_l2.per_clas", "unknown option 'per_clas' of fgsm_l2"),
     (with_(f"{SPACE}.blur_l2", {"low": 0, "high": 1}), f"{SPACE}.blur_l2", "unknown factor 'blur_l2'"),
     (with_(f"{SPACE}.few_pixel", {"low": 1, "high": 5.5}), f"{SPACE}.few_pixel.high", "whole number"),
     (with_(f"{SPACE}.training.lr", {"low": 0.0, "high": 0.1}), f"{SPACE}.training.lr.low", "greater than 0"),
-    (with_(f"{SPACE}.training.batch_size", {"low": 16, "high": 64.5}), f"{SPACE}.training.batch_size.high", "whole numbers"),
-    (with_(f"{SPACE}.training.optimizer", {"choices": [1.0]}), f"{SPACE}.training.optimizer", "not a numeric training setting"),
+    (
+        with_(f"{SPACE}.training.batch_size", {"low": 16, "high": 64.5}),
+        f"{SPACE}.training.batch_size.high",
+        "whole numbers",
+    ),
+    (
+        with_(f"{SPACE}.training.optimizer", {"choices": [1.0]}),
+        f"{SPACE}.training.optimizer",
+        "not a numeric training setting",
+    ),
     (with_(f"{SPACE}.training", {"lr": {"low": 0.1, "high": 0.2}}), f"{SPACE}.training", "as training.<setting> keys"),
-    (searching("epz", {"low": 0.1, "high": 0.3}), f"{OPT}.epz", (
-        "recipe pgd_at has no option 'epz'; searchable: "
-        "training.recipe_options.eps, training.recipe_options.step_size, training.recipe_options.steps"
-    )),
+    (
+        searching("epz", {"low": 0.1, "high": 0.3}),
+        f"{OPT}.epz",
+        (
+            "recipe pgd_at has no option 'epz'; searchable: "
+            "training.recipe_options.eps, training.recipe_options.step_size, training.recipe_options.steps"
+        ),
+    ),
     (searching("eps", {"low": 0.1, "high": 0.3}, "standard"), f"{OPT}.eps", "recipe standard has no option 'eps'"),
     (searching("norm", {"choices": [1.0, 2.0]}), f"{OPT}.norm", "option 'norm' of recipe pgd_at is not a number"),
     (searching("random_start", {"choices": [0, 1]}), f"{OPT}.random_start", "is not a number"),
-    (searching("eps", {"low": 0.0, "high": 0.3}), f"{OPT}.eps.low", "option eps of recipe pgd_at: Input should be greater than 0"),
+    (
+        searching("eps", {"low": 0.0, "high": 0.3}),
+        f"{OPT}.eps.low",
+        "option eps of recipe pgd_at: Input should be greater than 0",
+    ),
     (searching("eps", {"choices": [0.1, -0.1]}), f"{OPT}.eps.choices[1]", "greater than 0"),
     (searching("adv_weight", {"low": 0.5, "high": 1.5}, "m_tlat"), f"{OPT}.adv_weight.high", "less than or equal to 1"),
     (searching("steps", {"low": 1, "high": 5.5}), f"{OPT}.steps.high", "whole numbers"),
     (searching("eps", {"low": 0.3, "high": 0.1}), f"{OPT}.eps.low", "inverted range"),
     (searching("eps", {"low": 0.1, "high": 0.3, "per_class": 5}), f"{OPT}.eps.per_class", "unknown key 'per_class'"),
-    (with_("search.objectives.0.metric", "acc_mnist-c"), "search.objectives[0].metric", "no trial reports 'acc_mnist-c'"),
+    (
+        with_("search.objectives.0.metric", "acc_mnist-c"),
+        "search.objectives[0].metric",
+        "no trial reports 'acc_mnist-c'",
+    ),
     (with_("search.objectives", []), "search.objectives", "at least 1 item"),
     (with_("search.constraints.0.metric", "acc_clean"), "search.constraints[0].metric", "no trial reports 'acc_clean'"),
     (with_("search.constraints.0", {"metric": "val_acc"}), "search.constraints[0]", "needs min, max or both"),
@@ -95,7 +119,11 @@ BAD = [
     (with_("search.concurrency", 0), "search.concurrency", "greater than or equal to 1"),
     (with_("search.storage", "sqlite:///study.db"), "search.storage", "SQLite locks the whole file"),
     (with_("search.sampler", "cmaes"), "search.sampler", "'gp', 'tpe', 'nsga2' or 'random'"),
-    (with_("search.early_stopping", {"grace_epochs": 3}), "search.early_stopping.grace_epochs", "leaves nothing to stop"),
+    (
+        with_("search.early_stopping", {"grace_epochs": 3}),
+        "search.early_stopping.grace_epochs",
+        "leaves nothing to stop",
+    ),
     (with_("architectures", ["lenet5", "alexnet8"]), "architectures", "one architecture"),
     (with_("seeds", [0, 1]), "seeds", "one seed"),
     (with_("search", None), "", "needs a design (robust-ray run) or a search section"),
@@ -129,7 +157,10 @@ def test_a_recipe_option_is_a_dimension_of_the_recipe_s_own_kind(tmp_path, capsy
     out = capsys.readouterr().out
     assert "training.recipe_options.eps" in out and "FloatDistribution(high=0.3, log=False, low=0.05, step=None)" in out
     # whole-number options count points: 25 FGSM levels x 5 step counts
-    assert main(["validate", str(write(tmp_path, with_("search.trials", 126, searching("steps", {"low": 1, "high": 5}))))]) == 2
+    assert (
+        main(["validate", str(write(tmp_path, with_("search.trials", 126, searching("steps", {"low": 1, "high": 5}))))])
+        == 2
+    )
     assert "the space holds 125 points" in capsys.readouterr().err
 
 

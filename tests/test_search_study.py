@@ -129,7 +129,10 @@ def test_restore_frees_the_points_of_trials_asked_after_the_last_save(tmp_path):
     again = StudySearch(dists, s, make_sampler(s, dists), "t", storage)
     again.restore(str(tmp_path / "searcher.pkl"))
     b = optuna.load_study(study_name="t", storage=storage).trials[1]
-    assert b.state == TrialState.FAIL and b.number in optuna.load_study(study_name="t", storage=storage).user_attrs[NEVER_RAN]
+    assert (
+        b.state == TrialState.FAIL
+        and b.number in optuna.load_study(study_name="t", storage=storage).user_attrs[NEVER_RAN]
+    )
     assert lost in {again.suggest(tid)["fgsm_l2"] for tid in ("C", "D", "E")}  # it never trained: still a point to try
 
 
@@ -169,7 +172,11 @@ def test_searcher_tells_optuna_final_results_with_constraints_and_prunes_stopped
     search.on_trial_complete("D", None, error=True)
     study = optuna.load_study(study_name="t", storage=open_storage(str(tmp_path / "study.journal")))
     a, b, c, d = study.trials
-    assert (a.state, a.values, a.constraints) == (TrialState.COMPLETE, [0.7, 0.95], {"acc_mnist-test>=0.9": pytest.approx(-0.05)})
+    assert (a.state, a.values, a.constraints) == (
+        TrialState.COMPLETE,
+        [0.7, 0.95],
+        {"acc_mnist-test>=0.9": pytest.approx(-0.05)},
+    )
     assert (b.state, b.constraints) == (TrialState.COMPLETE, {"acc_mnist-test>=0.9": pytest.approx(0.05)})
     assert (c.state, d.state) == (TrialState.PRUNED, TrialState.FAIL)
     assert [t.number for t in study.best_trials] == [0]  # B is better on MNIST-A but infeasible
@@ -186,7 +193,9 @@ def test_searcher_tells_optuna_final_results_with_constraints_and_prunes_stopped
 
 @pytest.mark.parametrize("seed", range(4))
 def test_pareto_front_is_the_non_dominated_feasible_set(seed):
-    s = spec_of(objectives=[{"metric": "acc_mnist-a"}, {"metric": "acc_mnist-test"}, {"metric": "val_acc", "mode": "min"}])
+    s = spec_of(
+        objectives=[{"metric": "acc_mnist-a"}, {"metric": "acc_mnist-test"}, {"metric": "val_acc", "mode": "min"}]
+    )
     rng = np.random.default_rng(seed)
     dists = {"fgsm_l2": FloatDistribution(0.0, 6.0, step=2.0)}
     study = optuna.create_study(directions=["maximize", "maximize", "minimize"])
@@ -234,7 +243,10 @@ GRID = {
     "name": "grid",
     "dataset": {"name": "mnist-5k"},
     "architectures": ["lenet5"],
-    "design": {"type": "one_factor", "factors": {"fgsm_l2": {"levels": [2.0, 4.0, 5.0]}, "label_error": {"levels": [0.2]}}},
+    "design": {
+        "type": "one_factor",
+        "factors": {"fgsm_l2": {"levels": [2.0, 4.0, 5.0]}, "label_error": {"levels": [0.2]}},
+    },
     "suites": {"mnist-test": {"n": 200}, "mnist-a": {"levels": [1.0, 2.0], "n": 200}},
 }
 

@@ -33,7 +33,9 @@ def start(tmp_path, *extra):
     spec, out = tmp_path / "spec.yaml", tmp_path / "out"
     spec.write_text(SPEC)
     cmd = [sys.executable, "-u", "-m", "robust_ray", "run", str(spec), "--output", str(out), "--num-cpus", "1", *extra]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    p = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     return p, spec, out
 
 

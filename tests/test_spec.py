@@ -14,7 +14,10 @@ GOOD = {
     "name": "tiny",
     "dataset": {"name": "mnist-5k"},
     "architectures": ["lenet5"],
-    "design": {"type": "one_factor", "factors": {"gaussian_l2": {"levels": [1.0, 2.0]}, "label_error": {"levels": [0.1]}}},
+    "design": {
+        "type": "one_factor",
+        "factors": {"gaussian_l2": {"levels": [1.0, 2.0]}, "label_error": {"levels": [0.1]}},
+    },
     "suites": {"mnist-test": {}, "mnist-c": {"levels": [1.0, 2.0]}},
 }
 
@@ -101,7 +104,11 @@ def test_suite_keys_whose_sql_column_names_collide_are_refused():
     from robust_ray.config import parse_spec
     from robust_ray.errors import SpecError
 
-    spec = {"name": "x", "architectures": ["lenet5"], "design": {"factors": {"label_error": {"levels": [0.1]}}},
-            "suites": {"mnist-c": {}, "mnist_c": {"type": "mnist-c"}}}
+    spec = {
+        "name": "x",
+        "architectures": ["lenet5"],
+        "design": {"factors": {"label_error": {"levels": [0.1]}}},
+        "suites": {"mnist-c": {}, "mnist_c": {"type": "mnist-c"}},
+    }
     with pytest.raises(SpecError, match="share the SQL column name acc_mnist_c"):
         parse_spec(spec)

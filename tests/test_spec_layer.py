@@ -73,4 +73,7 @@ def test_the_graph_sees_a_circle():
 
 def test_reading_specs_needs_no_torch():
     code = "import sys, robust_ray.config, robust_ray.spec; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )

@@ -95,7 +95,10 @@ def test_two_factor_suite_applies_each_composition_in_its_order(mnist5k):
     assert bool((img("SP0.1RL30")[:, :, 0, 0] == 0).all())  # rotated last: black corners
     assert float((img("RL30SP0.1") == 1).float().mean()) > float((clean == 1).float().mean()) + 0.03
     for name in groups:
-        assert (np.bincount(suite.data.labels[groups[name]], minlength=10) == np.bincount(suite.data.labels[groups["CLEAN"]], minlength=10)).all()
+        assert (
+            np.bincount(suite.data.labels[groups[name]], minlength=10)
+            == np.bincount(suite.data.labels[groups["CLEAN"]], minlength=10)
+        ).all()
 
 
 def test_corruptions_suite_grayscale_subset_and_aggregate(mnist5k):
@@ -110,7 +113,9 @@ def test_corruptions_suite_grayscale_subset_and_aggregate(mnist5k):
     suite = build_suite(sdef, mnist5k.test, [3], 20, 0)
     assert [g[0] for g in suite.groups()] == [f"{c}/3" for c in GRAYSCALE]
     rows = pd.DataFrame({"tidx": 0, "corruption": ["fog", "fog", "snow", "snow"], "accuracy": [0.9, 0.7, 0.5, 0.3]})
-    scores = per_corruption(rows, ["fog", "snow"], "corruption").iloc[0].to_dict()  # 004 §4.2, as the analysis computes it
+    scores = (
+        per_corruption(rows, ["fog", "snow"], "corruption").iloc[0].to_dict()
+    )  # 004 §4.2, as the analysis computes it
     assert scores == pytest.approx({"fog": 0.8, "snow": 0.4, "aggregate": 0.6})
 
 
@@ -154,9 +159,13 @@ def test_pixel_w_counts_images_right_unchanged_and_wrong_changed(tmp_path):
     images = np.zeros((8, 1, 2, 2), np.uint8)
     images[:, 0, 0, 0] = first
     conds = (Condition("clean", 0.0), Condition("n4", 4.0, "few_pixel", 4.0, params={"p": 4 / 784, "r": 1.0, "a": 1.0}))
-    suite = Suite(ImageSet(images, np.tile(labels, 2)), np.repeat(np.float32([0, 4]), 4), conds, np.repeat(np.int16([0, 1]), 4))
+    suite = Suite(
+        ImageSet(images, np.tile(labels, 2)), np.repeat(np.float32([0, 4]), 4), conds, np.repeat(np.int16([0, 1]), 4)
+    )
     settings = type("S", (), {"amp": False, "eval_batch_size": 64})
-    rows = evaluate_suites(_FirstPixel(), {"pixel": suite, "plain": Suite(suite.data, suite.levels)}, torch.device("cpu"), settings)
+    rows = evaluate_suites(
+        _FirstPixel(), {"pixel": suite, "plain": Suite(suite.data, suite.levels)}, torch.device("cpu"), settings
+    )
     assert rows[:2] == [("pixel", "clean", 0.0, 0.75, 4, 0), ("pixel", "n4", 4.0, 0.5, 4, 2)]
     assert all(r[5] is None for r in rows[2:])  # no unchanged images to compare with
     assert pixel_index(flipped_share(2, 3), 4 / 784, 1.0, 1.0) == pytest.approx((2 / 3) / (4 / 784))
@@ -164,7 +173,10 @@ def test_pixel_w_counts_images_right_unchanged_and_wrong_changed(tmp_path):
     # the metrics file carries the count; rows recorded before it existed give nulls
     old = [["pixel", "clean", 0.0, 0.75, 4]]
     plans = [{"trial_id": t, "arch": "lenet5", "seed": 0, "levels": {}} for t in ("t0", "t1")]
-    outcomes = {"t0": {"status": "ok", "metrics_json": json.dumps(rows)}, "t1": {"status": "ok", "metrics_json": json.dumps(old)}}
+    outcomes = {
+        "t0": {"status": "ok", "metrics_json": json.dumps(rows)},
+        "t1": {"status": "ok", "metrics_json": json.dumps(old)},
+    }
     trials, metrics = trial_rows("s", plans, outcomes)
     assert metrics["flipped"].tolist()[:2] == [0, 2] and metrics["flipped"].iloc[-1] is pd.NA
     write_results(Storage(str(tmp_path)), trials, metrics)

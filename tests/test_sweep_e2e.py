@@ -50,7 +50,17 @@ def test_trials_parquet_contract(tiny_run):
 def test_metrics_parquet_agrees_with_trials(tiny_run):
     trials = pq.read_table(tiny_run / "trials.parquet").to_pandas().set_index("trial_id")
     m = pq.read_table(tiny_run / "metrics.parquet").to_pandas()
-    assert list(m.columns) == ["trial_id", "suite", "condition", "level", "accuracy", "n", "n_correct", "sweep", "flipped"]
+    assert list(m.columns) == [
+        "trial_id",
+        "suite",
+        "condition",
+        "level",
+        "accuracy",
+        "n",
+        "n_correct",
+        "sweep",
+        "flipped",
+    ]
     assert (m["sweep"] == "tiny").all()  # the sweep's name on every row (issue 17)
     assert m["flipped"].isna().all()  # counted only in suites holding their unchanged images (pixel)
     assert len(m) == 3 * (1 + 2) and (m["n"] == 200).all()
@@ -70,7 +80,10 @@ def test_history_parquet_has_one_row_per_trial_and_epoch(tiny_run):
         assert g.set_index("epoch").loc[trials.loc[tid, "best_epoch"], "val_acc"] == trials.loc[tid, "val_acc"]
         assert (g["train_s"] > 0).all() and g["train_loss"].notna().all()
     # written in the same commit as the other two files
-    ids = {pq.read_schema(tiny_run / n).metadata[b"robust_ray.commit"] for n in ("trials.parquet", "metrics.parquet", "history.parquet")}
+    ids = {
+        pq.read_schema(tiny_run / n).metadata[b"robust_ray.commit"]
+        for n in ("trials.parquet", "metrics.parquet", "history.parquet")
+    }
     assert len(ids) == 1
     assert json.loads((tiny_run / "results.json").read_text())["rows"]["history"] == len(h)
 
@@ -86,8 +99,10 @@ def test_tables_are_friendly_to_sql(tiny_run):
     folder = str(tiny_run).replace("'", "''")
     got = duckdb.sql(f"SELECT trial_id, acc_mnist_c FROM '{folder}/trials.parquet' ORDER BY trial_id").fetchall()
     assert got == sorted(zip(trials["trial_id"], trials["acc_mnist-c"]))
-    counts = duckdb.sql(f"SELECT trial_id, sum(n_correct) / sum(n) AS acc FROM '{folder}/metrics.parquet' "
-                        "WHERE suite = 'mnist-c' GROUP BY trial_id ORDER BY trial_id").fetchall()
+    counts = duckdb.sql(
+        f"SELECT trial_id, sum(n_correct) / sum(n) AS acc FROM '{folder}/metrics.parquet' "
+        "WHERE suite = 'mnist-c' GROUP BY trial_id ORDER BY trial_id"
+    ).fetchall()
     assert [a for _, a in counts] == trials.sort_values("trial_id")["acc_mnist-c"].tolist()
 
 
@@ -96,7 +111,10 @@ def test_the_report_draws_learning_curves_per_factor_level(tiny_run, tmp_path):
 
     out = analyze(str(tiny_run), tmp_path / "analysis")
     curves = sorted(p.name for p in (out / "plots").glob("*learning_curves*"))
-    assert curves == ["default__tiny__learning_curves__gaussian_l2__val_acc.png", "default__tiny__learning_curves__label_error__val_acc.png"]
+    assert curves == [
+        "default__tiny__learning_curves__gaussian_l2__val_acc.png",
+        "default__tiny__learning_curves__label_error__val_acc.png",
+    ]
     report = (out / "report.md").read_text()
     assert "tiny: learning curves" in report and "Learning curves (validation accuracy" in report
 
@@ -112,7 +130,9 @@ def test_rerun_into_same_folder_needs_resume(tiny_run):
     from robust_ray.errors import UserError
 
     with pytest.raises(UserError, match="--resume"):
-        run_sweep(parse_spec(yaml.safe_load(yaml.safe_dump(TINY))), Execution(output=str(tiny_run), log=lambda *_: None))
+        run_sweep(
+            parse_spec(yaml.safe_load(yaml.safe_dump(TINY))), Execution(output=str(tiny_run), log=lambda *_: None)
+        )
 
 
 WIDE = {

@@ -26,9 +26,19 @@ PAPERS = [p for p in SHIPPED if re.match(r"^00\d-", p.name)]
 
 def test_every_paper_experiment_has_a_sweep_file():
     names = {p.stem for p in PAPERS}
-    for want in ("000-rq1-gaussian", "000-rq2-fgsm", "000-rq3-class-imbalance", "000-rq4-label-error",
-                 "000-rq5-gaussian-fgsm-grid", "000-rq6-four-factor-l25", "002-pixel-change", "002-few-pixel-retraining",
-                 "003-two-factor-cifar10", "003-two-factor-mnist", "004-adversarial-mocse"):
+    for want in (
+        "000-rq1-gaussian",
+        "000-rq2-fgsm",
+        "000-rq3-class-imbalance",
+        "000-rq4-label-error",
+        "000-rq5-gaussian-fgsm-grid",
+        "000-rq6-four-factor-l25",
+        "002-pixel-change",
+        "002-few-pixel-retraining",
+        "003-two-factor-cifar10",
+        "003-two-factor-mnist",
+        "004-adversarial-mocse",
+    ):
         assert want in names
 
 
@@ -59,15 +69,25 @@ def test_smoke_variant_validates_and_is_small(path, capsys):
     assert len(trials) * smoke.training.max_epochs <= len(make_plan(full).trials) * full.training.max_epochs
     for key, suite in smoke.suites.items():
         if key not in ("mnist-test", "clean"):
-            assert suite.n is not None and suite.n <= 500, f"suite {key} of the smoke variant should use a few test images"
+            assert suite.n is not None and suite.n <= 500, (
+                f"suite {key} of the smoke variant should use a few test images"
+            )
 
 
 def test_smoke_section_merges_over_the_spec():
-    base = {"name": "x", "dataset": {"name": "mnist", "download": False}, "training": {"max_epochs": 30, "lr": 0.01},
-            "design": {"factors": {"a": {"levels": [1, 2, 3], "per_class": 2000}, "b": {"levels": [0.1]}}},
-            "suites": {"mnist-test": {}, "mnist-a": {}}}
-    over = {"dataset": {"name": "mnist-5k"}, "training": {"max_epochs": 1},
-            "design": {"factors": {"a": {"levels": [2]}, "b": None}}, "suites": {"mnist-a": None, "mnist-c": {"n": 50}}}
+    base = {
+        "name": "x",
+        "dataset": {"name": "mnist", "download": False},
+        "training": {"max_epochs": 30, "lr": 0.01},
+        "design": {"factors": {"a": {"levels": [1, 2, 3], "per_class": 2000}, "b": {"levels": [0.1]}}},
+        "suites": {"mnist-test": {}, "mnist-a": {}},
+    }
+    over = {
+        "dataset": {"name": "mnist-5k"},
+        "training": {"max_epochs": 1},
+        "design": {"factors": {"a": {"levels": [2]}, "b": None}},
+        "suites": {"mnist-a": None, "mnist-c": {"n": 50}},
+    }
     got = smoke_variant(base, over)
     assert got["name"] == "x-smoke"
     assert got["dataset"] == {"name": "mnist-5k", "download": False}  # mappings merge key by key
@@ -100,12 +120,19 @@ def test_spec_with_a_smoke_section_loads_without_the_flag(tmp_path):
     assert load_spec(_write(tmp_path, {"training": {"max_epochs": 1}}), smoke=True).training.max_epochs == 1
 
 
-@pytest.mark.parametrize("smoke,path,message", [
-    ({"design": {"factors": {"gaussian_l2": {"levels": [-1.0]}}}}, "smoke.design.factors.gaussian_l2.levels[0]", "below 0"),
-    ({"training": {"max_epoch": 1}}, "smoke.training.max_epoch", "unknown key 'max_epoch'"),
-    ({"architectures": ["lenet7"]}, "smoke.architectures[0]", "unknown architecture"),
-    ({"design": {"type": None}, "suites": {"mnist-test": None}}, "smoke.suites", ""),
-])
+@pytest.mark.parametrize(
+    "smoke,path,message",
+    [
+        (
+            {"design": {"factors": {"gaussian_l2": {"levels": [-1.0]}}}},
+            "smoke.design.factors.gaussian_l2.levels[0]",
+            "below 0",
+        ),
+        ({"training": {"max_epoch": 1}}, "smoke.training.max_epoch", "unknown key 'max_epoch'"),
+        ({"architectures": ["lenet7"]}, "smoke.architectures[0]", "unknown architecture"),
+        ({"design": {"type": None}, "suites": {"mnist-test": None}}, "smoke.suites", ""),
+    ],
+)
 def test_errors_in_the_smoke_section_name_smoke_keys(tmp_path, smoke, path, message):
     with pytest.raises(SpecError) as e:
         load_spec(_write(tmp_path, smoke), smoke=True)
@@ -114,8 +141,16 @@ def test_errors_in_the_smoke_section_name_smoke_keys(tmp_path, smoke, path, mess
 
 def test_errors_outside_the_smoke_section_keep_their_path_and_say_smoke_test(tmp_path):
     p = tmp_path / "s.yaml"
-    p.write_text(yaml.safe_dump({**SPEC, "architectures": ["resnet50"], "dataset": {"name": "cifar10"},
-                                 "smoke": {"dataset": {"name": "mnist-5k"}}}))
+    p.write_text(
+        yaml.safe_dump(
+            {
+                **SPEC,
+                "architectures": ["resnet50"],
+                "dataset": {"name": "cifar10"},
+                "smoke": {"dataset": {"name": "mnist-5k"}},
+            }
+        )
+    )
     assert load_spec(p).architectures == ["resnet50"]
     with pytest.raises(SpecError) as e:
         load_spec(p, smoke=True)  # resnet50 cannot take mnist-5k's 28x28 images

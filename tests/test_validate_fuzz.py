@@ -18,9 +18,32 @@ from robust_ray.cli import main
 QUICKSTART = yaml.safe_load((Path(__file__).resolve().parents[1] / "sweeps" / "quickstart.yaml").read_text())
 
 ODD = st.one_of(
-    st.sampled_from([math.inf, -math.inf, math.nan, -1, 0, 1e-12, 1e12, 2**70, -(2**70), True, False, None, "",
-                     "x" * 300, [], {}, [None], {"start": 0, "stop": 1e6, "step": 1e-6},
-                     {"start": 1, "stop": math.inf, "step": 1}, [1, 1, 1], "lenet5", "mnist-5k"]),  # fmt: skip
+    st.sampled_from(
+        [
+            math.inf,
+            -math.inf,
+            math.nan,
+            -1,
+            0,
+            1e-12,
+            1e12,
+            2**70,
+            -(2**70),
+            True,
+            False,
+            None,
+            "",
+            "x" * 300,
+            [],
+            {},
+            [None],
+            {"start": 0, "stop": 1e6, "step": 1e-6},
+            {"start": 1, "stop": math.inf, "step": 1},
+            [1, 1, 1],
+            "lenet5",
+            "mnist-5k",
+        ]
+    ),  # fmt: skip
     st.integers(-(2**80), 2**80),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=12),

@@ -46,7 +46,11 @@ def test_pgd_robust_accuracy_is_below_clean_and_falls_with_eps(whitebox_run):
         assert (rows["n"] == 200).all() and np.all(np.diff(acc) <= 0)
         assert acc[0] <= t.set_index("trial_id").loc[tid, "acc_mnist-test"] + 1e-9
     suites = json.loads((whitebox_run / "suites.json").read_text())
-    assert "white-box PGD-5" in suites["pgd"]["description"] and [c["level"] for c in suites["pgd"]["conditions"]] == [0.05, 0.1, 0.2]
+    assert "white-box PGD-5" in suites["pgd"]["description"] and [c["level"] for c in suites["pgd"]["conditions"]] == [
+        0.05,
+        0.1,
+        0.2,
+    ]
 
 
 def test_kept_models_reload_to_the_evaluated_accuracy(whitebox_run):

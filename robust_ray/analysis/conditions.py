@@ -32,7 +32,20 @@ from .errors import ResultsError
 SUITES_FILE = "suites.json"
 CLEAN_TYPES = {"clean", "mnist-test"}
 NAMED_TYPES = {"corruptions", "pixel", "two-factor-69"}
-PARAM_COLUMNS = ["experiment", "n_pixels", "p", "r", "a", "corruption", "severity", "k", "first", "first_level", "second", "second_level"]
+PARAM_COLUMNS = [
+    "experiment",
+    "n_pixels",
+    "p",
+    "r",
+    "a",
+    "corruption",
+    "severity",
+    "k",
+    "first",
+    "first_level",
+    "second",
+    "second_level",
+]
 COLUMNS = ["sweep", "suite", "type", "kind", "condition", "level", "perturbation", "plevel", *PARAM_COLUMNS]
 
 
@@ -45,7 +58,9 @@ def read_suites(folder: Path) -> dict | None:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ResultsError(f"{path}: not readable JSON ({e})") from None
-    if not isinstance(data, dict) or not all(isinstance(v, dict) and isinstance(v.get("conditions"), list) for v in data.values()):
+    if not isinstance(data, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("conditions"), list) for v in data.values()
+    ):
         raise ResultsError(f"{path}: not a suites file (expected {{suite: {{type, conditions: [...]}}}})")
     return data
 
@@ -87,8 +102,15 @@ def _row(sweep: str, suite: str, stype: str, c: dict) -> dict:
     params = dict(c.get("params") or {})
     if not params:
         params = infer_params(stype, str(c["name"]), float(c["level"]))
-    row = {"sweep": sweep, "suite": suite, "type": stype, "condition": str(c["name"]), "level": float(c["level"]),
-           "perturbation": c.get("perturbation"), "plevel": float(c.get("plevel") or 0.0)}
+    row = {
+        "sweep": sweep,
+        "suite": suite,
+        "type": stype,
+        "condition": str(c["name"]),
+        "level": float(c["level"]),
+        "perturbation": c.get("perturbation"),
+        "plevel": float(c.get("plevel") or 0.0),
+    }
     row.update({k: params.get(k) for k in PARAM_COLUMNS if k in params})
     if "n" in params:
         row["n_pixels"] = params["n"]

@@ -16,8 +16,26 @@ from .render import Sink
 if TYPE_CHECKING:  # recipes imports the steps, which import this module
     from .recipes import Recipe
 
-STAT_COLUMNS = ["recipe", "step", "analysis", "sweep", "factor", "arch", "suite", "segment", "level", "statistic", "value", "ci_low", "ci_high",
-                "n", "n_excluded", "p_method", "strength", "note"]
+STAT_COLUMNS = [
+    "recipe",
+    "step",
+    "analysis",
+    "sweep",
+    "factor",
+    "arch",
+    "suite",
+    "segment",
+    "level",
+    "statistic",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+    "n_excluded",
+    "p_method",
+    "strength",
+    "note",
+]
 
 
 @dataclass
@@ -37,8 +55,14 @@ class Ctx:
         r = self.reference
         if r is None or r.empty:
             return np.nan
-        hit = r[(r["analysis"] == analysis) & (r["statistic"] == statistic) & (r["factor"] == factor) & (r["arch"] == arch)
-                & (r["suite"] == suite) & (r["segment"] == segment)]
+        hit = r[
+            (r["analysis"] == analysis)
+            & (r["statistic"] == statistic)
+            & (r["factor"] == factor)
+            & (r["arch"] == arch)
+            & (r["suite"] == suite)
+            & (r["segment"] == segment)
+        ]
         return float(hit["value"].iloc[0]) if len(hit) else np.nan
 
     def designs(self) -> list[Design]:
@@ -99,14 +123,48 @@ class Ctx:
         """File-name stem: recipe, sweep, step id (or type), then ``parts``."""
         return "__".join([self.recipe.name, d.sweep, step.id or step.type, *parts])
 
-    def record(self, analysis: str, d: Design, statistic: str, value: float, n: int, n_excluded: int = 0,
-               factor: str = "", arch: str = "", suite: str = "", segment: str = "", strength: str = "", note: str = "",
-               ci: tuple[float, float] = (np.nan, np.nan), p_method: str = "", level: float = np.nan) -> None:
+    def record(
+        self,
+        analysis: str,
+        d: Design,
+        statistic: str,
+        value: float,
+        n: int,
+        n_excluded: int = 0,
+        factor: str = "",
+        arch: str = "",
+        suite: str = "",
+        segment: str = "",
+        strength: str = "",
+        note: str = "",
+        ci: tuple[float, float] = (np.nan, np.nan),
+        p_method: str = "",
+        level: float = np.nan,
+    ) -> None:
         """One row of statistics.csv: ``ci`` its 95 % interval (how, in ``note``), ``p_method``
         how a p was computed, ``strength`` the 000 §2.4 band of an r or R."""
-        self.stats.append(dict(recipe=self.recipe.name, step=self.step or analysis, analysis=analysis, sweep=d.sweep, factor=factor, arch=arch, suite=suite,
-                               segment=segment, level=level, statistic=statistic, value=value, ci_low=ci[0], ci_high=ci[1], n=n,
-                               n_excluded=n_excluded, p_method=p_method, strength=strength, note=note))
+        self.stats.append(
+            dict(
+                recipe=self.recipe.name,
+                step=self.step or analysis,
+                analysis=analysis,
+                sweep=d.sweep,
+                factor=factor,
+                arch=arch,
+                suite=suite,
+                segment=segment,
+                level=level,
+                statistic=statistic,
+                value=value,
+                ci_low=ci[0],
+                ci_high=ci[1],
+                n=n,
+                n_excluded=n_excluded,
+                p_method=p_method,
+                strength=strength,
+                note=note,
+            )
+        )
 
     def n_images(self, d: Design) -> pd.DataFrame:
         """Test images behind each ok trial's accuracy on each suite (index ``tidx``, one
@@ -114,7 +172,9 @@ class Ctx:
         key = ("n_images", d.sweep)
         if key not in self.cache:
             m = self.metrics(d)
-            self.cache[key] = m.groupby(["tidx", "suite"], observed=True)["n"].sum().unstack("suite") if len(m) else pd.DataFrame()
+            self.cache[key] = (
+                m.groupby(["tidx", "suite"], observed=True)["n"].sum().unstack("suite") if len(m) else pd.DataFrame()
+            )
         return self.cache[key]
 
     def stats_frame(self) -> pd.DataFrame:
@@ -161,7 +221,9 @@ def training_labels(trials: pd.DataFrame, d: Design) -> pd.Series:
     codes, uniq = pd.factorize(pd.MultiIndex.from_frame(key))  # a few training sets, many trials
     names = []
     for row in uniq:
-        parts = [name_003(f, v, d.options.get(f)) or f"{f}={fmt_level(v)}" for f, v in zip(factors, row) if np.isfinite(v)]
+        parts = [
+            name_003(f, v, d.options.get(f)) or f"{f}={fmt_level(v)}" for f, v in zip(factors, row) if np.isfinite(v)
+        ]
         names.append(" + ".join(parts) or "clean")
     return pd.Series(np.asarray(names, dtype=object)[codes], index=trials.index, dtype=object)
 

@@ -43,7 +43,9 @@ def per_corruption(metrics: pd.DataFrame, suites: list[str], key: str = "suite")
     of corruptions would not be comparable)."""
     trials, count, total = by_trial_suite(metrics, suites, metrics["accuracy"].to_numpy(float), key)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = pd.DataFrame(np.where(count > 0, total / count, np.nan), index=pd.Index(trials, name="tidx"), columns=suites)
+        p = pd.DataFrame(
+            np.where(count > 0, total / count, np.nan), index=pd.Index(trials, name="tidx"), columns=suites
+        )
     p["aggregate"] = p[suites].mean(axis=1, skipna=False)
     return p
 

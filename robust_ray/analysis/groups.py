@@ -20,7 +20,9 @@ def suite_codes(metrics: pd.DataFrame, suites: list[str], column: str = "suite")
     return pd.Categorical(col.astype(str), categories=suites).codes.astype(np.int64)
 
 
-def by_trial_suite(metrics: pd.DataFrame, suites: list[str], values: np.ndarray, column: str = "suite") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def by_trial_suite(
+    metrics: pd.DataFrame, suites: list[str], values: np.ndarray, column: str = "suite"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(trial indices present, count[trial, key], sum of ``values``[trial, key]) where the
     key is the row's ``column`` (its suite, or its corruption) among ``suites``."""
     code = suite_codes(metrics, suites, column)

@@ -39,7 +39,12 @@ from ..results import (
 from .conditions import condition_table, read_suites
 from .errors import ResultsError
 
-TRIALS_FILE, METRICS_FILE, SPEC_FILE, HISTORY_FILE = "trials.parquet", "metrics.parquet", "sweep.json", "history.parquet"
+TRIALS_FILE, METRICS_FILE, SPEC_FILE, HISTORY_FILE = (
+    "trials.parquet",
+    "metrics.parquet",
+    "sweep.json",
+    "history.parquet",
+)
 NUMERIC_METRIC_COLUMNS = ["level", "accuracy", "n"]
 
 
@@ -224,7 +229,9 @@ def make_design(sweep: str, folder: Path, spec: dict | None, trials: pd.DataFram
         fspec = spec["design"].get("factors") or {}
         unknown = [f for f in fspec if f not in trials.columns]
         if unknown:
-            raise ResultsError(f"{folder / TRIALS_FILE}: no column {unknown[0]!r} for the factor named in {folder / SPEC_FILE}")
+            raise ResultsError(
+                f"{folder / TRIALS_FILE}: no column {unknown[0]!r} for the factor named in {folder / SPEC_FILE}"
+            )
         dtype = str(spec["design"].get("type", "one_factor"))
         factors = {f: [float(v) for v in (fs.get("levels") or [])] for f, fs in fspec.items()}
         given = {f: fs.get("baseline") for f, fs in fspec.items()}
@@ -238,7 +245,10 @@ def make_design(sweep: str, folder: Path, spec: dict | None, trials: pd.DataFram
         given = {f: None for f in columns}
         # one_factor when every row differs from the per-column mode in at most one factor
         modes = {f: _mode(trials[f].to_numpy(float)) for f in columns}
-        off = sum((~np.isclose(trials[f].to_numpy(float), modes[f] if modes[f] is not None else np.nan)).astype(int) for f in columns)
+        off = sum(
+            (~np.isclose(trials[f].to_numpy(float), modes[f] if modes[f] is not None else np.nan)).astype(int)
+            for f in columns
+        )
         dtype = "inferred: one_factor" if len(columns) > 1 and np.all(np.asarray(off) <= 1) else "inferred: grid"
         suites = sorted(c[4:] for c in trials.columns if c.startswith("acc_"))
         archs = sorted(trials["arch"].unique())
@@ -274,7 +284,9 @@ def _read_folder(folder: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.DataF
         schema = check_schema(mpath, [c for c in METRIC_COLUMNS if c != "condition"])
         cols = [c for c in [*METRIC_COLUMNS, FLIPPED.name] if c in schema.names]  # flipped: optional
         # dictionary-encoded ids: millions of rows map to trials through their few categories
-        metrics = pq.read_table(mpath, columns=cols, read_dictionary=[c for c in ("trial_id", "suite", "condition") if c in cols]).to_pandas()
+        metrics = pq.read_table(
+            mpath, columns=cols, read_dictionary=[c for c in ("trial_id", "suite", "condition") if c in cols]
+        ).to_pandas()
         _numeric(metrics, NUMERIC_METRIC_COLUMNS, mpath)
         if "condition" not in cols:  # written before suites had named conditions: one per level
             notes.append(f"{mpath}: no 'condition' column (an older results layout); each level is its own condition")
@@ -284,13 +296,18 @@ def _read_folder(folder: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.DataF
     else:
         notes.append(f"{folder}: no {METRICS_FILE}; per-level analyses (mCV, severity curves, mCE, Pi) are skipped")
         metrics = pd.DataFrame(
-            {c: pd.Series(dtype=t) for c, t in zip(METRIC_COLUMNS, ["category", "category", "category", "float", "float", "int"])}
+            {
+                c: pd.Series(dtype=t)
+                for c, t in zip(METRIC_COLUMNS, ["category", "category", "category", "float", "float", "int"])
+            }
         )
     if "in_spec" in trials and not trials["in_spec"].all():
         # trials of an earlier spec of this folder that its extended spec no longer holds
         gone = trials.loc[~trials["in_spec"].astype(bool), "trial_id"].astype(str)
-        notes.append(f"{folder}: {len(gone)} trial(s) of an earlier spec of this folder left out (in_spec = false: "
-                     f"{', '.join(gone[:5])}{', ...' if len(gone) > 5 else ''})")
+        notes.append(
+            f"{folder}: {len(gone)} trial(s) of an earlier spec of this folder left out (in_spec = false: "
+            f"{', '.join(gone[:5])}{', ...' if len(gone) > 5 else ''})"
+        )
         trials = trials[trials["in_spec"].astype(bool)].reset_index(drop=True)
         metrics = metrics[~metrics["trial_id"].astype(str).isin(set(gone))].reset_index(drop=True)
     return trials, metrics, read_spec(folder), files

@@ -83,7 +83,14 @@ def _panels(n: int, width: float = 4.6, height: float = 3.6, right: float = 0.3)
     width = max(width, 6.0 / cols)
     W, H = width * cols, height * rows + 0.7
     fig, axes = plt.subplots(rows, cols, figsize=(W, H), squeeze=False)
-    fig.subplots_adjust(left=0.85 / W, right=1 - right / W, bottom=0.8 / H, top=1 - 0.75 / H, wspace=0.32 * 4.6 / width + 0.05, hspace=0.55 * 3.6 / height)
+    fig.subplots_adjust(
+        left=0.85 / W,
+        right=1 - right / W,
+        bottom=0.8 / H,
+        top=1 - 0.75 / H,
+        wspace=0.32 * 4.6 / width + 0.05,
+        hspace=0.55 * 3.6 / height,
+    )
     flat = list(axes.ravel())
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -100,7 +107,9 @@ def _draw(ax, s: pd.DataFrame, label: str, color, marker: str, dashed: bool = Fa
         return
     order = np.argsort(x[keep])
     x, mean, lo, hi, count = (v[keep][order] for v in (x, mean, lo, hi, count))
-    ax.plot(x, mean, marker=marker, markersize=4, color=color, label=label, linestyle="--" if dashed else "-", linewidth=1.4)
+    ax.plot(
+        x, mean, marker=marker, markersize=4, color=color, label=label, linestyle="--" if dashed else "-", linewidth=1.4
+    )
     if np.isfinite(lo).any():
         ax.fill_between(x, lo, hi, color=color, alpha=0.18, linewidth=0)
 
@@ -110,8 +119,17 @@ def _line(ax, g: pd.DataFrame, x: str, y: str, label: str, color, marker: str, d
     _draw(ax, group_intervals(g, x, y), label, color, marker, dashed)
 
 
-def accuracy_lines(df: pd.DataFrame, factor: str, suites: list[str], archs: list[str], title: str, train: str | None = "train_acc",
-                   options: dict | None = None, levels: pd.DataFrame | None = None, published: dict | None = None) -> Figure:
+def accuracy_lines(
+    df: pd.DataFrame,
+    factor: str,
+    suites: list[str],
+    archs: list[str],
+    title: str,
+    train: str | None = "train_acc",
+    options: dict | None = None,
+    levels: pd.DataFrame | None = None,
+    published: dict | None = None,
+) -> Figure:
     """000 Figs. 2-5: accuracy on every suite (and on the training set) against the
     training-set level of ``factor``; one panel per architecture. ``levels`` (arch, suite,
     level, mean, ci_low, ci_high, n_seeds; :func:`..replicates.level_table`) gives the lines
@@ -170,7 +188,13 @@ def severity_lines(agg: pd.DataFrame, factor: str, suites: list[str], archs: lis
         if g is not None:
             for lv, h in g.groupby(factor, sort=True):
                 i = rank[lv]
-                _draw(ax, h.set_index("level"), f"{factor}={fmt_level(lv)}", cmap(i / max(1, len(levels) - 1) * 0.9), MARKERS[i % len(MARKERS)])
+                _draw(
+                    ax,
+                    h.set_index("level"),
+                    f"{factor}={fmt_level(lv)}",
+                    cmap(i / max(1, len(levels) - 1) * 0.9),
+                    MARKERS[i % len(MARKERS)],
+                )
         ax.set_title(f"{suite} / {arch}" if len(archs) > 1 else suite, fontsize=10)
         ax.set_xlabel(f"{suite} level")
         ax.set_ylabel(ACC)
@@ -180,7 +204,9 @@ def severity_lines(agg: pd.DataFrame, factor: str, suites: list[str], archs: lis
     return fig
 
 
-def heatmaps(df: pd.DataFrame, fx: str, fy: str, columns: dict[str, str], title: str, options: dict | None = None) -> Figure:
+def heatmaps(
+    df: pd.DataFrame, fx: str, fy: str, columns: dict[str, str], title: str, options: dict | None = None
+) -> Figure:
     """000 Fig. 6: mean accuracy over the (fx, fy) grid, one panel per column (train and
     suites); cells annotated when the grid is small enough to read. ``options``: factor ->
     its options (003's fixed stage), for the axis labels."""
@@ -193,7 +219,13 @@ def heatmaps(df: pd.DataFrame, fx: str, fy: str, columns: dict[str, str], title:
             ax.text(0.5, 0.5, "no ok trial", ha="center", va="center", transform=ax.transAxes)
             ax.set_axis_off()
             continue
-        im = ax.imshow(piv.to_numpy(float), cmap="cividis", aspect="auto", vmin=np.nanmin(piv.to_numpy(float)), vmax=np.nanmax(piv.to_numpy(float)))
+        im = ax.imshow(
+            piv.to_numpy(float),
+            cmap="cividis",
+            aspect="auto",
+            vmin=np.nanmin(piv.to_numpy(float)),
+            vmax=np.nanmax(piv.to_numpy(float)),
+        )
         ax.set_xticks(range(piv.shape[1]), [fmt_level(v) for v in piv.columns], fontsize=7)
         ax.set_yticks(range(piv.shape[0]), [fmt_level(v) for v in piv.index], fontsize=7)
         ax.set_xlabel(factor_label(fx, options.get(fx)), fontsize=8)
@@ -203,13 +235,17 @@ def heatmaps(df: pd.DataFrame, fx: str, fy: str, columns: dict[str, str], title:
             mid = np.nanmean(vals) if np.isfinite(vals).any() else 0
             for (r, c), v in np.ndenumerate(vals):
                 if np.isfinite(v):
-                    ax.text(c, r, f"{v:.3f}", ha="center", va="center", fontsize=6, color="black" if v > mid else "white")
+                    ax.text(
+                        c, r, f"{v:.3f}", ha="center", va="center", fontsize=6, color="black" if v > mid else "white"
+                    )
         fig.colorbar(im, ax=ax, shrink=0.8, label=ACC)
     _title(fig, title)
     return fig
 
 
-def main_effects(levels: pd.DataFrame, factors: list[str], suites: list[str], title: str, options: dict | None = None) -> Figure:
+def main_effects(
+    levels: pd.DataFrame, factors: list[str], suites: list[str], title: str, options: dict | None = None
+) -> Figure:
     """Main-effect plot of an orthogonal design: k (mean response) per level of each
     factor, one line per suite (``levels``: factor, level, k, suite; ``options``: factor ->
     its options, for the axis labels)."""
@@ -230,7 +266,9 @@ def main_effects(levels: pd.DataFrame, factors: list[str], suites: list[str], ti
 MAX_LABELS = 40
 
 
-def mcv_plot(models: pd.DataFrame, refs: dict[str, tuple[float, float]], archs: list[str], title: str, ref_label: str) -> Figure:
+def mcv_plot(
+    models: pd.DataFrame, refs: dict[str, tuple[float, float]], archs: list[str], title: str, ref_label: str
+) -> Figure:
     """003 Fig. 2: mean accuracy (%) against CV (%), split into Groups I-IV by the
     reference point (one per architecture when ``refs`` differ, in its colour); clean-trained
     models drawn as triangles."""
@@ -241,8 +279,19 @@ def mcv_plot(models: pd.DataFrame, refs: dict[str, tuple[float, float]], archs: 
         for clean, marker, size in ((False, "o", 22), (True, "^", 70)):
             h = g[g["clean"] == clean]
             if len(h):
-                ax.scatter(h["CV"], 100 * h["MA"], s=size, marker=marker, color=OKABE_ITO[i % 7], edgecolor="black" if clean else "none",
-                           linewidth=0.6, label=f"{arch}{' (clean)' if clean else ''}", zorder=4 if clean else 3, rasterized=len(h) > 2000, alpha=0.8 if len(h) > 200 else 1)
+                ax.scatter(
+                    h["CV"],
+                    100 * h["MA"],
+                    s=size,
+                    marker=marker,
+                    color=OKABE_ITO[i % 7],
+                    edgecolor="black" if clean else "none",
+                    linewidth=0.6,
+                    label=f"{arch}{' (clean)' if clean else ''}",
+                    zorder=4 if clean else 3,
+                    rasterized=len(h) > 2000,
+                    alpha=0.8 if len(h) > 200 else 1,
+                )
     points = {tuple(np.round(v, 12)) for v in refs.values()}
     shared = len(points) == 1
     for i, arch in enumerate(archs if not shared else archs[:1]):
@@ -250,16 +299,35 @@ def mcv_plot(models: pd.DataFrame, refs: dict[str, tuple[float, float]], archs: 
         color = "#555555" if shared else OKABE_ITO[i % 7]
         ax.axvline(cv, color=color, linestyle="--" if shared else ":", linewidth=1)
         ax.axhline(100 * ma, color=color, linestyle="--" if shared else ":", linewidth=1)
-        ax.scatter([cv], [100 * ma], marker="+", s=200, color="#D55E00" if shared else color, linewidth=2, zorder=2,
-                   label=textwrap.fill(f"reference: {ref_label}" + ("" if shared else f" ({arch})"), 30))
+        ax.scatter(
+            [cv],
+            [100 * ma],
+            marker="+",
+            s=200,
+            color="#D55E00" if shared else color,
+            linewidth=2,
+            zorder=2,
+            label=textwrap.fill(f"reference: {ref_label}" + ("" if shared else f" ({arch})"), 30),
+        )
     if "training set" in models and len(models) <= MAX_LABELS:  # 003 Figs. 4-6 name each point
         for _, r in models.iterrows():
             if np.isfinite(r["CV"]) and np.isfinite(r["MA"]):
-                ax.annotate(str(r["training set"]), (r["CV"], 100 * r["MA"]), textcoords="offset points", xytext=(4, 3), fontsize=6, color="#333333")
+                ax.annotate(
+                    str(r["training set"]),
+                    (r["CV"], 100 * r["MA"]),
+                    textcoords="offset points",
+                    xytext=(4, 3),
+                    fontsize=6,
+                    color="#333333",
+                )
     x0, x1 = ax.get_xlim()
     y0, y1 = ax.get_ylim()
-    for text, x, y, ha, va in (("Group I", x0, y1, "left", "top"), ("Group II", x1, y1, "right", "top"),
-                               ("Group III", x0, y0, "left", "bottom"), ("Group IV", x1, y0, "right", "bottom")):
+    for text, x, y, ha, va in (
+        ("Group I", x0, y1, "left", "top"),
+        ("Group II", x1, y1, "right", "top"),
+        ("Group III", x0, y0, "left", "bottom"),
+        ("Group IV", x1, y0, "right", "bottom"),
+    ):
         ax.text(x, y, f" {text} ", ha=ha, va=va, fontsize=9, color="#333333", fontweight="bold")
     ax.set_xlabel("coefficient of variation CV (%) across test sets")
     ax.set_ylabel("mean accuracy across test sets (%)")
@@ -279,9 +347,18 @@ def _scale(tables: list[pd.DataFrame], center: float | None) -> tuple[float, flo
     return (lo - 0.01, hi + 0.01) if lo == hi else (lo, hi)
 
 
-def heatmap_panels(panels: list[tuple], title: str, xlabel: str, ylabel: str, cbar_label: str = ACC,
-                   cmap: str = "cividis", center: float | None = None, annotate: bool = True, digits: int = 2,
-                   limits: tuple[float, float] | None = None) -> Figure:
+def heatmap_panels(
+    panels: list[tuple],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    cbar_label: str = ACC,
+    cmap: str = "cividis",
+    center: float | None = None,
+    annotate: bool = True,
+    digits: int = 2,
+    limits: tuple[float, float] | None = None,
+) -> Figure:
     """Heatmaps of labelled tables (rows x columns), one panel each: ``(label, table)`` or
     ``(label, table, style)`` with a style overriding ``cmap``, ``center``, ``cbar_label``,
     ``limits`` (a fixed colour range).
@@ -306,7 +383,10 @@ def heatmap_panels(panels: list[tuple], title: str, xlabel: str, ylabel: str, cb
     rotate = ncol > 6 or (ncol > 2 and longest > 6)
     label_h = 0.45 + (0.065 * longest if rotate else 0.15)
     group_long = max((len(str(c[0])) for t in tables for c in t.columns), default=0) if grouped else 0
-    group_cols = min((t.columns.get_level_values(0).value_counts().min() for t in tables if isinstance(t.columns, pd.MultiIndex)), default=1)
+    group_cols = min(
+        (t.columns.get_level_values(0).value_counts().min() for t in tables if isinstance(t.columns, pd.MultiIndex)),
+        default=1,
+    )
     tilt = grouped and 0.065 * group_long > group_cols * cell  # group names wider than their columns: tilt them
     top_h = (0.1 + 0.04 * group_long if tilt else 0.3) if grouped else 0.0
     titled = any(p[0] for p in panels)
@@ -314,10 +394,16 @@ def heatmap_panels(panels: list[tuple], title: str, xlabel: str, ylabel: str, cb
     height += label_h + top_h
     W, H = (width + label_w + 0.5) * cols, height * rows + head
     fig, axes = plt.subplots(rows, cols, figsize=(W, H), squeeze=False)
-    fig.subplots_adjust(left=label_w / W, right=1 - 0.6 / W, bottom=label_h / H, top=1 - (head + top_h) / H,
-                        wspace=(label_w + 1.4) / width, hspace=(label_h + top_h + 0.6) / (height - label_h - top_h))
+    fig.subplots_adjust(
+        left=label_w / W,
+        right=1 - 0.6 / W,
+        bottom=label_h / H,
+        top=1 - (head + top_h) / H,
+        wspace=(label_w + 1.4) / width,
+        hspace=(label_h + top_h + 0.6) / (height - label_h - top_h),
+    )
     flat = list(axes.ravel())
-    for ax in flat[len(panels):]:
+    for ax in flat[len(panels) :]:
         ax.set_visible(False)
     for ax, (label, t, *_), st, key in zip(flat, panels, styles, keys):
         vmin, vmax = scales[key]
@@ -334,9 +420,17 @@ def heatmap_panels(panels: list[tuple], title: str, xlabel: str, ylabel: str, cb
                 ax.axvline(i - 0.5, color="white", linewidth=2.5)
             ends = starts[1:] + [len(groups)]
             top = ax.secondary_xaxis("top")
-            at = [a - 0.4 if tilt else (a + b - 1) / 2 for a, b in zip(starts, ends)]  # tilted names start at their group
-            top.set_xticks(at, [str(groups[i]) for i in starts], fontsize=7,
-                           rotation=30 if tilt else 0, ha="left" if tilt else "center", rotation_mode="anchor")
+            at = [
+                a - 0.4 if tilt else (a + b - 1) / 2 for a, b in zip(starts, ends)
+            ]  # tilted names start at their group
+            top.set_xticks(
+                at,
+                [str(groups[i]) for i in starts],
+                fontsize=7,
+                rotation=30 if tilt else 0,
+                ha="left" if tilt else "center",
+                rotation_mode="anchor",
+            )
             top.tick_params(length=0)
         else:
             ax.set_xticks(range(t.shape[1]), [str(c) for c in t.columns], fontsize=small, rotation=90 if rotate else 0)
@@ -364,7 +458,15 @@ def pixel_lines(df: pd.DataFrame, line: str, order: list[str], title: str, legen
     for i, name in enumerate(order):
         g = df[df[line] == name]
         for ax, y in zip(axes, ("accuracy", "w", "Pi")):
-            _line(ax, g, "level", y, textwrap.shorten(str(name), 40), OKABE_ITO[i % 7] if i < 7 else "#777777", MARKERS[i % len(MARKERS)])
+            _line(
+                ax,
+                g,
+                "level",
+                y,
+                textwrap.shorten(str(name), 40),
+                OKABE_ITO[i % 7] if i < 7 else "#777777",
+                MARKERS[i % len(MARKERS)],
+            )
     for ax, ylabel in zip(axes, (ACC, "w: share of images turned wrong", "Pixel-index Pi = w / (p r a)")):
         ax.set_xlabel("pixels changed per image (n)")
         ax.set_ylabel(ylabel)
@@ -405,7 +507,9 @@ def save(fig: Figure, path) -> None:
 CURVE_LABELS = {"val_acc": "validation accuracy (fraction correct)", "train_loss": "mean training loss of the epoch"}
 
 
-def learning_curves(h: pd.DataFrame, panel: str, order: list[str], archs: list[str], title: str, metric: str = "val_acc") -> Figure:
+def learning_curves(
+    h: pd.DataFrame, panel: str, order: list[str], archs: list[str], title: str, metric: str = "val_acc"
+) -> Figure:
     """Per-epoch learning curves as small multiples: one panel per value of ``panel`` (a
     training level or training set, in ``order``), one line per trial coloured by its
     architecture (Okabe-Ito, with markers), on shared axes, so a model that did not
@@ -423,8 +527,16 @@ def learning_curves(h: pd.DataFrame, panel: str, order: list[str], archs: list[s
             arch = str(t["arch"].iloc[0])
             i = archs.index(arch) if arch in archs else len(archs)
             t = t.sort_values("epoch")
-            ax.plot(t["epoch"], t[metric], color=OKABE_ITO[i % len(OKABE_ITO)], marker=MARKERS[i % len(MARKERS)], markersize=3,
-                    linewidth=1.1, alpha=0.85, label=None if arch in seen else arch)
+            ax.plot(
+                t["epoch"],
+                t[metric],
+                color=OKABE_ITO[i % len(OKABE_ITO)],
+                marker=MARKERS[i % len(MARKERS)],
+                markersize=3,
+                linewidth=1.1,
+                alpha=0.85,
+                label=None if arch in seen else arch,
+            )
             seen.add(arch)
         ax.set_title(textwrap.fill(str(name), 34), fontsize=9)
         ax.set_xlim(0.5, epochs + 0.5)

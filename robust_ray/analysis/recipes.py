@@ -162,7 +162,6 @@ class Checker:
                 src = "metrics.parquet" if per_level else "trials.parquet"
                 self.fail(path, f"no suite {suite!r} in {d.folder}/{src} (suites: {', '.join(d.suites)})")
 
-
     def need_clean(self, suite: str, path: str) -> None:
         """``suite`` must be a clean test set (one unperturbed condition): averaging a
         perturbed suite's conditions as "clean accuracy" would be silently wrong."""
@@ -171,9 +170,12 @@ class Checker:
             c = c[(c["sweep"] == d.sweep) & (c["suite"] == suite)] if len(c) else c
             if len(c) and (c["kind"] != "clean").any():
                 clean = ", ".join(clean_suites(self.results, d)) or "none"
-                self.fail(path, f"suite {suite!r} of {d.folder} is not a clean suite (its {len(c)} conditions are perturbed "
-                          f"{d.suite_types.get(suite, suite)} images); name a clean one (clean suites: {clean}) or leave the key "
-                          "out to use the suite's own unchanged images")
+                self.fail(
+                    path,
+                    f"suite {suite!r} of {d.folder} is not a clean suite (its {len(c)} conditions are perturbed "
+                    f"{d.suite_types.get(suite, suite)} images); name a clean one (clean suites: {clean}) or leave the key "
+                    "out to use the suite's own unchanged images",
+                )
 
 
 def check_recipe(recipe: Recipe, results: Results) -> None:
@@ -185,12 +187,17 @@ def check_recipe(recipe: Recipe, results: Results) -> None:
     for j, s in enumerate(recipe.sweeps or []):
         if s not in results.designs and s not in names:
             raise RecipeError(file, f"sweeps[{j}]", f"no sweep {s!r} in the results (sweeps: {', '.join(sweeps)})")
-    targets = [results.designs[names.get(s, s)] for s in recipe.sweeps] if recipe.sweeps else list(results.designs.values())
+    targets = (
+        [results.designs[names.get(s, s)] for s in recipe.sweeps] if recipe.sweeps else list(results.designs.values())
+    )
     chk = Checker(recipe, results, targets)
     trials = results.trials
     for j, a in enumerate(recipe.architectures or []):
         if not (trials["arch"] == a).any():
-            chk.fail(f"architectures[{j}]", f"no architecture {a!r} in {chk.where} (architectures: {', '.join(sorted(trials['arch'].unique()))})")
+            chk.fail(
+                f"architectures[{j}]",
+                f"no architecture {a!r} in {chk.where} (architectures: {', '.join(sorted(trials['arch'].unique()))})",
+            )
     for j, s in enumerate(recipe.suites or []):
         chk.need_suite(s, f"suites[{j}]")
     for i, step in enumerate(recipe.analyses):
@@ -200,7 +207,10 @@ def check_recipe(recipe: Recipe, results: Results) -> None:
         if sdef.check is not None:
             sdef.check(step, i, chk)
         if sdef.needs_metrics and results.metrics.empty:
-            chk.fail(_path(i, "type"), f"{step.type} needs per-level metrics, and {chk.where} has none (no metrics.parquet, or no ok trial in it)")
+            chk.fail(
+                _path(i, "type"),
+                f"{step.type} needs per-level metrics, and {chk.where} has none (no metrics.parquet, or no ok trial in it)",
+            )
     for j, ref in enumerate(recipe.reference_paths()):
         if not ref.is_file():
             where = "reference" if isinstance(recipe.reference, str) else f"reference[{j}]"

@@ -39,7 +39,9 @@ def load_reference(path: Path, recipe_file: str | None = None) -> pd.DataFrame:
         raise RecipeError(str(path), "", f"not a readable CSV ({e})") from None
     missing = [c for c in REQUIRED if c not in ref.columns]
     if missing:
-        raise RecipeError(str(path), "", f"missing column {missing[0]!r} (a reference table needs {', '.join(REQUIRED)})")
+        raise RecipeError(
+            str(path), "", f"missing column {missing[0]!r} (a reference table needs {', '.join(REQUIRED)})"
+        )
     values = pd.to_numeric(ref["value"].str.strip(), errors="coerce")
     bad = ref.index[values.isna() & ref["value"].str.strip().ne("")]
     if len(bad):
@@ -73,7 +75,11 @@ def _agree(stat: str, pub: float, ours: float, alpha: float) -> str:
         return "same band" if same else f"differs: published {band(pub)}, ours {band(ours)}"
     if stat in ("p", "pearson_p"):
         a, b = pub < alpha, ours < alpha
-        return "same verdict" if a == b else f"differs: published {'<' if a else '>='} {alpha}, ours {'<' if b else '>='} {alpha}"
+        return (
+            "same verdict"
+            if a == b
+            else f"differs: published {'<' if a else '>='} {alpha}, ours {'<' if b else '>='} {alpha}"
+        )
     rel = abs(ours - pub) / abs(pub) if pub else abs(ours - pub)
     return f"relative difference {rel:.1%}"
 
@@ -92,8 +98,19 @@ def compare(ref: pd.DataFrame, stats: pd.DataFrame, alpha: float) -> pd.DataFram
             m = m[m["step"] == r["step"]]
         ids = {k: r[k] for k in ["table", *KEYS]}
         if m.empty:
-            rows.append({**ids, "published": r["value"], "reproduced": np.nan, "difference": np.nan, "n": np.nan, "sign": "",
-                         "strength": "", "agreement": "not reproduced (no such statistic in these results)", "note": r["note"]})
+            rows.append(
+                {
+                    **ids,
+                    "published": r["value"],
+                    "reproduced": np.nan,
+                    "difference": np.nan,
+                    "n": np.nan,
+                    "sign": "",
+                    "strength": "",
+                    "agreement": "not reproduced (no such statistic in these results)",
+                    "note": r["note"],
+                }
+            )
             continue
         hit = m.iloc[0]
         val = float(hit["value"])
@@ -101,8 +118,19 @@ def compare(ref: pd.DataFrame, stats: pd.DataFrame, alpha: float) -> pd.DataFram
         agreement = _agree(r["statistic"], r["value"], val, alpha)
         if not np.isfinite(val) and str(hit.get("note", "") or ""):  # e.g. r of a segment with fewer than 3 levels
             agreement += f" (ours undefined: {hit['note']})"
-        rows.append({**ids, "published": r["value"], "reproduced": val, "difference": val - r["value"], "n": int(hit["n"]),
-                     "sign": sign, "strength": band_, "agreement": agreement, "note": r["note"]})
+        rows.append(
+            {
+                **ids,
+                "published": r["value"],
+                "reproduced": val,
+                "difference": val - r["value"],
+                "n": int(hit["n"]),
+                "sign": sign,
+                "strength": band_,
+                "agreement": agreement,
+                "note": r["note"],
+            }
+        )
     return pd.DataFrame(rows, columns=COMPARISON)
 
 
@@ -111,8 +139,12 @@ COMPARISON = ["table", *KEYS, "published", "reproduced", "difference", "n", "sig
 
 def read_comparison(path: Path) -> pd.DataFrame:
     """A comparison table written by ``analyze`` (``tables/<recipe>__reference.csv``)."""
-    t = pd.read_csv(path, dtype={k: str for k in ["table", *KEYS, "sign", "strength", "agreement", "note"]}, keep_default_na=False,
-                    na_values={"published": [""], "reproduced": [""], "difference": [""], "n": [""]})
+    t = pd.read_csv(
+        path,
+        dtype={k: str for k in ["table", *KEYS, "sign", "strength", "agreement", "note"]},
+        keep_default_na=False,
+        na_values={"published": [""], "reproduced": [""], "difference": [""], "n": [""]},
+    )
     return t
 
 
@@ -131,11 +163,21 @@ def format_comparison(table: pd.DataFrame, title: str = "") -> str:
     done = table.drop(missing.index)
     lines = [title] if title else []
     if len(done):
-        what = done.apply(lambda r: " ".join(str(r[k]) for k in ("analysis", "factor", "arch", "suite", "segment", "statistic") if str(r[k])),
-                          axis=1)
-        cols = {"table": done["table"].astype(str), "statistic": what, "ours": done["reproduced"].map(_num),
-                "paper": done["published"].map(_num), "sign": done["sign"].replace("", "-"), "strength": done["strength"].replace("", "-"),
-                "agreement": done["agreement"].astype(str)}
+        what = done.apply(
+            lambda r: " ".join(
+                str(r[k]) for k in ("analysis", "factor", "arch", "suite", "segment", "statistic") if str(r[k])
+            ),
+            axis=1,
+        )
+        cols = {
+            "table": done["table"].astype(str),
+            "statistic": what,
+            "ours": done["reproduced"].map(_num),
+            "paper": done["published"].map(_num),
+            "sign": done["sign"].replace("", "-"),
+            "strength": done["strength"].replace("", "-"),
+            "agreement": done["agreement"].astype(str),
+        }
         widths = {k: max(len(k), *(len(v) for v in col)) for k, col in cols.items()}
         lines.append("  ".join(k.ljust(widths[k]) for k in cols).rstrip())
         for i in range(len(done)):
@@ -145,6 +187,8 @@ def format_comparison(table: pd.DataFrame, title: str = "") -> str:
         lines.append(f"{len(missing)} published number(s) not in these results ({per}).")
     corr = done[done["statistic"].isin(CORRELATIONS) & done["sign"].ne("")]
     if len(corr):
-        lines.append(f"r/R: sign agrees for {int((corr['sign'] == 'same').sum())} of {len(corr)}, "
-                     f"strength band for {int(corr['strength'].str.startswith('same').sum())} of {len(corr)}.")
+        lines.append(
+            f"r/R: sign agrees for {int((corr['sign'] == 'same').sum())} of {len(corr)}, "
+            f"strength band for {int(corr['strength'].str.startswith('same').sum())} of {len(corr)}."
+        )
     return "\n".join(lines)

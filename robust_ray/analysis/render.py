@@ -112,7 +112,11 @@ def fmt(value, column: str = "") -> str:
     if isinstance(value, float):
         if column == "p" or column.startswith("p ") or column.startswith("p(") or column.endswith(" p"):
             return f"{value:.3g}" if value == 0 or abs(value) >= 1e-3 else f"{value:.2e}"
-        if value == int(value) and abs(value) < 1e6 and column in {"n", "level", "df", "rank", "levels", "n excluded", "test sets"}:
+        if (
+            value == int(value)
+            and abs(value) < 1e6
+            and column in {"n", "level", "df", "rank", "levels", "n excluded", "test sets"}
+        ):
             return str(int(value))
         return f"{value:.4g}"
     return str(value)
@@ -203,19 +207,41 @@ def html_report(title: str, sections: list[Section], root: Path, banners: list[B
     import jinja2
     from markupsafe import Markup
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("robust_ray.analysis", "templates"), autoescape=True,
-                             trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("robust_ray.analysis", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     views = []
     for s, a in zip(sections, anchors(sections)):
-        paragraphs = [{"bullets": [Markup(_inline(li[2:])) for li in p.split("\n")]} if p.startswith("- ") else {"html": Markup(_inline(p))}
-                      for p in s.text]
+        paragraphs = [
+            {"bullets": [Markup(_inline(li[2:])) for li in p.split("\n")]}
+            if p.startswith("- ")
+            else {"html": Markup(_inline(p))}
+            for p in s.text
+        ]
         blocks = []
         for item in s.items:
             if isinstance(item, Plot):
-                blocks.append({"png": item.png, "title": item.title, "data": base64.b64encode((root / item.png).read_bytes()).decode()})
+                blocks.append(
+                    {
+                        "png": item.png,
+                        "title": item.title,
+                        "data": base64.b64encode((root / item.png).read_bytes()).decode(),
+                    }
+                )
             else:
-                blocks.append({"csv": item.csv, "title": item.title, "columns": [str(c) for c in item.df.columns], "rows": _rows(item.df),
-                               "more": max(0, len(item.df) - MAX_ROWS), "note": Markup(_inline(item.note)) if item.note else ""})
+                blocks.append(
+                    {
+                        "csv": item.csv,
+                        "title": item.title,
+                        "columns": [str(c) for c in item.df.columns],
+                        "rows": _rows(item.df),
+                        "more": max(0, len(item.df) - MAX_ROWS),
+                        "note": Markup(_inline(item.note)) if item.note else "",
+                    }
+                )
         views.append({"title": s.title, "level": s.level, "anchor": a, "paragraphs": paragraphs, "blocks": blocks})
     ban = [{"kind": b.kind, "html": Markup(_inline(b.text))} for b in banners or []]
     return env.get_template("report.html.j2").render(title=title, css=Markup(CSS), sections=views, banners=ban)

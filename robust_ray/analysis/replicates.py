@@ -17,7 +17,9 @@ from .stats import t_band, wilson
 COLUMNS = ["arch", "suite", "level", "mean", "sd", "n_seeds", "ci_low", "ci_high", "interval"]
 
 
-def level_table(ok: pd.DataFrame, factor: str, suites: list[str], archs: list[str], n_images: pd.DataFrame | None = None) -> pd.DataFrame:
+def level_table(
+    ok: pd.DataFrame, factor: str, suites: list[str], archs: list[str], n_images: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per architecture x suite x level of ``factor`` over the ok trials ``ok``
     (index: ``tidx``); ``n_images``: test images per trial (index tidx) and suite."""
     rows = []
@@ -30,8 +32,11 @@ def level_table(ok: pd.DataFrame, factor: str, suites: list[str], archs: list[st
             frame["nimg"] = n_images[s].reindex(frame.index).to_numpy(float)
         else:
             frame["nimg"] = np.nan
-        g = frame.groupby(["arch", "level"], observed=True, sort=True).agg(mean=("acc", "mean"), sd=("acc", "std"), n_seeds=("acc", "size"),
-                                                                            nimg=("nimg", "sum")).reset_index()
+        g = (
+            frame.groupby(["arch", "level"], observed=True, sort=True)
+            .agg(mean=("acc", "mean"), sd=("acc", "std"), n_seeds=("acc", "size"), nimg=("nimg", "sum"))
+            .reset_index()
+        )
         g["suite"] = s
         lo, hi = t_band(g["mean"], g["sd"], g["n_seeds"])
         wl, wh = wilson(g["mean"], np.where(g["nimg"] > 0, g["nimg"], np.nan))

@@ -53,16 +53,27 @@ def _overview(res: Results, recipes: list[Recipe]) -> list[Section]:
     for d in res.designs.values():
         t = res.trials[res.trials["sweep"] == d.sweep]
         status = ", ".join(f"{k} {v}" for k, v in t["status"].astype(str).value_counts().items())
-        factors = "; ".join(f"{f}: levels {', '.join(fmt_level(v) for v in lv)} (baseline {fmt_level(d.baselines.get(f))})"
-                            for f, lv in d.factors.items()) or "none"
-        head.text.append(f"**{d.sweep}** ({d.folder}): design `{d.type}`; {len(t)} trials ({status}); "
-                         f"architectures {', '.join(d.archs)}; suites {', '.join(d.suites)}; factors: {factors}.")
+        factors = (
+            "; ".join(
+                f"{f}: levels {', '.join(fmt_level(v) for v in lv)} (baseline {fmt_level(d.baselines.get(f))})"
+                for f, lv in d.factors.items()
+            )
+            or "none"
+        )
+        head.text.append(
+            f"**{d.sweep}** ({d.folder}): design `{d.type}`; {len(t)} trials ({status}); "
+            f"architectures {', '.join(d.archs)}; suites {', '.join(d.suites)}; factors: {factors}."
+        )
     head.text += [f"Note: {n}" for n in res.notes if not n.startswith("partial: ")]
-    head.text.append(f"Recipes: {', '.join(f'`{r.name}`' + (f' ({r.file})' if r.file else '') for r in recipes)}. "
-                     f"robust_ray {__version__}, scipy {scipy.__version__}, statsmodels {statsmodels.__version__}; "
-                     f"written {datetime.datetime.now().isoformat(timespec='seconds')}.")
-    head.text.append("Trials whose status is not `ok` are left out of every statistic and counted as *n excluded* "
-                     "(with trials that lack the accuracy in question). Every table states the n behind each statistic.")
+    head.text.append(
+        f"Recipes: {', '.join(f'`{r.name}`' + (f' ({r.file})' if r.file else '') for r in recipes)}. "
+        f"robust_ray {__version__}, scipy {scipy.__version__}, statsmodels {statsmodels.__version__}; "
+        f"written {datetime.datetime.now().isoformat(timespec='seconds')}."
+    )
+    head.text.append(
+        "Trials whose status is not `ok` are left out of every statistic and counted as *n excluded* "
+        "(with trials that lack the accuracy in question). Every table states the n behind each statistic."
+    )
     return [head]
 
 
@@ -125,9 +136,11 @@ def _run_recipe(ctx: Ctx) -> tuple[list[Section], list[Section]]:
         sec = Section(f"Comparison with the published values ({names})", level=2)
         agree = table["agreement"].str.startswith("same").sum()
         done = int(table["reproduced"].notna().sum())
-        sec.text.append(f"{agree} of {len(table)} published numbers agree (same strength band and sign for r/R, same verdict at "
-                        f"alpha={r.alpha} for p, our p exact for n <= 10); {done - agree} differ and {len(table) - done} are not in "
-                        "these results. Sign and strength are given separately for r and R.")
+        sec.text.append(
+            f"{agree} of {len(table)} published numbers agree (same strength band and sign for r/R, same verdict at "
+            f"alpha={r.alpha} for p, our p exact for n <= 10); {done - agree} differ and {len(table) - done} are not in "
+            "these results. Sign and strength are given separately for r and R."
+        )
         sec.items.append(ctx.sink.table(f"{r.name}__reference", table, f"Published vs reproduced ({names})"))
         comp.append(sec)
     return out, comp
@@ -140,10 +153,19 @@ def _banners(res: Results) -> list[Banner]:
             epochs = (d.spec.get("training") or {}).get("max_epochs")
             data = (d.spec.get("dataset") or {}).get("name", "its dataset")
             what = f"{epochs} epoch{'s' if epochs != 1 else ''} on {data}" if epochs else f"a reduced run on {data}"
-            out.append(Banner(f"smoke test: {what} — not comparable with the paper" + (f" ({d.sweep})" if len(res.designs) > 1 else "")))
+            out.append(
+                Banner(
+                    f"smoke test: {what} — not comparable with the paper"
+                    + (f" ({d.sweep})" if len(res.designs) > 1 else "")
+                )
+            )
     for sweep, (done, total) in res.partial.items():
-        out.append(Banner(f"partial: {done} of {total} trials of {sweep} have finished (the sweep is running or was "
-                          "stopped); every statistic is over those alone"))
+        out.append(
+            Banner(
+                f"partial: {done} of {total} trials of {sweep} have finished (the sweep is running or was "
+                "stopped); every statistic is over those alone"
+            )
+        )
     return out
 
 
@@ -156,16 +178,20 @@ def _summary(ctxs: list[Ctx]) -> list[Section]:
         table = summary_table(ctx.summary, ctx.comparison)
         title = "Summary" + (f" ({ctx.recipe.name})" if len(ctxs) > 1 else "")
         sec = Section(title)
-        sec.text.append("Per factor x architecture x suite: accuracy (mean over seeds, 95 % interval) at the baseline level and at "
-                        "the highest level, the level with the best mean accuracy, Spearman r with its 95 % interval and p"
-                        + (", and how many published numbers of the reference tables agree" if ctx.comparison is not None else "")
-                        + ". The sections below give every number and the Methods section how each is computed.")
+        sec.text.append(
+            "Per factor x architecture x suite: accuracy (mean over seeds, 95 % interval) at the baseline level and at "
+            "the highest level, the level with the best mean accuracy, Spearman r with its 95 % interval and p"
+            + (", and how many published numbers of the reference tables agree" if ctx.comparison is not None else "")
+            + ". The sections below give every number and the Methods section how each is computed."
+        )
         sec.items.append(ctx.sink.table(f"{ctx.recipe.name}__summary", table, "Summary"))
         sections.append(sec)
     return sections
 
 
-def analyze(results: str | Path, output: str | Path | None = None, recipes: list[str] | None = None, plots: bool = True) -> Path:
+def analyze(
+    results: str | Path, output: str | Path | None = None, recipes: list[str] | None = None, plots: bool = True
+) -> Path:
     """Analyse the results under ``results`` (a run folder, a folder of them, or a glob)
     with the given recipe files (default: the design-driven recipe) and write the report
     to ``output`` (default: RESULTS/analysis); ``plots=False`` writes tables and report
@@ -195,9 +221,16 @@ def analyze(results: str | Path, output: str | Path | None = None, recipes: list
             ctxs.append(ctx)
         allstats = pd.concat(stats, ignore_index=True)
         t = sink.table("statistics", allstats, "All statistics (long form)")
-        tail = [Section("All statistics", [f"Every statistic above, one row per number with its 95 % interval (ci_low, ci_high), n, "
-                                           f"n excluded, p_method and note, is in [{t.csv}]({t.csv}) ({len(allstats)} rows): the table "
-                                           "to compare reproductions with."])]
+        tail = [
+            Section(
+                "All statistics",
+                [
+                    f"Every statistic above, one row per number with its 95 % interval (ci_low, ci_high), n, "
+                    f"n excluded, p_method and note, is in [{t.csv}]({t.csv}) ({len(allstats)} rows): the table "
+                    "to compare reproductions with."
+                ],
+            )
+        ]
         sections = _summary(ctxs) + body + comparisons + tail + _overview(res, recs) + [_methods()]
         title = "robust_ray analysis: " + ", ".join(res.designs)
         banners = _banners(res)

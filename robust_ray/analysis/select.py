@@ -6,7 +6,9 @@ from __future__ import annotations
 from .load import Results
 
 
-def sweep_suites(results: Results, d, stype: str | None = None, kind: str | None = None, order: list[str] | None = None) -> list[str]:
+def sweep_suites(
+    results: Results, d, stype: str | None = None, kind: str | None = None, order: list[str] | None = None
+) -> list[str]:
     """Suites of sweep ``d`` with metrics, of a registered type and/or kind, in suite order."""
     c = results.conditions
     if c.empty:

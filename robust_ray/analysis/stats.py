@@ -89,7 +89,7 @@ def _null(xs: tuple, ys: tuple) -> np.ndarray:
     perms = _pairings(len(x))
     out = np.empty(len(perms))
     for i in range(0, len(perms), 500_000):
-        out[i:i + 500_000] = y[perms[i:i + 500_000]] @ x
+        out[i : i + 500_000] = y[perms[i : i + 500_000]] @ x
     out.sort()
     return out
 
@@ -357,7 +357,9 @@ def multiple_correlation(y, X: pd.DataFrame) -> Multiple:
         fit = sm.OLS(y, sm.add_constant(X, has_constant="add")).fit()
     r2 = float(fit.rsquared)
     ci = fit.conf_int(alpha=1 - LEVEL)
-    coefs = pd.DataFrame({"coef": fit.params, "se": fit.bse, "t": fit.tvalues, "p": fit.pvalues, "ci_low": ci[0], "ci_high": ci[1]})
+    coefs = pd.DataFrame(
+        {"coef": fit.params, "se": fit.bse, "t": fit.tvalues, "p": fit.pvalues, "ci_low": ci[0], "ci_high": ci[1]}
+    )
     Xv = X.to_numpy(float)
     if replicated(np.unique(Xv, axis=0, return_inverse=True)[1].ravel()) and n <= BOOT_MAX_N:
         lo, hi = _r_bootstrap(y, Xv)
@@ -365,5 +367,15 @@ def multiple_correlation(y, X: pd.DataFrame) -> Multiple:
     else:
         lo, hi, how = math.nan, math.nan, "no interval for R without replicates (seeds)"
     return Multiple(
-        math.sqrt(max(r2, 0.0)), float(fit.f_pvalue), r2, float(fit.rsquared_adj), float(fit.fvalue), n, coefs, "; ".join(notes), lo, hi, how
+        math.sqrt(max(r2, 0.0)),
+        float(fit.f_pvalue),
+        r2,
+        float(fit.rsquared_adj),
+        float(fit.fvalue),
+        n,
+        coefs,
+        "; ".join(notes),
+        lo,
+        hi,
+        how,
     )

@@ -56,12 +56,19 @@ def summary_table(rows: list[dict], comparison: pd.DataFrame | None = None) -> p
     out = []
     for r in rows:
         agree, worst = _reference(comparison, r["sweep"], r["factor"], r["arch"], r["suite"])
-        row = {"factor": r["factor"], "arch": r["arch"], "suite": r["suite"],
-               "accuracy at baseline": f"{fmt_level(r['baseline'])}: {_acc(r['acc_baseline'], r['acc_baseline_ci'])}",
-               "accuracy at highest level": f"{fmt_level(r['highest'])}: {_acc(r['acc_highest'], r['acc_highest_ci'])}",
-               "best level": fmt_level(r["best_level"]), "seeds": r["n_seeds"],
-               "Spearman r [95% CI]": (f"{r['r']:.3f} {ci_text(*r['r_ci'])}" if np.isfinite(r.get("r", np.nan)) else "n/a"),
-               "p": _p(r.get("p", np.nan), r.get("p_method", ""))}
+        row = {
+            "factor": r["factor"],
+            "arch": r["arch"],
+            "suite": r["suite"],
+            "accuracy at baseline": f"{fmt_level(r['baseline'])}: {_acc(r['acc_baseline'], r['acc_baseline_ci'])}",
+            "accuracy at highest level": f"{fmt_level(r['highest'])}: {_acc(r['acc_highest'], r['acc_highest_ci'])}",
+            "best level": fmt_level(r["best_level"]),
+            "seeds": r["n_seeds"],
+            "Spearman r [95% CI]": (
+                f"{r['r']:.3f} {ci_text(*r['r_ci'])}" if np.isfinite(r.get("r", np.nan)) else "n/a"
+            ),
+            "p": _p(r.get("p", np.nan), r.get("p_method", "")),
+        }
         if comparison is not None:
             row.update({"published numbers agreeing": agree, "worst disagreement": worst})
         out.append(row)
@@ -76,11 +83,19 @@ def _condition(row: pd.Series, factors: list[str], baselines: dict) -> str:
 def _at(v, base) -> bool:
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return True
-    return bool(np.isclose(float(v), 0.0 if base is None else float(base)))  # None: the identity level, 0.0 in the column
+    return bool(
+        np.isclose(float(v), 0.0 if base is None else float(base))
+    )  # None: the identity level, 0.0 in the column
 
 
-def run_summary(trials: pd.DataFrame, metrics: pd.DataFrame, output: str, factors: list[str] | None = None,
-                baselines: dict | None = None, max_suites: int = 3) -> str:
+def run_summary(
+    trials: pd.DataFrame,
+    metrics: pd.DataFrame,
+    output: str,
+    factors: list[str] | None = None,
+    baselines: dict | None = None,
+    max_suites: int = 3,
+) -> str:
     """Five lines (with up to three suites) for the end of ``robust-ray run``: the trials
     that finished, then per suite the best and the worst training condition (architecture
     and factor levels, mean accuracy over seeds), then the command to analyse ``output``.
@@ -95,13 +110,24 @@ def run_summary(trials: pd.DataFrame, metrics: pd.DataFrame, output: str, factor
         for s in dict.fromkeys(metrics["suite"].astype(str)):
             if s not in suites:
                 m = metrics[metrics["suite"].astype(str) == s]
-                w = (m["accuracy"] * m["n"]).groupby(m["trial_id"].astype(str)).sum() / m["n"].groupby(m["trial_id"].astype(str)).sum()
+                w = (m["accuracy"] * m["n"]).groupby(m["trial_id"].astype(str)).sum() / m["n"].groupby(
+                    m["trial_id"].astype(str)
+                ).sum()
                 ok[f"acc_{s}"] = ok["trial_id"].astype(str).map(w)
                 suites.append(s)
-    factors = factors if factors is not None else [c for c in trials.columns if c not in _FIXED and not c.startswith("acc_")
-                                                   and pd.api.types.is_numeric_dtype(trials[c])]
-    lines = [f"{len(ok)} of {len(trials)} trials ok" + (f" ({len(trials) - len(ok)} not: see trials.parquet's status and error)"
-                                                       if len(ok) < len(trials) else "")]
+    factors = (
+        factors
+        if factors is not None
+        else [
+            c
+            for c in trials.columns
+            if c not in _FIXED and not c.startswith("acc_") and pd.api.types.is_numeric_dtype(trials[c])
+        ]
+    )
+    lines = [
+        f"{len(ok)} of {len(trials)} trials ok"
+        + (f" ({len(trials) - len(ok)} not: see trials.parquet's status and error)" if len(ok) < len(trials) else "")
+    ]
     keys = ["arch", *factors]
     for s in suites[:max_suites]:
         col = f"acc_{s}"
@@ -109,18 +135,21 @@ def run_summary(trials: pd.DataFrame, metrics: pd.DataFrame, output: str, factor
         if g.empty:
             lines.append(f"{s}: no ok trial reported it")
             continue
-        mean = g.groupby([g[k].fillna(-np.inf) if k in factors else g[k] for k in keys], dropna=False)[col].agg(["mean", "size"])
+        mean = g.groupby([g[k].fillna(-np.inf) if k in factors else g[k] for k in keys], dropna=False)[col].agg(
+            ["mean", "size"]
+        )
         best, worst = mean["mean"].idxmax(), mean["mean"].idxmin()
 
         def name(key) -> str:
             row = pd.Series(dict(zip(keys, key if isinstance(key, tuple) else (key,))))
             row = row.replace(-np.inf, np.nan)
             n = int(mean.loc[key, "size"])
-            return f"{row['arch']} {_condition(row, factors, baselines)} {mean.loc[key, 'mean']:.4f}" + (f" (mean of {n} seeds)" if n > 1 else "")
+            return f"{row['arch']} {_condition(row, factors, baselines)} {mean.loc[key, 'mean']:.4f}" + (
+                f" (mean of {n} seeds)" if n > 1 else ""
+            )
 
         lines.append(f"{s}: best {name(best)}; worst {name(worst)}")
     if len(suites) > max_suites:
         lines[-1] += f" (and {len(suites) - max_suites} more suites in the report)"
     lines.append(f"next: robust-ray analyze {output}")
     return "\n".join(lines)
-

@@ -10,7 +10,9 @@ from .l2 import scale_to_l2
 from .noise import _l2_limit
 
 
-def loss_gradient_sign(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+def loss_gradient_sign(
+    model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, batch: int = 1024
+) -> torch.Tensor:
     """sign(grad_x J(theta, x, y)) for the cross-entropy J of ``model`` (eval mode).
 
     A confident model saturates the softmax: in float32, p_y - 1 rounds to 0 once the logit

@@ -53,7 +53,9 @@ class Perturbation:
     # so a suite computes the direction (a gradient, for FGSM) once for all its levels
     direction: PerturbFn | None = None
 
-    def check_level(self, level: float, options: BaseModel | dict | None = None, shape: Shape | None = None) -> str | None:
+    def check_level(
+        self, level: float, options: BaseModel | dict | None = None, shape: Shape | None = None
+    ) -> str | None:
         """Why ``level`` is out of range for this perturbation, or None if it is fine.
         ``options`` (validated or raw) and the dataset's ``shape`` sharpen the check."""
         if not math.isfinite(level):
@@ -79,7 +81,9 @@ class Perturbation:
     def is_identity(self, level: float) -> bool:
         return self.identity is not None and level == self.identity
 
-    def __call__(self, x: torch.Tensor, level: float, seed: int, options: BaseModel | dict | None = None, **ctx) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, level: float, seed: int, options: BaseModel | dict | None = None, **ctx
+    ) -> torch.Tensor:
         """Apply at ``level`` with validated ``options`` (see the module doc)."""
         opts = self.parse_options(options).model_dump()
         return self.fn(x, level, seed, **opts, **ctx)

@@ -29,7 +29,9 @@ class CompositionOptions(BaseModel):
     @model_validator(mode="after")
     def _one_fixed(self):
         if (self.first is None) == (self.second is None):
-            raise ValueError("a two-factor composition needs exactly one fixed stage: `first: LEVEL` or `second: LEVEL`")
+            raise ValueError(
+                "a two-factor composition needs exactly one fixed stage: `first: LEVEL` or `second: LEVEL`"
+            )
         return self
 
     def stage_levels(self, level: float) -> tuple[float, float]:

@@ -15,7 +15,9 @@ class RotationOptions(BaseModel):
     interpolation: Literal["nearest", "bilinear"] = "nearest"  # MATLAB imrotate's default
 
 
-@perturbation("rotation", unit="degrees, positive = clockwise", min_level=-180.0, max_level=180.0, options=RotationOptions)
+@perturbation(
+    "rotation", unit="degrees, positive = clockwise", min_level=-180.0, max_level=180.0, options=RotationOptions
+)
 def rotation(x: torch.Tensor, level: float, seed: int, interpolation: str = "nearest") -> torch.Tensor:
     """Rotate every image by ``level`` degrees about its centre, same size, corners filled
     with 0: the RO/RL/RR perturbation of 003 ("negative degrees mean we rotate images

@@ -35,8 +35,7 @@ def label_error(labels: np.ndarray, rate: float, seed: int, num_classes: int) ->
         return labels.copy()
     if m > counts.min():
         raise ValueError(
-            f"label error rate {rate} needs {m} wrong labels in every class, "
-            f"but the smallest class has {counts.min()}"
+            f"label error rate {rate} needs {m} wrong labels in every class, but the smallest class has {counts.min()}"
         )
     flow = label_flow(num_classes, m)
     rng = np.random.default_rng(seed)

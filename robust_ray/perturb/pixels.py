@@ -17,12 +17,19 @@ class FewPixelOptions(BaseModel):
     value_range: float = Field(
         1.0, gt=0, le=1, description="R: width of the interval new values come from, as a fraction of [0, 1] (Pi's r)"
     )
-    side: float = Field(1.0, gt=0, le=1, description="P: side of the centred square pixels are picked in, as a fraction of the image side")
+    side: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="P: side of the centred square pixels are picked in, as a fraction of the image side",
+    )
     mode: Literal["set", "shift"] = Field(
-        "set", description="set: new value uniform on {0, 1/255, ..., R} (Algorithm 1); shift: old value +- R/2, clipped (002 §6.1.2)"
+        "set",
+        description="set: new value uniform on {0, 1/255, ..., R} (Algorithm 1); shift: old value +- R/2, clipped (002 §6.1.2)",
     )
     positions: Literal["batch", "image"] = Field(
-        "batch", description="batch: one position list shared by the whole batch, as in Algorithm 1; image: drawn per image"
+        "batch",
+        description="batch: one position list shared by the whole batch, as in Algorithm 1; image: drawn per image",
     )
 
 

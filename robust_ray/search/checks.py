@@ -109,14 +109,18 @@ def _check_range(name: str, r: SearchRange, path: str, file, whole: bool) -> Non
             raise SpecError(file, f"{path}.choices[{dup}]", f"{r.choices[dup]:g} is listed twice")
         return
     if r.low is None or r.high is None:
-        raise SpecError(file, f"{path}.{'low' if r.low is None else 'high'}", "a range needs low and high (or give choices)")
+        raise SpecError(
+            file, f"{path}.{'low' if r.low is None else 'high'}", "a range needs low and high (or give choices)"
+        )
     for key, v in (("low", r.low), ("high", r.high)):
         if not math.isfinite(v):
             raise SpecError(file, f"{path}.{key}", f"{v} is not a finite number")
     if r.low > r.high:
         raise SpecError(file, f"{path}.low", f"inverted range: low {r.low:g} is above high {r.high:g}")
     if r.low == r.high:
-        raise SpecError(file, f"{path}.low", f"empty range: low = high = {r.low:g} (to fix the value, give choices: [{r.low:g}])")
+        raise SpecError(
+            file, f"{path}.low", f"empty range: low = high = {r.low:g} (to fix the value, give choices: [{r.low:g}])"
+        )
     if r.log and r.low <= 0:
         raise SpecError(file, f"{path}.low", f"a log range needs low > 0, not {r.low:g}")
     if r.log and r.step is not None:
@@ -130,7 +134,9 @@ def _check_range(name: str, r: SearchRange, path: str, file, whole: bool) -> Non
         if n < 1 - 1e-9:
             raise SpecError(file, f"{path}.step", f"step {r.step:g} is longer than the range {r.low:g} to {r.high:g}")
         if abs(n - round(n)) > 1e-9 * max(1.0, n):
-            raise SpecError(file, f"{path}.step", f"high - low = {r.high - r.low:g} is not a multiple of step {r.step:g}")
+            raise SpecError(
+                file, f"{path}.step", f"high - low = {r.high - r.low:g} is not a multiple of step {r.step:g}"
+            )
 
 
 def _check_dimension(spec: SweepSpec, name: str, r: SearchRange, path: str, file) -> None:
@@ -142,7 +148,9 @@ def _check_dimension(spec: SweepSpec, name: str, r: SearchRange, path: str, file
         field = TrainingSpec.model_fields.get(setting)
         if field is None or field.annotation not in (int, float):
             numeric = [training_column(k) for k, f in TrainingSpec.model_fields.items() if f.annotation in (int, float)]
-            raise SpecError(file, path, f"not a numeric training setting; searchable: {', '.join(numeric)}, {OPTIONS}<option>")
+            raise SpecError(
+                file, path, f"not a numeric training setting; searchable: {', '.join(numeric)}, {OPTIONS}<option>"
+            )
         _no_factor_keys(r, path, file)
         _check_range(name, r, path, file, is_integer(name))
         for at, v in _values(r, path):
@@ -152,7 +160,9 @@ def _check_dimension(spec: SweepSpec, name: str, r: SearchRange, path: str, file
                 raise SpecError(file, at, e.errors()[0]["msg"].removeprefix("Value error, ")) from None
         return
     if name == "training":
-        raise SpecError(file, path, "search training settings as training.<setting> keys, e.g. 'training.lr: {low: ..., high: ...}'")
+        raise SpecError(
+            file, path, "search training settings as training.<setting> keys, e.g. 'training.lr: {low: ..., high: ...}'"
+        )
     try:
         fdef = factor_def(name)
     except KeyError as e:
@@ -185,7 +195,9 @@ def _check_option(spec: SweepSpec, name: str, r: SearchRange, path: str, file) -
     model = RECIPES.get(recipe).options
     key = split(name)[1]
     numeric = [k for k, f in model.model_fields.items() if f.annotation in (int, float)]
-    searchable = f"searchable: {', '.join(option_column(k) for k in numeric)}" if numeric else "it has no numeric option"
+    searchable = (
+        f"searchable: {', '.join(option_column(k) for k in numeric)}" if numeric else "it has no numeric option"
+    )
     if key not in model.model_fields:
         raise SpecError(file, path, f"recipe {recipe} has no option {key!r}; {searchable}")
     if key not in numeric:
@@ -197,4 +209,6 @@ def _check_option(spec: SweepSpec, name: str, r: SearchRange, path: str, file) -
         try:
             model.model_validate({**options, key: int(v) if whole else v})
         except ValidationError as e:
-            raise SpecError(file, at, f"option {key} of recipe {recipe}: " + e.errors()[0]["msg"].removeprefix("Value error, ")) from None
+            raise SpecError(
+                file, at, f"option {key} of recipe {recipe}: " + e.errors()[0]["msg"].removeprefix("Value error, ")
+            ) from None

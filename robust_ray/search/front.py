@@ -71,8 +71,10 @@ def _caption(s: SearchSpec, width: int) -> str:
     from ..analysis.plots import factor_label
 
     parts = [
-        f"{n}: recipe option {option_key(n)}" if is_option(n)
-        else f"{n}: training setting {n[len(TRAINING) :]}" if is_training(n)
+        f"{n}: recipe option {option_key(n)}"
+        if is_option(n)
+        else f"{n}: training setting {n[len(TRAINING) :]}"
+        if is_training(n)
         else f"{n}: {factor_label(n, r.model_extra)}"
         for n, r in s.space.items()
     ]
@@ -99,7 +101,9 @@ def pareto_figure(table: pd.DataFrame, front: pd.DataFrame, s: SearchSpec):
         x, y = metrics[i], metrics[j]
         ax.scatter(done[x][feasible], done[y][feasible], s=22, color="0.55", label="trials")
         if (~feasible).any():
-            ax.scatter(done[x][~feasible], done[y][~feasible], s=22, facecolors="none", edgecolors="0.55", label="infeasible")
+            ax.scatter(
+                done[x][~feasible], done[y][~feasible], s=22, facecolors="none", edgecolors="0.55", label="infeasible"
+            )
         f = front.sort_values(x)
         # Okabe-Ito blue against grey: told apart under the common colour-vision deficiencies
         ax.plot(f[x], f[y], "o-", color=OKABE_ITO[0], ms=6, label="Pareto front")

@@ -119,7 +119,9 @@ def describe(spec: SweepSpec) -> str:
         lines.append(f"    constraint: {lo}{c.metric}{hi}")
     if s.early_stopping:
         es = s.early_stopping
-        lines.append(f"    early stopping: ASHA on {es.metric}, grace {es.grace_epochs} epochs, reduction {es.reduction_factor:g}")
+        lines.append(
+            f"    early stopping: ASHA on {es.metric}, grace {es.grace_epochs} epochs, reduction {es.reduction_factor:g}"
+        )
     for folder in s.warm_start:
         lines.append(f"    warm start from {folder}")
     shared = shared_datasets(spec)
@@ -190,7 +192,9 @@ def _write_study(out: Storage, study: optuna.Study, spec: SweepSpec, log) -> Non
             log(f"{spec.name}: no feasible trial finished")
         else:
             at = ", ".join(f"{k}={best[k]:g}" for k in s.space)
-            log(f"{spec.name}: best {s.objectives[0].metric}={best[s.objectives[0].metric]:.4f} at {at} ({best['trial_id']})")
+            log(
+                f"{spec.name}: best {s.objectives[0].metric}={best[s.objectives[0].metric]:.4f} at {at} ({best['trial_id']})"
+            )
         return
     front = pareto_table(study, s)
     out.write_bytes("pareto.csv", front.to_csv(index=False).encode())
@@ -260,7 +264,9 @@ def _search_claimed(spec: SweepSpec, run: Execution, out: Storage, where: str) -
     grid = list(fit(make_tuner(spec, refs, out, progress, resume=resume, searcher=searcher, max_epochs=epochs), out,
                     run.signals))  # fmt: skip
     if len(grid) < s.trials:  # StudySearch answered FINISHED: nothing left but repeats
-        log(f"{spec.name}: every point of the space is tried (warm start included): {len(grid)} of {s.trials} trials run")
+        log(
+            f"{spec.name}: every point of the space is tried (warm start included): {len(grid)} of {s.trials} trials run"
+        )
 
     study = optuna.load_study(study_name=spec.name, storage=storage)
     if resume:

@@ -120,6 +120,8 @@ def difference(spec: SweepSpec, row: pd.Series, other: dict, training: dict) -> 
         level = row.get(f)
         if _missing(level) or factor_def(f).is_identity(float(level)):
             continue  # no pool: the factor's options did not touch the training set
-        if f not in factors or _factor(f, factors[f], arch, seed) != _factor(f, factor_spec(spec.search.space[f]), arch, seed):
+        if f not in factors or _factor(f, factors[f], arch, seed) != _factor(
+            f, factor_spec(spec.search.space[f]), arch, seed
+        ):
             return f"other {f} options"
     return None

@@ -96,7 +96,9 @@ class StudySearch(Searcher):
                 ot_trial.set_constraint(key, value)
             # what optuna-dashboard shows beside a trial: our id, every accuracy, the levels
             ot_trial.set_user_attr("trial_id", our_trial_id(ot_trial.number))
-            ot_trial.set_user_attr("levels", {k: v for k, v in ot_trial.params.items() if not k.startswith("training.")})
+            ot_trial.set_user_attr(
+                "levels", {k: v for k, v in ot_trial.params.items() if not k.startswith("training.")}
+            )
             for key, value in (result or {}).items():
                 if key.startswith("acc_") and isinstance(value, (int, float)):
                     ot_trial.set_user_attr(key, float(value))
@@ -126,7 +128,9 @@ class StudySearch(Searcher):
             self.__dict__.update(pickle.load(f))
         owned = {t.number for t in self.asked.values()}
         orphans = [
-            t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.number not in owned
+            t.number
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t.number not in owned
         ]
         if orphans:
             never = self.study.user_attrs.get(NEVER_RAN, [])

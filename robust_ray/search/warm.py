@@ -62,12 +62,16 @@ def _suite_metrics(spec: SweepSpec) -> list[str]:
 
 def _comparable(spec: SweepSpec, other: dict, folder: str, path: str, file) -> None:
     if other.get("dataset", {}).get("name") != spec.dataset.name:
-        raise SpecError(file, path, f"{folder} was trained on {other.get('dataset', {}).get('name')!r}, not {spec.dataset.name!r}")
+        raise SpecError(
+            file, path, f"{folder} was trained on {other.get('dataset', {}).get('name')!r}, not {spec.dataset.name!r}"
+        )
     for key in _suite_metrics(spec):
         mine = spec.suites[key].model_dump(mode="json")
         theirs = (other.get("suites") or {}).get(key)
         if theirs != mine:
-            raise SpecError(file, path, f"{folder}: suite {key!r} is {theirs} there, {mine} here; its accuracies are not comparable")
+            raise SpecError(
+                file, path, f"{folder}: suite {key!r} is {theirs} there, {mine} here; its accuracies are not comparable"
+            )
 
 
 def _in_space(dist: BaseDistribution, v: float) -> float | int | None:
@@ -113,7 +117,9 @@ def _other_factor(row: pd.Series, other: dict, dists: dict[str, BaseDistribution
     training set."""
     varied = ((other.get("design") or {}).get("factors") or {}).keys()
     return any(
-        not (pd.isna(row[f]) or factor_def(f).is_identity(float(row[f]))) for f in varied if f not in dists and f in row.index
+        not (pd.isna(row[f]) or factor_def(f).is_identity(float(row[f])))
+        for f in varied
+        if f not in dists and f in row.index
     )
 
 

@@ -35,13 +35,21 @@ def _capped(T: pd.DataFrame, d: Design) -> str:
     if cap and "epochs" in T and "best_epoch" in T:
         hit = T[(T["epochs"] == cap) & (T["best_epoch"] == cap)]
         if len(hit):
-            notes.append(f"{len(hit)} of {len(T)} trials were still improving at the epoch cap (max_epochs = {cap}: best epoch = "
-                         f"last epoch), so they may not have converged: {', '.join(hit['trial_id'].astype(str)[:12])}"
-                         + (" ..." if len(hit) > 12 else ""))
+            notes.append(
+                f"{len(hit)} of {len(T)} trials were still improving at the epoch cap (max_epochs = {cap}: best epoch = "
+                f"last epoch), so they may not have converged: {', '.join(hit['trial_id'].astype(str)[:12])}"
+                + (" ..." if len(hit) > 12 else "")
+            )
     div = T[T["status"].astype(str) == "diverged"]
     if len(div):
-        notes.append(f"{len(div)} trial(s) diverged (a non-finite training loss): {', '.join(div['trial_id'].astype(str)[:12])}")
-    return "; ".join(notes) + "." if notes else "Every trial stopped early (validation accuracy stopped improving) before the epoch cap."
+        notes.append(
+            f"{len(div)} trial(s) diverged (a non-finite training loss): {', '.join(div['trial_id'].astype(str)[:12])}"
+        )
+    return (
+        "; ".join(notes) + "."
+        if notes
+        else "Every trial stopped early (validation accuracy stopped improving) before the epoch cap."
+    )
 
 
 @register(LearningCurves)
@@ -66,7 +74,9 @@ def learning_curves_step(ctx: Ctx, step: LearningCurves, d: Design) -> list[Sect
         groups.append(("training set", T, training_labels(T, d)))
     for name, G, labels in groups:
         pos = G.index.get_indexer(H["tidx"].to_numpy())
-        h = H[pos >= 0].assign(arch=G["arch"].astype(str).to_numpy()[pos[pos >= 0]], panel=labels.to_numpy()[pos[pos >= 0]])
+        h = H[pos >= 0].assign(
+            arch=G["arch"].astype(str).to_numpy()[pos[pos >= 0]], panel=labels.to_numpy()[pos[pos >= 0]]
+        )
         if h.empty:
             continue
         # panels in level order (one_factor), else in design order
@@ -75,10 +85,18 @@ def learning_curves_step(ctx: Ctx, step: LearningCurves, d: Design) -> list[Sect
         left = order[MAX_PANELS:]
         order = order[:MAX_PANELS]
         what = plots.CURVE_LABELS.get(step.metric, step.metric)
-        sec.add(ctx.sink.figure(ctx.stem(step, d, name, step.metric),
-                                lambda h=h, order=order: plots.learning_curves(h, "panel", order, archs, f"{d.sweep}: {what} per epoch, per {name}", step.metric),
-                                f"Learning curves ({what}) per {name}, one line per trial"
-                                + (f"; {len(left)} more panels left out ({', '.join(left[:5])} ...)" if left else "")))
-    sec.text.append("Lines: one trial each (colour: architecture), every trial whether ok, diverged or failed; the epoch whose "
-                    "weights were kept is the best validation accuracy (trials.parquet's best_epoch).")
+        sec.add(
+            ctx.sink.figure(
+                ctx.stem(step, d, name, step.metric),
+                lambda h=h, order=order: plots.learning_curves(
+                    h, "panel", order, archs, f"{d.sweep}: {what} per epoch, per {name}", step.metric
+                ),
+                f"Learning curves ({what}) per {name}, one line per trial"
+                + (f"; {len(left)} more panels left out ({', '.join(left[:5])} ...)" if left else ""),
+            )
+        )
+    sec.text.append(
+        "Lines: one trial each (colour: architecture), every trial whether ok, diverged or failed; the epoch whose "
+        "weights were kept is the best validation accuracy (trials.parquet's best_epoch)."
+    )
     return [sec]

@@ -38,7 +38,8 @@ class Segments(Step):
     factor: str
     peak_of: str | None = Field(None, description="suite whose mean accuracy peaks at the split")
     breakpoints: list[float] | dict[str, list[float]] | None = Field(
-        None, description="segment k holds b[k-1] < level <= b[k]; a list for every architecture, or {arch: list}")
+        None, description="segment k holds b[k-1] < level <= b[k]; a list for every architecture, or {arch: list}"
+    )
     methods: list[Literal["spearman", "pearson"]] = ["spearman"]
 
     @field_validator("breakpoints", mode="before")
@@ -49,8 +50,10 @@ class Segments(Step):
         if v is None or isinstance(v, list):
             return v if v is None else levels_list(v)
         if not isinstance(v, dict) or not v:
-            raise ValueError("give a list of levels for every architecture ([8.0]) or a mapping architecture: levels "
-                             "({lenet5: [8.0], alexnet8: [7.0]})")
+            raise ValueError(
+                "give a list of levels for every architecture ([8.0]) or a mapping architecture: levels "
+                "({lenet5: [8.0], alexnet8: [7.0]})"
+            )
         for arch in v:
             if not isinstance(arch, str):
                 raise ValueError(f"architecture {arch!r} is not a name (mapping keys are architectures, e.g. lenet5)")  # noqa: TRY004 (as above)
@@ -92,8 +95,11 @@ def _check_segments(step: Segments, i: int, chk) -> None:
         present = t["arch"].unique() if not archs else [a for a in archs if (t["arch"] == a).any()]
         for arch in sorted(present):
             if arch not in step.breakpoints:
-                chk.fail(chk.path(i, "breakpoints"), f"no breakpoints for architecture {arch!r} of {d.folder} "
-                         f"(the mapping names {', '.join(step.breakpoints)}); add {arch}: [levels]")
+                chk.fail(
+                    chk.path(i, "breakpoints"),
+                    f"no breakpoints for architecture {arch!r} of {d.folder} "
+                    f"(the mapping names {', '.join(step.breakpoints)}); add {arch}: [levels]",
+                )
 
 
 METHOD_NAMES = {"spearman": "Spearman", "pearson": "Pearson"}
@@ -103,9 +109,13 @@ def rows_text(d: Design, factor: str) -> str:
     if d.one_factor:
         base = {f: fmt_level(b) for f, b in d.baselines.items() if f != factor}
         at = ", ".join(f"{f}={b}" for f, b in base.items()) or "none"
-        return (f"Rows: the trials of the {factor} series of a one_factor design (every other factor at its baseline: {at}; "
-                "the all-baseline trial included). Each trial (architecture x level x seed) is one point.")
-    return f"Rows: every trial of the {d.type} design (the correlation with {factor} is marginal over the other factors)."
+        return (
+            f"Rows: the trials of the {factor} series of a one_factor design (every other factor at its baseline: {at}; "
+            "the all-baseline trial included). Each trial (architecture x level x seed) is one point."
+        )
+    return (
+        f"Rows: every trial of the {d.type} design (the correlation with {factor} is marginal over the other factors)."
+    )
 
 
 def _stat_names(method: str) -> tuple[str, str]:
@@ -124,8 +134,20 @@ def design_points(ok: pd.DataFrame, d: Design) -> np.ndarray:
     return pd.factorize(pd.MultiIndex.from_frame(ok[factors].astype(float).round(9)))[0]
 
 
-def _corr_cells(ctx: Ctx, d: Design, analysis: str, factor: str, arch: str, suite: str, x, y, n_all: int,
-                methods: list[str], segment: str = "", groups=None) -> dict:
+def _corr_cells(
+    ctx: Ctx,
+    d: Design,
+    analysis: str,
+    factor: str,
+    arch: str,
+    suite: str,
+    x,
+    y,
+    n_all: int,
+    methods: list[str],
+    segment: str = "",
+    groups=None,
+) -> dict:
     """r with its interval, p (exact for n <= 10), strength and the significance verdict per
     method, then mean (t interval) and variance; every number recorded in statistics.csv."""
     row: dict = {}
@@ -134,10 +156,28 @@ def _corr_cells(ctx: Ctx, d: Design, analysis: str, factor: str, arch: str, suit
         c = correlation(x, y, method, groups)
         rname, pname = _stat_names(method)
         label = "" if method == "spearman" else "Pearson "
-        row.update({f"{label}r": c.r, f"{label}r 95% CI": ci_text(c.ci_low, c.ci_high), f"{label}p": c.p, f"{label}p method": c.p_method,
-                    f"{label}{STRENGTH}": band(c.r), f"{label}significant (p < {alpha:g})": significant(c.p, alpha)})
+        row.update(
+            {
+                f"{label}r": c.r,
+                f"{label}r 95% CI": ci_text(c.ci_low, c.ci_high),
+                f"{label}p": c.p,
+                f"{label}p method": c.p_method,
+                f"{label}{STRENGTH}": band(c.r),
+                f"{label}significant (p < {alpha:g})": significant(c.p, alpha),
+            }
+        )
         kw = dict(factor=factor, arch=arch, suite=suite, segment=segment, n_excluded=n_all - c.n)
-        ctx.record(analysis, d, rname, c.r, c.n, strength=band(c.r), ci=(c.ci_low, c.ci_high), note="; ".join(filter(None, [c.note, c.ci_method])), **kw)
+        ctx.record(
+            analysis,
+            d,
+            rname,
+            c.r,
+            c.n,
+            strength=band(c.r),
+            ci=(c.ci_low, c.ci_high),
+            note="; ".join(filter(None, [c.note, c.ci_method])),
+            **kw,
+        )
         ctx.record(analysis, d, pname, c.p, c.n, p_method=c.p_method, note=c.note, **kw)
         if c.note:
             row["note"] = c.note
@@ -162,15 +202,28 @@ def _named_text(ctx: Ctx, d: Design, suites: list[str]) -> str:
     named = [s for s in suites if ctx.suite_kind(d, s) == "named"]
     if not named:
         return ""
-    return (f" A suite's accuracy is over all its images; for {', '.join(named)} that is the mean over its conditions "
-            "(004's aggregate for corruptions, 003's MA for two-factor-69, conditions having equal n); per-condition results are in "
-            "their own sections.")
+    return (
+        f" A suite's accuracy is over all its images; for {', '.join(named)} that is the mean over its conditions "
+        "(004's aggregate for corruptions, 003's MA for two-factor-69, conditions having equal n); per-condition results are in "
+        "their own sections."
+    )
 
 
 def _record_levels(ctx: Ctx, d: Design, f: str, levels: pd.DataFrame) -> None:
     for r in levels.itertuples(index=False):
-        ctx.record("correlation", d, "accuracy", r.mean, int(r.n_seeds), factor=f, arch=r.arch, suite=r.suite, level=float(r.level),
-                   ci=(r.ci_low, r.ci_high), note=f"mean over {r.n_seeds} seed(s); interval: {r.interval}")
+        ctx.record(
+            "correlation",
+            d,
+            "accuracy",
+            r.mean,
+            int(r.n_seeds),
+            factor=f,
+            arch=r.arch,
+            suite=r.suite,
+            level=float(r.level),
+            ci=(r.ci_low, r.ci_high),
+            note=f"mean over {r.n_seeds} seed(s); interval: {r.interval}",
+        )
 
 
 def _summarise(ctx: Ctx, d: Design, f: str, levels: pd.DataFrame, corr: dict) -> None:
@@ -183,10 +236,23 @@ def _summarise(ctx: Ctx, d: Design, f: str, levels: pd.DataFrame, corr: dict) ->
         at_base = at_base if len(at_base) else g.head(1)
         top, best = g.iloc[-1], g.loc[g["mean"].idxmax()]
         c = corr.get((arch, s), {})
-        ctx.summary.append({"sweep": d.sweep, "factor": f, "arch": arch, "suite": s, "baseline": float(at_base["level"].iloc[0]),
-                            "acc_baseline": float(at_base["mean"].iloc[0]), "acc_baseline_ci": (float(at_base["ci_low"].iloc[0]), float(at_base["ci_high"].iloc[0])),
-                            "highest": float(top["level"]), "acc_highest": float(top["mean"]), "acc_highest_ci": (float(top["ci_low"]), float(top["ci_high"])),
-                            "best_level": float(best["level"]), "n_seeds": int(g["n_seeds"].max()), **c})
+        ctx.summary.append(
+            {
+                "sweep": d.sweep,
+                "factor": f,
+                "arch": arch,
+                "suite": s,
+                "baseline": float(at_base["level"].iloc[0]),
+                "acc_baseline": float(at_base["mean"].iloc[0]),
+                "acc_baseline_ci": (float(at_base["ci_low"].iloc[0]), float(at_base["ci_high"].iloc[0])),
+                "highest": float(top["level"]),
+                "acc_highest": float(top["mean"]),
+                "acc_highest_ci": (float(top["ci_low"]), float(top["ci_high"])),
+                "best_level": float(best["level"]),
+                "n_seeds": int(g["n_seeds"].max()),
+                **c,
+            }
+        )
 
 
 @register(Correlation)
@@ -220,22 +286,50 @@ def correlation_step(ctx: Ctx, step: Correlation, d: Design) -> list[Section]:
         _summarise(ctx, d, f, levels, corr)
         sec = Section(f"{d.sweep}: accuracy against {f}", level=3)
         methods = " and ".join(METHOD_NAMES[m] for m in step.methods)
-        sec.text += [rows_text(d, f), excluded_text(G),
-                     f"{methods} correlation of each suite's accuracy with the {f} level (scipy.stats); two-sided p exact over every "
-                     "pairing for n <= 10, else the t approximation; 95 % interval of r by bootstrap over seeds where a level has several, "
-                     f"else Fisher's z; {STRENGTH} is 000's band of |r|, not a test; significant means p < alpha = {ctx.recipe.alpha:g}; "
-                     f"variance with ddof={ctx.recipe.variance_ddof}." + _named_text(ctx, d, suites)]
+        sec.text += [
+            rows_text(d, f),
+            excluded_text(G),
+            f"{methods} correlation of each suite's accuracy with the {f} level (scipy.stats); two-sided p exact over every "
+            "pairing for n <= 10, else the t approximation; 95 % interval of r by bootstrap over seeds where a level has several, "
+            f"else Fisher's z; {STRENGTH} is 000's band of |r|, not a test; significant means p < alpha = {ctx.recipe.alpha:g}; "
+            f"variance with ddof={ctx.recipe.variance_ddof}." + _named_text(ctx, d, suites),
+        ]
         sec.items.append(ctx.sink.table(ctx.stem(step, d, f), df, f"Correlation of accuracy with {f} ({d.sweep})"))
-        shown = levels.assign(**{"95% CI": [ci_text(a, b) for a, b in zip(levels["ci_low"], levels["ci_high"])]}).drop(columns=["ci_low", "ci_high"])
-        sec.items.append(ctx.sink.table(ctx.stem(step, d, f, "levels"), shown.rename(columns={"level": f, "n_seeds": "n seeds"}),
-                                        f"Accuracy per level over seeds: mean, sd, n seeds and 95 % interval ({d.sweep})"))
+        shown = levels.assign(**{"95% CI": [ci_text(a, b) for a, b in zip(levels["ci_low"], levels["ci_high"])]}).drop(
+            columns=["ci_low", "ci_high"]
+        )
+        sec.items.append(
+            ctx.sink.table(
+                ctx.stem(step, d, f, "levels"),
+                shown.rename(columns={"level": f, "n_seeds": "n seeds"}),
+                f"Accuracy per level over seeds: mean, sd, n seeds and 95 % interval ({d.sweep})",
+            )
+        )
         if step.plot and G["ok"].any():
-            published = {(a, s): v for a in archs for s in suites if np.isfinite(v := ctx.published("correlation", "mean", f, a, s))}
-            sec.add(ctx.sink.figure(ctx.stem(step, d, f), lambda: plots.accuracy_lines(G[G["ok"]], f, suites, archs, f"{d.sweep}: accuracy against {f}",
-                                                                                       options=d.options.get(f), levels=levels, published=published),
-                                    f"Accuracy on every suite and on the training set against {f} (mean over seeds at each level; band: 95 % "
-                                    "interval, t over seeds or Wilson on the test images of a single trial)"
-                                    + ("; dotted: the paper's mean accuracy over the levels" if published else "")))
+            published = {
+                (a, s): v
+                for a in archs
+                for s in suites
+                if np.isfinite(v := ctx.published("correlation", "mean", f, a, s))
+            }
+            sec.add(
+                ctx.sink.figure(
+                    ctx.stem(step, d, f),
+                    lambda: plots.accuracy_lines(
+                        G[G["ok"]],
+                        f,
+                        suites,
+                        archs,
+                        f"{d.sweep}: accuracy against {f}",
+                        options=d.options.get(f),
+                        levels=levels,
+                        published=published,
+                    ),
+                    f"Accuracy on every suite and on the training set against {f} (mean over seeds at each level; band: 95 % "
+                    "interval, t over seeds or Wilson on the test images of a single trial)"
+                    + ("; dotted: the paper's mean accuracy over the levels" if published else ""),
+                )
+            )
         out.append(sec)
     return out
 
@@ -248,7 +342,9 @@ def _split_text(step: Segments, archs: list[str]) -> str:
         return f"at the breakpoints {', '.join(fmt_level(b) for b in step.breakpoints)} {rule}"
     per = "; ".join(f"{a} at {', '.join(fmt_level(b) for b in step.breakpoints[a]) or 'none'}" for a in archs)
     unused = [a for a in step.breakpoints if a not in archs]
-    return f"per architecture: {per} {rule}" + (f"; breakpoints given for {', '.join(unused)} not used (no such trials here)" if unused else "")
+    return f"per architecture: {per} {rule}" + (
+        f"; breakpoints given for {', '.join(unused)} not used (no such trials here)" if unused else ""
+    )
 
 
 @register(Segments, _check_segments)
@@ -277,12 +373,28 @@ def segments_step(ctx: Ctx, step: Segments, d: Design) -> list[Section]:
             name = ROMAN[k] if k < len(ROMAN) else str(k + 1)
             for s in suites:
                 y, x = part_ok[f"acc_{s}"].to_numpy(float), part_ok[f].to_numpy(float)
-                cells = _corr_cells(ctx, d, "segments", f, arch, s, x, y, len(part), step.methods, segment=name,
-                                    groups=design_points(part_ok, d))
+                cells = _corr_cells(
+                    ctx,
+                    d,
+                    "segments",
+                    f,
+                    arch,
+                    s,
+                    x,
+                    y,
+                    len(part),
+                    step.methods,
+                    segment=name,
+                    groups=design_points(part_ok, d),
+                )
                 rows.append({"arch": arch, "segment": name, "levels": span, "suite": s, **cells})
     df = _notes_last(pd.DataFrame(rows))
     sec = Section(f"{d.sweep}: {f} in segments" + (f" ({step.id})" if step.id else ""), level=3)
-    sec.text += [rows_text(d, f), excluded_text(G), f"Levels split {_split_text(step, archs)}; Spearman r and p, mean and variance per segment (000 Table 3)."]
+    sec.text += [
+        rows_text(d, f),
+        excluded_text(G),
+        f"Levels split {_split_text(step, archs)}; Spearman r and p, mean and variance per segment (000 Table 3).",
+    ]
     sec.items.append(ctx.sink.table(ctx.stem(step, d, f), df, f"Segmented analysis of {f} ({d.sweep})"))
     return [sec]
 
@@ -302,10 +414,14 @@ def severity_step(ctx: Ctx, step: Severity, d: Design) -> list[Section]:
     named = [s for s in candidates if ctx.suite_kind(d, s) == "named"]
     sec = Section(f"{d.sweep}: robustness curves", level=3)
     if named:
-        sec.text.append(f"Suites of named conditions ({', '.join(named)}) are not drawn against their level here (several conditions "
-                        "share a level); see their per-condition sections (corruption, pixel_index, mcv).")
+        sec.text.append(
+            f"Suites of named conditions ({', '.join(named)}) are not drawn against their level here (several conditions "
+            "share a level); see their per-condition sections (corruption, pixel_index, mcv)."
+        )
     if not order or not ctx.sink.plots:
-        sec.text.append("No suite has one perturbation at more than one level; nothing to plot." if not order else "Plots are off.")
+        sec.text.append(
+            "No suite has one perturbation at more than one level; nothing to plot." if not order else "Plots are off."
+        )
         return [sec]
     for f in step.factors or list(d.factors):
         G = T[d.series(T, f) & T["ok"].to_numpy()] if f in d.factors else T[T["ok"]]
@@ -317,7 +433,14 @@ def severity_step(ctx: Ctx, step: Severity, d: Design) -> list[Section]:
         agg[f] = keys.get_level_values(1)[agg["_code"]]
         shown = len(plots.shown_levels(G[f]))
         some = "" if shown == G[f].nunique() else f" ({shown} of {G[f].nunique()} levels, evenly spread)"
-        sec.add(ctx.sink.figure(ctx.stem(step, d, f), lambda: plots.severity_lines(agg, f, order, archs, f"{d.sweep}: accuracy by suite level, per {f} training level"),
-                                f"Accuracy on each suite against the suite's level, one line per {f} training level{some}"))
+        sec.add(
+            ctx.sink.figure(
+                ctx.stem(step, d, f),
+                lambda: plots.severity_lines(
+                    agg, f, order, archs, f"{d.sweep}: accuracy by suite level, per {f} training level"
+                ),
+                f"Accuracy on each suite against the suite's level, one line per {f} training level{some}",
+            )
+        )
     sec.text.append("Lines: mean of the trials at each training level (seeds); band: the 95 % t interval over seeds.")
     return [sec]

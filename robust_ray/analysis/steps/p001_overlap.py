@@ -25,8 +25,11 @@ from .per_model import clean_reference
 class Corruption(Strict):
     factor: str = Field(description="the training factor that adds this corruption")
     level: float = Field(description="the factor's level M_c was trained at")
-    suite: str | None = Field(None, description="a suite of its own for this corruption (older layout); "
-                                                "default: its conditions in the corruptions suite")
+    suite: str | None = Field(
+        None,
+        description="a suite of its own for this corruption (older layout); "
+        "default: its conditions in the corruptions suite",
+    )
     corruption: str | None = Field(None, description="its name in the corruptions suite (default: the key)")
 
 
@@ -53,26 +56,41 @@ def _check(step: OverlapStep, i: int, chk) -> None:
             chk.need_suite(c.suite, f"analyses[{i}].corruptions.{name}.suite")
     for d in chk.targets:
         if not step.clean_suite and not clean_suites(chk.results, d):
-            chk.fail(chk.path(i, "clean_suite"), f"no clean suite in {d.folder} (suites: {', '.join(d.suites)}); name one")
+            chk.fail(
+                chk.path(i, "clean_suite"), f"no clean suite in {d.folder} (suites: {', '.join(d.suites)}); name one"
+            )
         needs_suite = step.corruptions is None or any(c.suite is None for c in step.corruptions.values())
         if needs_suite and not step.suite and not sweep_suites(chk.results, d, "corruptions"):
             chk.fail(chk.path(i, "suite"), f"no corruptions suite in {d.folder} (suites: {', '.join(d.suites)})")
         if step.corruptions is None and len(overlap_factors(d, chk.results, step.suite)) < 2:
             found = ", ".join(overlap_factors(d, chk.results, step.suite)) or "none"
-            chk.fail(chk.path(i, "type"), f"the overlapping score needs models trained with two or more corruptions of the "
-                     f"corruptions suite (factors corruption:<name>); {d.folder} has {found}")
+            chk.fail(
+                chk.path(i, "type"),
+                f"the overlapping score needs models trained with two or more corruptions of the "
+                f"corruptions suite (factors corruption:<name>); {d.folder} has {found}",
+            )
+
 
 def _overlap_terms(ctx: Ctx, step: OverlapStep, d: Design) -> tuple[dict, str]:
     """name -> (factor, level, suite or None, corruption): what M_c and R(., c) are built from."""
     if step.corruptions:
-        return {n: (c.factor, c.level, c.suite, c.corruption or n) for n, c in step.corruptions.items()}, "given in the recipe"
+        return {
+            n: (c.factor, c.level, c.suite, c.corruption or n) for n, c in step.corruptions.items()
+        }, "given in the recipe"
     found = overlap_factors(d, ctx.res, step.suite)
     out = {}
     for name, f in found.items():
-        levels = [lv for lv in d.factors[f] if not np.isclose(lv, d.baselines.get(f) if d.baselines.get(f) is not None else 0.0)]
+        levels = [
+            lv
+            for lv in d.factors[f]
+            if not np.isclose(lv, d.baselines.get(f) if d.baselines.get(f) is not None else 0.0)
+        ]
         if levels:
             out[name] = (f, max(levels), None, name)
-    return out, "every corruption of the corruptions suite that a corruption:<name> factor trains on, at that factor's highest level"
+    return (
+        out,
+        "every corruption of the corruptions suite that a corruption:<name> factor trains on, at that factor's highest level",
+    )
 
 
 @register(OverlapStep, _check)
@@ -96,7 +114,9 @@ def overlap_step(ctx: Ctx, step: OverlapStep, d: Design) -> list[Section]:
         clean_acc, clean_text = clean_reference(ctx, d, csuite)
     missing = [n for n, (_, _, s, c) in terms.items() if s is None and (pc is None or c not in pc.columns)]
     if missing:
-        raise UserError(f"{ctx.recipe.file or 'recipe'}: overlap: no corruption {missing[0]!r} in the corruptions suite of {d.sweep}")
+        raise UserError(
+            f"{ctx.recipe.file or 'recipe'}: overlap: no corruption {missing[0]!r} in the corruptions suite of {d.sweep}"
+        )
 
     def accuracy(g: pd.DataFrame, name: str) -> float:
         _, _, suite, corr = terms[name]
@@ -121,25 +141,55 @@ def overlap_step(ctx: Ctx, step: OverlapStep, d: Design) -> list[Section]:
         for c1, c2 in itertools.combinations(names, 2):
             score = overlap_score(rob["M"], rob[c1], rob[c2], c1, c2)
             n = min(len(trained["M"]), len(trained[c1]), len(trained[c2]))
-            why = "" if np.isfinite(score) else ("a model is missing" if n == 0 else "training on a corruption did not raise robustness to it")
+            why = (
+                ""
+                if np.isfinite(score)
+                else ("a model is missing" if n == 0 else "training on a corruption did not raise robustness to it")
+            )
             ctx.record("overlap", d, "overlap", score, n, factor=f"{c1}~{c2}", arch=arch, note=why)
-            pair_rows.append({"arch": arch, "corruption 1": c1, "corruption 2": c2, "overlap": score, "n": n, "note": why})
+            pair_rows.append(
+                {"arch": arch, "corruption 1": c1, "corruption 2": c2, "overlap": score, "n": n, "note": why}
+            )
             mat.loc[c1, c2] = mat.loc[c2, c1] = score
         matrices[arch] = mat
     sec = Section(f"{d.sweep}: corruption overlapping score", level=3)
-    desc = "; ".join(f"{n}: trained with {f}={fmt_level(lv)}, robustness on " + (f"suite {s}" if s else f"{c} of the corruptions suite (P_c)")
-                     for n, (f, lv, s, c) in terms.items())
-    sec.text += [excluded_text(T), f"Corruptions ({chosen}): {desc}. R(M, c) = accuracy on c / clean accuracy (from {clean_text}); "
-                 "O(c1, c2) = max(0, ½[(R(M_c2,c1) - R(M,c1)) / (R(M_c1,c1) - R(M,c1)) + (R(M_c1,c2) - R(M,c2)) / (R(M_c2,c2) - R(M,c2))]) "
-                 "(Laugros et al. 2021, cited in 001); M = the clean-trained model, M_c = the model trained with c; "
-                 "n = the fewest models behind a term (seeds are averaged)."]
-    sec.items.append(ctx.sink.table(ctx.stem(step, d, "pairs"), pd.DataFrame(pair_rows), f"Overlapping scores ({d.sweep})"))
-    sec.items.append(ctx.sink.table(ctx.stem(step, d, "robustness"), pd.DataFrame(rob_rows), f"Relative robustness R(model, corruption) ({d.sweep})"))
+    desc = "; ".join(
+        f"{n}: trained with {f}={fmt_level(lv)}, robustness on "
+        + (f"suite {s}" if s else f"{c} of the corruptions suite (P_c)")
+        for n, (f, lv, s, c) in terms.items()
+    )
+    sec.text += [
+        excluded_text(T),
+        f"Corruptions ({chosen}): {desc}. R(M, c) = accuracy on c / clean accuracy (from {clean_text}); "
+        "O(c1, c2) = max(0, ½[(R(M_c2,c1) - R(M,c1)) / (R(M_c1,c1) - R(M,c1)) + (R(M_c1,c2) - R(M,c2)) / (R(M_c2,c2) - R(M,c2))]) "
+        "(Laugros et al. 2021, cited in 001); M = the clean-trained model, M_c = the model trained with c; "
+        "n = the fewest models behind a term (seeds are averaged).",
+    ]
+    sec.items.append(
+        ctx.sink.table(ctx.stem(step, d, "pairs"), pd.DataFrame(pair_rows), f"Overlapping scores ({d.sweep})")
+    )
+    sec.items.append(
+        ctx.sink.table(
+            ctx.stem(step, d, "robustness"),
+            pd.DataFrame(rob_rows),
+            f"Relative robustness R(model, corruption) ({d.sweep})",
+        )
+    )
     panels = [(arch, mat) for arch, mat in matrices.items()]
     if panels:
-        sec.add(ctx.sink.figure(ctx.stem(step, d, "matrix"),
-                                lambda: plots.heatmap_panels(panels, f"{d.sweep}: corruption overlapping score", "corruption", "corruption",
-                                                             cbar_label="overlapping score O", limits=(0.0, 1.0)),
-                                "Overlapping score of every pair of corruptions (0: independent, 1: training on either is as good as the other; "
-                                "n/a: undefined; the diagonal is 1 by definition), one panel per architecture"))
+        sec.add(
+            ctx.sink.figure(
+                ctx.stem(step, d, "matrix"),
+                lambda: plots.heatmap_panels(
+                    panels,
+                    f"{d.sweep}: corruption overlapping score",
+                    "corruption",
+                    "corruption",
+                    cbar_label="overlapping score O",
+                    limits=(0.0, 1.0),
+                ),
+                "Overlapping score of every pair of corruptions (0: independent, 1: training on either is as good as the other; "
+                "n/a: undefined; the diagonal is 1 by definition), one panel per architecture",
+            )
+        )
     return [sec]

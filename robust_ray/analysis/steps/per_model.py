@@ -68,7 +68,9 @@ def group_label(arch: str, training: str, archs: list[str]) -> str:
     return training if len(archs) == 1 else f"{arch} / {training}"
 
 
-def table_or_link(ctx: Ctx, sec: Section, stem: str, df: pd.DataFrame, title: str, max_rows: int = 60, max_cols: int = 14) -> None:
+def table_or_link(
+    ctx: Ctx, sec: Section, stem: str, df: pd.DataFrame, title: str, max_rows: int = 60, max_cols: int = 14
+) -> None:
     """Show ``df`` in the report when it is small enough to read; else link its CSV."""
     t = ctx.sink.table(stem, df, title)
     if len(df) <= max_rows and df.shape[1] <= max_cols:
@@ -77,14 +79,28 @@ def table_or_link(ctx: Ctx, sec: Section, stem: str, df: pd.DataFrame, title: st
         sec.text.append(f"{title}: [{t.csv}]({t.csv}) ({len(df)} rows x {df.shape[1]} columns).")
 
 
-def record_groups(ctx: Ctx, d: Design, analysis: str, groups: pd.DataFrame, stats: dict[str, str], suite: str = "", segment: str = "") -> None:
+def record_groups(
+    ctx: Ctx, d: Design, analysis: str, groups: pd.DataFrame, stats: dict[str, str], suite: str = "", segment: str = ""
+) -> None:
     for _, r in groups.iterrows():
         for col, name in stats.items():
-            ctx.record(analysis, d, name, float(r[col]), int(r["models"]), factor=r["training set"], arch=r["arch"], suite=suite,
-                       segment=segment, note="mean over seeds" if r["models"] > 1 else "")
+            ctx.record(
+                analysis,
+                d,
+                name,
+                float(r[col]),
+                int(r["models"]),
+                factor=r["training set"],
+                arch=r["arch"],
+                suite=suite,
+                segment=segment,
+                note="mean over seeds" if r["models"] > 1 else "",
+            )
 
 
-def per_condition(M: pd.DataFrame, models: pd.DataFrame, conds: pd.DataFrame, archs: list[str], order: list[str]) -> pd.DataFrame:
+def per_condition(
+    M: pd.DataFrame, models: pd.DataFrame, conds: pd.DataFrame, archs: list[str], order: list[str]
+) -> pd.DataFrame:
     """Mean accuracy per condition (rows, suite order) x architecture/training set (columns,
     over seeds): one bincount over (group, condition) codes, as metrics can hold millions
     of rows."""
@@ -95,13 +111,18 @@ def per_condition(M: pd.DataFrame, models: pd.DataFrame, conds: pd.DataFrame, ar
     key = gcode[pos[keep]] * len(conds) + cidx[keep]
     size = len(gkeys) * len(conds)
     count = np.bincount(key, minlength=size).reshape(len(gkeys), len(conds))
-    total = np.bincount(key, weights=M["accuracy"].to_numpy(float)[keep], minlength=size).reshape(len(gkeys), len(conds))
+    total = np.bincount(key, weights=M["accuracy"].to_numpy(float)[keep], minlength=size).reshape(
+        len(gkeys), len(conds)
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = np.where(count > 0, total / count, np.nan)
     cols = [(a, t) for a in archs for t in order if (a, t) in set(gkeys)]
     at = {k: i for i, k in enumerate(gkeys)}
-    out = pd.DataFrame(mean[[at[c] for c in cols]].T, index=pd.Index(conds["condition"], name="condition"),
-                       columns=[group_label(a, t, archs) for a, t in cols])
+    out = pd.DataFrame(
+        mean[[at[c] for c in cols]].T,
+        index=pd.Index(conds["condition"], name="condition"),
+        columns=[group_label(a, t, archs) for a, t in cols],
+    )
     return out[count.sum(axis=0) > 0] if len(out) else out
 
 
@@ -119,6 +140,7 @@ def clean_reference(ctx: Ctx, d: Design, suite: str, given: str | None = None) -
     where it comes from: ``given`` (a suite) if named; else an unperturbed condition of the
     same images (a clean suite or a CLEAN condition with the same n and seed); else the
     sweep's clean suite, whose images may differ (said in the text)."""
+
     def acc_of(s: str, cond: str | None = None) -> pd.Series:
         m = ctx.metrics(d, [s])
         if cond is not None:
@@ -131,7 +153,9 @@ def clean_reference(ctx: Ctx, d: Design, suite: str, given: str | None = None) -
     own = ctx.conditions(d, suite)
     own_clean = own[own["perturbation"].isna() & (own["kind"] != "clean")]
     if len(own_clean):
-        return acc_of(suite, own_clean["condition"].iloc[0]), f"condition {own_clean['condition'].iloc[0]} of {suite} (the same images)"
+        return acc_of(
+            suite, own_clean["condition"].iloc[0]
+        ), f"condition {own_clean['condition'].iloc[0]} of {suite} (the same images)"
     if key is not None:
         for s in d.suites:
             if s == suite or _images_key(d, s) != key:
@@ -140,9 +164,14 @@ def clean_reference(ctx: Ctx, d: Design, suite: str, given: str | None = None) -
             clean = c[c["perturbation"].isna()]
             if len(clean):
                 cond = None if ctx.suite_kind(d, s) == "clean" else clean["condition"].iloc[0]
-                return acc_of(s, cond), f"{'suite ' + s if cond is None else f'condition {cond} of {s}'} (the same test images: n and seed as {suite})"
+                return (
+                    acc_of(s, cond),
+                    f"{'suite ' + s if cond is None else f'condition {cond} of {s}'} (the same test images: n and seed as {suite})",
+                )
     cs = ctx.clean_suite(d)
     if cs:
-        return acc_of(cs), (f"suite {cs} (NB: not the same test images as {suite}, whose n or seed differ, so the two accuracies "
-                            "also differ by image set; give both suites the same n and seed to compare like with like)")
+        return acc_of(cs), (
+            f"suite {cs} (NB: not the same test images as {suite}, whose n or seed differ, so the two accuracies "
+            "also differ by image set; give both suites the same n and seed to compare like with like)"
+        )
     return pd.Series(dtype=float), "none"
