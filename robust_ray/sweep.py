@@ -86,7 +86,7 @@ def _run_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
         log(f"{spec.name}: {len(plan.trials)} trials, {len(plan.datasets)} datasets on {spec.dataset.name}")
 
     base = prologue(spec, run, out, "sweep", check=check)
-    refs = place(plan, base, spec, run.file, log)
+    refs = place(plan, base, spec, run.file, log, in_driver=run.address is None)
     out.write_bytes("sweep.json", spec_json(spec).encode())
     out.write_bytes("suites.json", json.dumps(suite_conditions(spec), indent=1).encode())
     plans = [t.to_dict() for t in plan.trials]
@@ -157,7 +157,7 @@ def _extend_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
     base = prologue(spec, run, out, "sweep", check=check)
     old = (old_trials, old_metrics, old_history)
     if ext.train:
-        refs = place(sub, base, spec, run.file, log)
+        refs = place(sub, base, spec, run.file, log, in_driver=run.address is None)
         experiment = next_experiment(out)
         log(f"{spec.name}: training {len(ext.train)} trial(s) in {out.shown_of(experiment)}")
         fresh = _train(spec, run, out, refs, [t.to_dict() for t in ext.train],
