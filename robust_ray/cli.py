@@ -43,6 +43,13 @@ def _validate(args) -> int:
         if (why := orthogonal_fallback([len(f.levels) for f in spec.design.factors.values()])) is not None:
             print(f"  {why}")
     print(f"  resources per trial: {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU")
+    from .fused import fuse_groups
+
+    if len(grid := fuse_groups([t.to_dict() for t in plan.trials], spec)) < len(plan.trials):
+        print(
+            f"  execution.fuse {spec.execution.fuse}: {len(plan.trials)} trials run as {len(grid)} Tune trials "
+            f"({sum('fused' in g for g in grid)} fused groups; a group takes one trial's resources)"
+        )
     print(f"  {len(plan.datasets)} datasets, {sum(sizes.values()) / 2**20:.1f} MiB in the object store:")
     for digest, key in plan.datasets.items():
         desc = key.describe(plan.datasets)

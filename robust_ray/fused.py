@@ -184,3 +184,47 @@ def _model_of(template: nn.Module, params: dict[str, torch.Tensor], i: int) -> n
     with torch.no_grad():
         template.load_state_dict({n: p[i].detach() for n, p in params.items()})
     return template
+
+
+def fuse_size(spec) -> int:
+    """K of ``execution.fuse`` (``auto``: 8 when trials get a GPU, else 1)."""
+    k = spec.execution.fuse
+    if k == "auto":
+        return 8 if spec.resources.gpu > 0 else 1
+    return int(k)
+
+
+def fuse_groups(plans: list[dict], spec) -> list[dict]:
+    """The Tune trials of ``plans`` (planned trial dicts): runs of up to K fusable trials of
+    one architecture become one group ``{"trial_id": "f0000", "arch": ..., "fused": [trial
+    dicts]}``; the rest stay as they are. Fusable: the standard recipe without options and
+    an architecture :func:`fusable` accepts."""
+    k = fuse_size(spec)
+    if k <= 1:
+        return list(plans)
+    from .data import DATASETS
+    from .models import build_model
+
+    c, h, w = DATASETS.get(spec.dataset.name).shape
+    num_classes = DATASETS.get(spec.dataset.name).num_classes
+    ok_arch = {a: fusable(build_model(a, c, num_classes, (h, w))) is None for a in spec.architectures}
+    alone, by_arch = [], {}
+    for p in plans:
+        if ok_arch.get(p["arch"]) and p.get("recipe", "standard") == "standard" and not p.get("recipe_options"):
+            by_arch.setdefault(p["arch"], []).append(p)
+        else:
+            alone.append(p)
+    groups = []
+    for arch, members in by_arch.items():
+        for i in range(0, len(members), k):
+            chunk = members[i : i + k]
+            if len(chunk) == 1:
+                alone.append(chunk[0])
+                continue
+            groups.append({"trial_id": f"f{len(groups):04d}", "arch": arch, "fused": chunk})
+    return groups + alone
+
+
+def members(trial: dict) -> list[str]:
+    """The planned trial ids a Tune trial's config holds (one, or a fused group's)."""
+    return [m["trial_id"] for m in trial["fused"]] if "fused" in trial else [trial["trial_id"]]

@@ -33,6 +33,7 @@ from .config import SweepSpec
 from .data import BaseDataset
 from .diff import describe_change
 from .errors import RunAborted, SpecError, UserError
+from .fused import members
 from .interrupt import Interrupted, Signals
 from .lock import OutputLock
 from .perturb import LevelUnreachable
@@ -40,7 +41,7 @@ from .plan import Plan
 from .search.study import NUMBER, trial_id
 from .search.trial import run_point
 from .storage import Storage
-from .trial import execute_trial
+from .trial import execute_fused, execute_trial
 
 TUNE_DIR = "tune"  # Ray Tune's own experiment folder inside the output folder (for --resume)
 
@@ -409,13 +410,13 @@ class PartialResults(tune.Callback):
             return
         outcomes, running = {}, set()
         for t in self.trials:
-            tid = t.config["trial"]["trial_id"]
+            trial = t.config["trial"]
             if t.status == "TERMINATED" and t.last_result.get("done"):
-                outcomes[tid] = t.last_result
+                outcomes.update(expand(trial, t.last_result))
             elif t.status == "ERROR":
-                outcomes[tid] = {"status": "failed", "error": trial_error(t)}
+                outcomes.update(expand(trial, {"status": "failed", "error": trial_error(t)}))
             elif t.status == "RUNNING":
-                running.add(tid)
+                running.update(members(trial))
         write(outcomes, running)
         self.last, self.dirty = time.time(), False
 
@@ -466,11 +467,23 @@ def finished_outcomes(grid) -> dict[str, dict]:
     outcomes = {}
     for r in grid:
         tid = r.path.rstrip("/").rsplit("/", 1)[-1]  # the trial's folder is named by its trial_id
+        trial = (r.config or {}).get("trial") or {"trial_id": tid}
         if r.error is not None:
-            outcomes[tid] = {**with_history(r), "status": "failed", "error": error_text(r)}
+            failed = {"status": "failed", "error": error_text(r)}
+            outcomes.update(expand(trial, failed) if "fused" in trial else {tid: {**with_history(r), **failed}})
         elif (r.metrics or {}).get("done"):
-            outcomes[tid] = r.metrics
+            outcomes.update(expand(trial, r.metrics))
     return outcomes
+
+
+def expand(trial: dict, result: dict) -> dict[str, dict]:
+    """Planned trial id -> outcome, from one Tune trial's final report or failure: a fused
+    group's report holds each member's (``fused_json``); a failed group fails every member."""
+    if "fused" not in trial:
+        return {trial["trial_id"]: result}
+    if "fused_json" in result:
+        return json.loads(result["fused_json"])
+    return {tid: dict(result) for tid in members(trial)}
 
 
 def with_history(result) -> dict:
@@ -623,16 +636,29 @@ def sweep_trainable(config: dict, spec: SweepSpec, refs: dict, models: str | Non
     """The Ray Tune trainable of ``run`` (wrapped with ``tune.with_parameters``): datasets
     come from the object store, zero-copy; weights kept under ``models`` when given."""
     trial = config["trial"]
-    save = None
-    if models is not None:
+
+    def save_for(t: dict):
+        if models is None:
+            return None
         from .saved_models import save_model
 
         def save(model, meta):
             shape = tuple(ray.get(refs["base"]).train.images.shape[1:])
-            return save_model(model, models, trial["trial_id"], arch=trial["arch"], shape=shape,
+            return save_model(model, models, t["trial_id"], arch=t["arch"], shape=shape,
                               num_classes=ray.get(refs["base"]).num_classes, meta=meta)  # fmt: skip
 
-    tune.report(execute_trial(trial, spec, lambda key: ray.get(refs[key]), tune.report, save=save))
+        return save
+
+    fetch = lambda key: ray.get(refs[key])  # noqa: E731
+    if "fused" not in trial:
+        tune.report(execute_trial(trial, spec, fetch, tune.report, save=save_for(trial)))
+        return
+    outcomes = execute_fused(trial["fused"], spec, fetch, save_for)
+    # the group's report: every member's outcome, and the best member's metrics for Progress
+    best = max(outcomes.values(), key=lambda o: o.get("val_acc") if o.get("val_acc") == o.get("val_acc") else -1.0)
+    tune.report(
+        {**{k: v for k, v in best.items() if k.startswith("acc_")}, "fused_json": json.dumps(outcomes), "done": True}
+    )
 
 
 def keeps_models(spec: SweepSpec) -> bool:

@@ -171,6 +171,19 @@ class ExecutionSpec(Strict):
     reuse_actors: bool | None = Field(
         None, description="reuse trial processes between trials; default: on a one-node Ray, not on a cluster"
     )
+    fuse: int | Literal["auto"] = Field(
+        1,
+        description="train up to this many trials as one Tune trial, stacked with torch.func (robust_ray.fused): trials "
+        "of one fusable architecture (no batch norm, no dropout) and the standard recipe; 'auto': 8 when trials get a "
+        "GPU, else 1 (on CPU a fused step is no faster: benchmarks/fused_speed.py)",
+    )
+
+    @field_validator("fuse")
+    @classmethod
+    def _fuse_at_least_one(cls, v):
+        if v != "auto" and not 1 <= v <= 1024:
+            raise ValueError(f"fuse must be 'auto' or a number of trials from 1 to 1024, not {v}")
+        return v
 
 
 class SearchRange(WithOptions):

@@ -11,6 +11,7 @@ from . import data
 from .config import SweepSpec
 from .errors import SpecError, UserError
 from .feasibility import check_levels
+from .fused import fuse_groups
 from .lock import OutputLock
 from .plan import Plan, make_plan, memory_note
 from .results import history_rows, status_counts, trial_rows, write_results
@@ -35,6 +36,9 @@ def trial_label(trial: dict, parts: tuple[str, ...] = ()) -> str:
     ``arch``, ``recipe``, ``seed``."""
     from .factors import factor_def
 
+    if "fused" in trial:  # a fused group (execution.fuse): its members
+        ids = [m["trial_id"] for m in trial["fused"]]
+        return f"{trial['trial_id']} ({len(ids)} fused: {ids[0]}..{ids[-1]})"
     levels = " ".join(f"{f}={v:g}" for f, v in (trial.get("levels") or {}).items() if not factor_def(f).is_identity(v))
     extra = " ".join(f"{trial[p]}" if p != "seed" else f"seed {trial[p]}" for p in parts if p in trial)
     return " ".join(x for x in (trial.get("trial_id", "?"), levels or "clean", extra) if x)
@@ -120,17 +124,20 @@ def _train(spec: SweepSpec, run: Execution, out, refs: dict, plans: list[dict], 
 
     # the first suite that perturbs: the best-so-far of the progress lines
     metric = f"acc_{next((s for s in suites if spec.suite_type(s) not in ('clean', 'mnist-test')), suites[0])}"
-    progress = Progress(len(plans), metric, log, label_of(spec))
+    grid = fuse_groups(plans, spec)  # execution.fuse: K trials per Tune trial where they can be
+    if len(grid) < len(plans):
+        log(f"{spec.name}: {len(plans)} trials in {len(grid)} Tune trials (execution.fuse: {spec.execution.fuse})")
+    progress = Progress(len(grid), metric, log, label_of(spec))
     PartialResults.SINKS[out.uri] = write_partial
     try:
         if not run.resume:  # a resumed sweep's files already hold what it had finished
             write_partial({}, set())
-        tuner = make_tuner(spec, refs, out, progress, resume=run.resume, grid=plans, partial=PartialResults(out.uri),
+        tuner = make_tuner(spec, refs, out, progress, resume=run.resume, grid=grid, partial=PartialResults(out.uri),
                            experiment=experiment)  # fmt: skip
-        grid = fit(tuner, out, run.signals)
+        results = fit(tuner, out, run.signals)
     finally:
         PartialResults.SINKS.pop(out.uri, None)
-    outcomes = finished_outcomes(grid)
+    outcomes = finished_outcomes(results)
     return (*trial_rows(spec.name, plans, outcomes, suites, interrupted=run.interrupted), history_rows(plans, outcomes))
 
 

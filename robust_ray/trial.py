@@ -92,21 +92,63 @@ def execute_trial(
     t0 = time.time() if t0 is None else t0
     settings = settings or spec.training
     torch.set_num_threads(max(1, int(spec.resources.cpu)))
-    seed = int(trial["seed"])
-    seed_everything(seed)
     device = pick_device(settings.device)
-
-    base = fetch("base")
-    pools = {f: fetch(d) for f, d in trial["pools"].items()} if pools is None else pools
-    train, achieved = compose(base.train, trial["levels"], pools, seed, base.num_classes)
-
-    c, h, w = base.train.images.shape[1:]
-    model = build_model(trial["arch"], c, base.num_classes, (h, w))
+    base, train, achieved, model = _prepare(trial, fetch, pools)
     # the trial's recipe and options replace the spec's training.recipe(_options)
     settings = settings.model_copy(update={"recipe_options": {}})
     fitted = RECIPES.get(trial["recipe"])(
-        model, train, settings, seed, device, lambda m: report({**m, "done": False}), **trial["recipe_options"]
+        model,
+        train,
+        settings,
+        int(trial["seed"]),
+        device,
+        lambda m: report({**m, "done": False}),
+        **trial["recipe_options"],
     )
+    return _outcome(trial, spec, fetch, base, model, fitted, train, achieved, device, save, t0)
+
+
+def execute_fused(
+    trials: list[dict],
+    spec: SweepSpec,
+    fetch: Callable[[str], Any],
+    save_for: Callable[[dict], Callable[[torch.nn.Module, dict], str] | None] = lambda trial: None,
+) -> dict[str, dict]:
+    """Planned trials of one architecture and the standard recipe, trained as one
+    (:func:`robust_ray.fused.fit_fused`): each composed, initialised and evaluated exactly as
+    :func:`execute_trial` would; returns trial id -> its final metrics. ``wall_s`` is the
+    group's: the trials trained together."""
+    from .fused import fit_fused
+
+    t0 = time.time()
+    settings = spec.training
+    torch.set_num_threads(max(1, int(spec.resources.cpu)))
+    device = pick_device(settings.device)
+    prepared = [_prepare(t, fetch) for t in trials]
+    fits = fit_fused(
+        [p[3] for p in prepared], [p[1] for p in prepared], settings, [int(t["seed"]) for t in trials], device
+    )
+    return {
+        t["trial_id"]: _outcome(t, spec, fetch, base, model, fitted, train, achieved, device, save_for(t), t0)
+        for t, (base, train, achieved, model), fitted in zip(trials, prepared, fits)
+    }
+
+
+def _prepare(trial: dict, fetch: Callable[[str], Any], pools: dict | None = None):
+    """The trial's clean data, composed training set, achieved levels and initial model
+    (seeded from the trial's seed, as every trial's)."""
+    seed = int(trial["seed"])
+    seed_everything(seed)
+    base = fetch("base")
+    pools = {f: fetch(d) for f, d in trial["pools"].items()} if pools is None else pools
+    train, achieved = compose(base.train, trial["levels"], pools, seed, base.num_classes)
+    c, h, w = base.train.images.shape[1:]
+    model = build_model(trial["arch"], c, base.num_classes, (h, w))
+    return base, train, achieved, model
+
+
+def _outcome(trial, spec, fetch, base, model, fitted, train, achieved, device, save, t0) -> dict:
+    """Evaluate the fitted model on every suite, keep its weights, and the final metrics."""
     rows = []
     if fitted.has_weights:  # a run that diverged in its first epoch has no weights worth testing
         suites = {name: fetch(d) for name, d in trial["suites"].items()}
@@ -115,7 +157,7 @@ def execute_trial(
     model_uri = None
     if save is not None and fitted.has_weights:  # the kept weights: what evaluate loads later
         model_uri = save(model, {"recipe": trial["recipe"], "recipe_options": trial["recipe_options"],
-                                 "seed": seed, "levels": trial["levels"], "sweep": spec.name})  # fmt: skip
+                                 "seed": int(trial["seed"]), "levels": trial["levels"], "sweep": spec.name})  # fmt: skip
     return {
         "status": fitted.status,
         "train_acc": fitted.train_acc,
