@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from robust_ray.analysis.report import analyze
-from robust_ray.results import METRICS_SCHEMA, write_table
+from robust_ray.results import metrics_schema, write_table
 
 
 def synthetic(root: Path, trials: int, design: str, seed: int = 0) -> None:
@@ -92,7 +92,7 @@ def synthetic(root: Path, trials: int, design: str, seed: int = 0) -> None:
     t["error"] = pd.array([None] * n, dtype="string")
     m = m[m["trial_id"].isin(set(tid[status == "ok"]))]
     write_table(t, str(root / "trials.parquet"))
-    write_table(m, str(root / "metrics.parquet"), METRICS_SCHEMA)
+    write_table(m, str(root / "metrics.parquet"), metrics_schema(m))
     (root / "sweep.json").write_text(
         json.dumps(
             {
