@@ -81,7 +81,7 @@ def summary_page(root: Path, reference_dir: Path | None = None) -> str:
         wall = info.get("wall_s")
         for table in info.get("tables") or []:
             mine = cmp[cmp["table"] == table]
-            agree = _agreement(mine)
+            agree = _agreement(mine[mine["reproduced"].notna()] if "reproduced" in mine else mine)  # what was compared
             compared = int(mine["reproduced"].notna().sum()) if "reproduced" in mine else len(mine)
             rows.append(
                 f"| {table} | [{folder.name}]({folder.name}/) | {_cell(info.get('ran', ''))} | {published.get(table, '–')} | "

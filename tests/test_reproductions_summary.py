@@ -75,5 +75,6 @@ def test_compared_counts_only_numbers_reproduced_and_a_bar_in_a_finding_keeps_th
     assert main(["analyze", "--summary", str(root)]) == 0
     page = (root / "README.md").read_text()
     row = next(line for line in page.splitlines() if line.startswith("| X-T1 |"))
-    assert [c.strip() for c in row.strip("|").split("|")][3:5] == ["3", "2"]
+    # the number not reproduced counts neither as compared nor in the agreement columns
+    assert [c.strip() for c in row.strip("|").split("|")][3:8] == ["3", "2", "1 of 1", "1 of 1", "1 of 1"]
     assert "| X (Someone 2020) | every Pearson \\|r\\| < 0.5 | **partly** |" in page
