@@ -125,11 +125,7 @@ def load_spec(path: str | Path, smoke: bool = False, sets: list[str] | tuple = (
     if sets:
         return _load_with_sets(Path(path), smoke, list(sets))
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise SpecError(str(path), "", f"cannot read the spec: {e.strerror}") from None
-    data = read_yaml(raw, str(path))
+    data = _read_spec_file(path)
     if not isinstance(data, dict):
         return parse_spec(data, str(path))
     overrides = data.pop(SMOKE_KEY, None)
@@ -312,14 +308,19 @@ def apply_sets(data: dict, sets: list[str]) -> tuple[dict, list[tuple[str, ...]]
     return out, paths
 
 
-def _load_with_sets(path: Path, smoke: bool, sets: list[str]) -> SweepSpec:
-    """The spec file (its smoke variant with ``smoke``) with ``sets`` applied, validated as
-    one spec; an error in a key a ``--set`` gave is named after it (``--set training.max_epochs``)."""
+def _read_spec_file(path: Path):
+    """The YAML of a spec file, or a SpecError naming the file it could not read."""
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise SpecError(str(path), "", f"cannot read the spec: {e.strerror}") from None
-    data = read_yaml(raw, str(path))
+    return read_yaml(raw, str(path))
+
+
+def _load_with_sets(path: Path, smoke: bool, sets: list[str]) -> SweepSpec:
+    """The spec file (its smoke variant with ``smoke``) with ``sets`` applied, validated as
+    one spec; an error in a key a ``--set`` gave is named after it (``--set training.max_epochs``)."""
+    data = _read_spec_file(path)
     if not isinstance(data, dict):
         return parse_spec(data, str(path))
     overrides = data.pop(SMOKE_KEY, None)
