@@ -3,7 +3,9 @@
 An :class:`ImageSet` is what crosses processes through the Ray object store: two NumPy
 arrays, so ``ray.get`` hands a trial read-only views of shared memory, zero-copy.
 Clean images stay ``uint8`` (exact, 1 byte/pixel); perturbed images are ``float16`` in
-[0, 1] (2 bytes/pixel, L2 error of the rounding ~1e-4, far below any level spacing).
+[0, 1] (2 bytes/pixel): the rounding moves an image's L2 distance by up to about
+level x 2^-11 (measured 1.1e-3 at L2 2.0, 4.4e-3 at L2 11.5, FGSM-like sign noise),
+far below any level spacing (>= 0.5 in 000).
 """
 
 from __future__ import annotations

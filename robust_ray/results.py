@@ -44,6 +44,16 @@ OUTCOME_COLUMNS = [
 ]  # fmt: skip
 # trial_key: what the trained model is made of (plan.trial_key); in_spec: false for the trials of
 # an earlier spec of the folder that an extended spec no longer holds (kept, left out of analyze)
+ACHIEVED_PREFIX = "achieved_"  # achieved_<factor>: the level measured on the composed training set
+AS_TRAINED_FACTORS = ("class_imbalance", "label_error")  # factors.compose's as_trained levels
+
+
+def is_factor_column(column: str) -> bool:
+    """A trials.parquet column that holds a factor's (nominal) level."""
+    fixed = {*TRIAL_COLUMNS, *OUTCOME_COLUMNS, "ok"}
+    return column not in fixed and not column.startswith(("acc_", ACHIEVED_PREFIX))
+
+
 UNFINISHED = ("pending", "running", "interrupted")  # statuses of trials a partial file has no result for
 METRIC_COLUMNS = ["trial_id", "suite", "condition", "level", "accuracy", "n"]
 METRICS_SCHEMA = pa.schema(
@@ -107,6 +117,8 @@ def trial_rows(
         for f in factors:
             level = p["levels"].get(f)
             row[f] = float(level) if level is not None else achieved.get(f, float("nan"))
+        for f in (f for f in factors if f in AS_TRAINED_FACTORS):
+            row[ACHIEVED_PREFIX + f] = achieved.get("as_trained", {}).get(f, float("nan"))
         row.update(
             train_acc=out.get("train_acc"),
             val_acc=out.get("val_acc"),

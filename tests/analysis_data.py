@@ -75,13 +75,15 @@ def make_sweep(
     suites_json: bool = True,
     recipes: tuple[str, ...] = ("standard",),
     shape: tuple[int, int, int] = MNIST_SHAPE,
+    as_trained: Callable[[dict], dict] | None = None,
 ) -> Path:
     """Write ``root`` as ``robust-ray run`` would. ``factors``: name -> (levels, baseline) or
     (levels, baseline, options). ``acc(arch, seed, levels, suite, level[, condition])``
     gives each accuracy (levels: factor -> value, a baseline of None read as 0.0; condition:
     the suites.json entry, passed when ``acc`` takes six arguments; None for the training set).
     ``recipes`` are crossed like architectures (an ``acc`` with a ``recipe`` keyword gets it);
-    ``shape`` is the image shape the suites' conditions are made for."""
+    ``shape`` is the image shape the suites' conditions are made for; ``as_trained(levels)``
+    gives the levels measured on the composed set (factors.compose's ``as_trained``)."""
     suites = suites or {"mnist-test": [0.0], "mnist-c": [1.0, 2.0, 3.0]}
     defs = {k: suite_conditions(k, v, shape) for k, v in suites.items()}
     params = inspect.signature(acc).parameters
@@ -116,7 +118,9 @@ def make_sweep(
             "epochs": 5,
             "n_train": 1000,
             "wall_s": 1.0,
-            "achieved_json": json.dumps({f: 0.0 for f, v in row.items() if v is None}),
+            "achieved_json": json.dumps(
+                {f: 0.0 for f, v in row.items() if v is None} | ({"as_trained": as_trained(levels)} if as_trained else {})
+            ),
             "metrics_json": json.dumps(metrics),
             **summary,
         }

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..results import ACHIEVED_PREFIX
 from .conditions import name_003
-from .load import Design, Results, fmt_level
+from .load import Design, Results, fmt_level, with_achieved_levels
 from .render import Sink
 
 if TYPE_CHECKING:  # recipes imports the steps, which import this module
@@ -71,12 +72,14 @@ class Ctx:
         by_name = {d.sweep.split("@")[0]: d for d in self.res.designs.values()}
         return [self.res.designs.get(s) or by_name[s] for s in self.recipe.sweeps]
 
-    def trials(self, d: Design) -> pd.DataFrame:
+    def trials(self, d: Design, levels: str = "nominal") -> pd.DataFrame:
+        """``d``'s trials; ``levels="achieved"``: factor columns hold the levels measured on
+        the composed training sets (:func:`..load.with_achieved_levels`)."""
         t = self.res.trials
         t = t[t["sweep"] == d.sweep]
         if self.recipe.architectures:
             t = t[t["arch"].isin(self.recipe.architectures)]
-        return t
+        return with_achieved_levels(t) if levels == "achieved" else t
 
     def metrics(self, d: Design, suites: list[str] | None = None) -> pd.DataFrame:
         m = self.res.metrics
@@ -226,6 +229,24 @@ def training_labels(trials: pd.DataFrame, d: Design) -> pd.Series:
         ]
         names.append(" + ".join(parts) or "clean")
     return pd.Series(np.asarray(names, dtype=object)[codes], index=trials.index, dtype=object)
+
+
+def levels_text(trials: pd.DataFrame, factors: list[str], levels: str) -> str:
+    """What x is, where a factor's achieved level can differ from its nominal one."""
+    measured = [f for f in factors if ACHIEVED_PREFIX + f in trials.columns]
+    if not measured:
+        return ""
+    names = ", ".join(measured)
+    if levels == "achieved":
+        return (
+            f"x for {names}: the level measured on each composed training set (trials.parquet "
+            f"{', '.join(ACHIEVED_PREFIX + f for f in measured)}; `levels: achieved`), not the planned one."
+        )
+    return (
+        f"x for {names}: the planned (nominal) level, as 000 regresses; the level measured on the composed training "
+        f"set (after augment copies and label errors) is in trials.parquet {', '.join(ACHIEVED_PREFIX + f for f in measured)}, "
+        "and `levels: achieved` on this step regresses on it."
+    )
 
 
 def excluded_text(trials: pd.DataFrame) -> str:

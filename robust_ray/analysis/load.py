@@ -27,14 +27,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..results import (
+    ACHIEVED_PREFIX,
     FLIPPED,
     METRIC_COLUMNS,
-    OUTCOME_COLUMNS,
     SCHEMA_KEY,
     SCHEMA_VERSION,
     TRIAL_COLUMNS,
     UNFINISHED,
     alias_columns,
+    is_factor_column,
 )  # fmt: skip
 from .conditions import condition_table, read_suites
 from .errors import ResultsError
@@ -88,7 +89,8 @@ class Design:
         factor untouched (level None) and the trial failed before reporting the level it
         achieved, so a failed trial still lands in its series and is counted as excluded.
         """
-        col = trials[factor].to_numpy(float)
+        # the planned level decides the series even where a step reads achieved levels
+        col = trials.get(NOMINAL_PREFIX + factor, trials[factor]).to_numpy(float)
         base = self.baselines.get(factor)
         if base is None:
             return np.isnan(col)
@@ -192,8 +194,23 @@ def _numeric(df: pd.DataFrame, cols: list[str], path: Path) -> None:
 
 
 def _factor_columns(trials: pd.DataFrame) -> list[str]:
-    fixed = set(TRIAL_COLUMNS) | set(OUTCOME_COLUMNS) | {"ok"}
-    return [c for c in trials.columns if c not in fixed and not c.startswith("acc_")]
+    return [c for c in trials.columns if is_factor_column(c)]
+
+
+NOMINAL_PREFIX = "nominal_"
+
+
+def with_achieved_levels(trials: pd.DataFrame) -> pd.DataFrame:
+    """``trials`` with each factor column holding the level measured on the composed
+    training set (``achieved_<factor>``, where recorded and finite), the planned level kept
+    as ``nominal_<factor>`` for the series and baseline masks."""
+    t = trials.copy()
+    for c in trials.columns:
+        f = c.removeprefix(ACHIEVED_PREFIX)
+        if c.startswith(ACHIEVED_PREFIX) and f in t.columns:
+            t[NOMINAL_PREFIX + f] = t[f]
+            t[f] = t[c].where(t[c].notna(), t[f])
+    return t
 
 
 def _mode(values: np.ndarray) -> float | None:

@@ -12,11 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..results import OUTCOME_COLUMNS, TRIAL_COLUMNS, alias_columns
+from ..results import alias_columns, is_factor_column
 from .load import fmt_level
 from .render import ci_text
 
-_FIXED = {*TRIAL_COLUMNS, *OUTCOME_COLUMNS, "ok"}
 AGREES = ("same",)  # reference.compare's agreement strings that count as agreeing
 
 
@@ -118,11 +117,7 @@ def run_summary(
     factors = (
         factors
         if factors is not None
-        else [
-            c
-            for c in trials.columns
-            if c not in _FIXED and not c.startswith("acc_") and pd.api.types.is_numeric_dtype(trials[c])
-        ]
+        else [c for c in trials.columns if is_factor_column(c) and pd.api.types.is_numeric_dtype(trials[c])]
     )
     lines = [
         f"{len(ok)} of {len(trials)} trials ok"

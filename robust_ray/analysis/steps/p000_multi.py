@@ -9,7 +9,7 @@ import pandas as pd
 from pydantic import Field
 
 from .. import plots
-from ..context import Ctx, excluded_text
+from ..context import Ctx, excluded_text, levels_text
 from ..load import Design
 from ..options import Step
 from ..orthogonal import anova, range_analysis
@@ -23,6 +23,9 @@ class MultipleStep(Step):
 
     type: Literal["multiple"]
     factors: list[str] | None = None
+    levels: Literal["nominal", "achieved"] = Field(
+        "nominal", description="x: the planned levels (000) or the levels measured on the composed training set"
+    )
 
 
 class OrthogonalStep(Step):
@@ -55,7 +58,7 @@ def _rows_text(d: Design) -> str:
 def multiple_step(ctx: Ctx, step: MultipleStep, d: Design) -> list[Section]:
     """000 eq. 6, Tables 6-7: R of accuracy with the factors from statsmodels OLS (as R's
     lm), its F-test p, R², adjusted R², and each factor's coefficient, t and p."""
-    T, archs, suites = ctx.trials(d), ctx.archs(d), ctx.suites(d)
+    T, archs, suites = ctx.trials(d, step.levels), ctx.archs(d), ctx.suites(d)
     factors = _varying(T, d, step.factors)
     key = "+".join(factors)
     sec = Section(f"{d.sweep}: multiple correlation with {', '.join(factors) or 'no factor'}", level=3)
@@ -66,6 +69,7 @@ def multiple_step(ctx: Ctx, step: MultipleStep, d: Design) -> list[Section]:
         "the model of R's lm); p is the regression's F-test p; 95 % interval of R by bootstrap over seeds (none without "
         "replicates), of each coefficient from statsmodels (t); strength per 000 §2.4 (a band of R, not a test).",
     ]
+    sec.text += [t for t in [levels_text(T, factors, step.levels)] if t]
     rows, coefs = [], []
     for arch in archs:
         ga = T[T["arch"] == arch]

@@ -10,7 +10,7 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from .. import plots
-from ..context import Ctx, attach, excluded_text
+from ..context import Ctx, attach, excluded_text, levels_text
 from ..load import Design, fmt_level
 from ..options import Step, levels_list
 from ..registry import register
@@ -27,6 +27,9 @@ class Correlation(Step):
     factors: list[str] | None = None
     methods: list[Literal["spearman", "pearson"]] = ["spearman"]
     plot: bool = True
+    levels: Literal["nominal", "achieved"] = Field(
+        "nominal", description="x: the planned level (000) or the level measured on the composed training set"
+    )
 
 
 class Segments(Step):
@@ -41,6 +44,9 @@ class Segments(Step):
         None, description="segment k holds b[k-1] < level <= b[k]; a list for every architecture, or {arch: list}"
     )
     methods: list[Literal["spearman", "pearson"]] = ["spearman"]
+    levels: Literal["nominal", "achieved"] = Field(
+        "nominal", description="x: the planned level (000) or the level measured on the composed training set"
+    )
 
     @field_validator("breakpoints", mode="before")
     @classmethod
@@ -261,7 +267,7 @@ def correlation_step(ctx: Ctx, step: Correlation, d: Design) -> list[Section]:
     variance of accuracy per factor x arch x suite; accuracy per level over seeds (mean, sd,
     n_seeds, 95 % interval) and the Figs. 2-5 line plots with 95 % bands. scipy computes r
     and p (see :mod:`..stats`)."""
-    T, archs, suites = ctx.trials(d), ctx.archs(d), ctx.suites(d)
+    T, archs, suites = ctx.trials(d, step.levels), ctx.archs(d), ctx.suites(d)
     factors = step.factors or list(d.factors)
     out = []
     for f in factors:
@@ -294,6 +300,7 @@ def correlation_step(ctx: Ctx, step: Correlation, d: Design) -> list[Section]:
             f"else Fisher's z; {STRENGTH} is 000's band of |r|, not a test; significant means p < alpha = {ctx.recipe.alpha:g}; "
             f"variance with ddof={ctx.recipe.variance_ddof}." + _named_text(ctx, d, suites),
         ]
+        sec.text += [t for t in [levels_text(G, [f], step.levels)] if t]
         sec.items.append(ctx.sink.table(ctx.stem(step, d, f), df, f"Correlation of accuracy with {f} ({d.sweep})"))
         shown = levels.assign(**{"95% CI": [ci_text(a, b) for a, b in zip(levels["ci_low"], levels["ci_high"])]}).drop(
             columns=["ci_low", "ci_high"]
@@ -352,7 +359,7 @@ def segments_step(ctx: Ctx, step: Segments, d: Design) -> list[Section]:
     """000 Table 3: the levels split at the peak of ``peak_of``'s mean accuracy (per
     architecture; the peak closes Segment I) or at fixed breakpoints (shared, or per
     architecture); r, p, mean and variance per segment x suite."""
-    T, archs, suites = ctx.trials(d), ctx.archs(d), ctx.suites(d)
+    T, archs, suites = ctx.trials(d, step.levels), ctx.archs(d), ctx.suites(d)
     f = step.factor
     G = T[d.series(T, f)] if f in d.factors else T
     rows = []
@@ -395,6 +402,7 @@ def segments_step(ctx: Ctx, step: Segments, d: Design) -> list[Section]:
         excluded_text(G),
         f"Levels split {_split_text(step, archs)}; Spearman r and p, mean and variance per segment (000 Table 3).",
     ]
+    sec.text += [t for t in [levels_text(G, [f], step.levels)] if t]
     sec.items.append(ctx.sink.table(ctx.stem(step, d, f), df, f"Segmented analysis of {f} ({d.sweep})"))
     return [sec]
 
