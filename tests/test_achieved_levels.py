@@ -32,7 +32,9 @@ def test_augment_copies_lower_the_imbalance_the_model_trains_at(mnist5k):
 def test_label_errors_are_measured_on_the_composed_set(mnist5k):
     train, achieved = compose(mnist5k.train, {"class_imbalance": 0.3, "label_error": 0.1}, {}, 0, 10)
     assert achieved["as_trained"]["label_error"] == achieved["label_error"] == pytest.approx(0.1, abs=0.01)
-    assert achieved["as_trained"]["class_imbalance"] == pytest.approx(imbalance(np.bincount(train.labels, minlength=10)))
+    assert achieved["as_trained"]["class_imbalance"] == pytest.approx(
+        imbalance(np.bincount(train.labels, minlength=10))
+    )
 
 
 def test_trials_parquet_has_the_achieved_column_beside_the_nominal():

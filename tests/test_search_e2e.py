@@ -2,6 +2,8 @@
 the Parquet contract out, the Pareto front, the study on disk, warm start from the output."""
 
 import json
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -137,3 +139,18 @@ def test_asha_stops_hopeless_trials_which_the_study_records_as_pruned(ray_sessio
     assert (study.loc[stopped.index, "state"] == np.where(stopped, "PRUNED", "COMPLETE")).all()
     assert t.loc[stopped, "acc_mnist-test"].isna().all() and (t.loc[stopped, "epochs"] < 3).all()
     assert t.loc[~stopped, "acc_mnist-test"].notna().all() and (t.loc[~stopped, "epochs"] == 3).all()
+
+
+def test_the_readme_snippet_opens_the_study(searched, capsys):
+    """The README's code block, run as written with NAME and OUT filled in."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    start = readme.index("# open a search's study")
+    block = textwrap.dedent(
+        readme[readme.rindex("```python", 0, start) + len("```python") : readme.index("```", start)]
+    )
+    exec(block.replace('"NAME"', '"tiny-search"').replace("OUT/study.journal", str(searched / "study.journal")), {})
+    lines = capsys.readouterr().out.splitlines()
+    t = pd.read_parquet(searched / "trials.parquet")
+    assert [ln.split()[0] for ln in lines] == t["trial_id"].tolist()
+    assert all(ln.endswith(str(bool(f))) for ln, f in zip(lines, t["feasible"]))
+    assert "'acc_mnist-a':" in lines[0]

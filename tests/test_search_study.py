@@ -172,12 +172,10 @@ def test_searcher_tells_optuna_final_results_with_constraints_and_prunes_stopped
     search.on_trial_complete("D", None, error=True)
     study = optuna.load_study(study_name="t", storage=open_storage(str(tmp_path / "study.journal")))
     a, b, c, d = study.trials
-    assert (a.state, a.values, a.constraints) == (
-        TrialState.COMPLETE,
-        [0.7, 0.95],
-        {"acc_mnist-test>=0.9": pytest.approx(-0.05)},
-    )
-    assert (b.state, b.constraints) == (TrialState.COMPLETE, {"acc_mnist-test>=0.9": pytest.approx(0.05)})
+    # one list per trial (what optuna-dashboard reads), named by the study's constraint_names
+    assert (a.state, a.values, a.constraints) == (TrialState.COMPLETE, [0.7, 0.95], {"0": pytest.approx(-0.05)})
+    assert (b.state, b.constraints) == (TrialState.COMPLETE, {"0": pytest.approx(0.05)})
+    assert study.user_attrs["constraint_names"] == ["acc_mnist-test>=0.9"]
     assert (c.state, d.state) == (TrialState.PRUNED, TrialState.FAIL)
     assert [t.number for t in study.best_trials] == [0]  # B is better on MNIST-A but infeasible
     # what optuna-dashboard shows: the objectives by name, our trial id, accuracies and levels
@@ -291,9 +289,9 @@ def test_warm_start_feeds_a_grid_s_points_of_the_space_to_the_study(tmp_path):
     # 5.0 is off the space's step, and the label_error row trains on another set: left out
     assert warm.skipped == {folder: {"outside the search space": 1, "another factor varied": 1}}
     assert got == {
-        0.0: ([0.3], {"acc_mnist-test>=0.9": pytest.approx(-0.09)}),
-        2.0: ([0.6], {"acc_mnist-test>=0.9": pytest.approx(-0.08)}),
-        4.0: ([0.8], {"acc_mnist-test>=0.9": pytest.approx(0.05)}),
+        0.0: ([0.3], {"0": pytest.approx(-0.09)}),
+        2.0: ([0.6], {"0": pytest.approx(-0.08)}),
+        4.0: ([0.8], {"0": pytest.approx(0.05)}),
     }
     assert all(t.user_attrs["warm_start"] == folder for t in warm.trials)
     study = optuna.create_study(direction="maximize")
@@ -423,3 +421,28 @@ def test_warm_start_matches_a_grid_s_trials_by_their_trial_key(tmp_path):
     spec = parse_spec(search_spec(other))
     warm = warm_start(spec, distributions(spec))
     assert warm.trials == [] and warm.skipped[other]["trained otherwise (another trial_key)"] == 4
+
+
+def test_optuna_dashboard_reads_names_and_feasibility_of_a_search_s_study(tmp_path):
+    """Through optuna-dashboard 0.21's own serialiser: objective names, not "Objective 0";
+    each trial's constraint list (an infeasible point shows as infeasible); user_attrs."""
+    serializer = pytest.importorskip("optuna_dashboard._serializer")
+    from optuna_dashboard._named_objectives import get_objective_names
+
+    s = spec_of()
+    dists = {"fgsm_l2": FloatDistribution(0.0, 6.0, step=2.0)}
+    storage = open_storage(str(tmp_path / "study.journal"))
+    sampler = make_sampler(s, dists)
+    create_study(s, "t", storage, sampler)
+    search = StudySearch(dists, s, sampler, "t", storage)
+    for tid, test_acc in (("A", 0.95), ("B", 0.85)):
+        search.suggest(tid)
+        search.on_trial_complete(tid, {"acc_mnist-a": 0.7, "acc_mnist-test": test_acc})
+    study = optuna.load_study(study_name="t", storage=open_storage(str(tmp_path / "study.journal")))
+    frozen = storage.get_all_studies()[0]
+    assert get_objective_names(frozen.system_attrs) == ["acc_mnist-a", "acc_mnist-test"]
+    shown = [serializer.serialize_frozen_trial(frozen._study_id, t, frozen.system_attrs) for t in study.trials]
+    assert [x["constraints"] for x in shown] == [[pytest.approx(-0.05)], [pytest.approx(0.05)]]
+    assert [len(t.constraints) for t in study.trials] == [1, 1]  # Optuna reads the same list, once
+    attrs = {a["key"]: a["value"] for a in shown[0]["user_attrs"]}
+    assert attrs["trial_id"] == "t0000" and float(attrs["acc_mnist-test"]) == 0.95

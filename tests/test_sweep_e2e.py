@@ -185,3 +185,15 @@ def test_a_diverging_trial_is_recorded_as_diverged_and_the_sweep_finishes(ray_se
     assert (trials["epochs"] >= 1).all()
     # its last metrics: the non-finite loss that stopped it, and that no epoch's weights were kept
     assert (~np.isfinite(trials["train_loss"])).all() and (trials["best_epoch"] == 0).all()
+
+
+def test_ray_experiment_analysis_reads_the_tune_folder_by_its_absolute_path(tiny_run):
+    """The README's Ray-tools line: Tune's ExperimentAnalysis on OUT/tune, resolved."""
+    from ray.tune import ExperimentAnalysis
+
+    ea = ExperimentAnalysis(str((tiny_run / "tune").resolve()))
+    ours = pq.read_table(tiny_run / "trials.parquet").to_pandas()["trial_id"].tolist()
+    df = ea.dataframe()
+    assert len(ea.trials) == len(ours) == 3
+    assert sorted(df["config/trial/trial_id"]) == sorted(ours)
+    assert all(t.trial_id not in ours for t in ea.trials)  # Tune's own ids, ours in the config

@@ -18,7 +18,7 @@ from ray.tune.search import Searcher
 
 from ..config import SearchSpec
 from .distinct import NEVER_RAN, DistinctSampler
-from .study import FINISHED_DIR, NUMBER, constraint_values, directions, trial_id
+from .study import FINISHED_DIR, NUMBER, constraint_values, directions, store_constraints, trial_id
 from .study import trial_id as our_trial_id  # on_trial_complete's own trial_id is Tune's
 
 logger = logging.getLogger(__name__)
@@ -92,8 +92,8 @@ class StudySearch(Searcher):
             state, told = TrialState.FAIL, None
         else:
             state, told = TrialState.COMPLETE, [float(v) for v in values]
-            for key, value in constraint_values(self.constraints, result).items():
-                ot_trial.set_constraint(key, value)
+            if self.constraints:
+                store_constraints(ot_trial, constraint_values(self.constraints, result))
             # what optuna-dashboard shows beside a trial: our id, every accuracy, the levels
             ot_trial.set_user_attr("trial_id", our_trial_id(ot_trial.number))
             ot_trial.set_user_attr(

@@ -1,8 +1,9 @@
 """The Optuna study behind a search: its storage, its sampler, its directions and constraints.
 
 Constraints are Optuna constraints, not a penalised objective: each ``min``/``max`` bound
-becomes one value ``bound - metric`` (or ``metric - bound``) set on the trial with
-:meth:`optuna.trial.Trial.set_constraint`; a trial is feasible when every value is <= 0.
+becomes one value ``bound - metric`` (or ``metric - bound``), stored on the trial as the
+list Optuna's samplers and optuna-dashboard both read (:func:`store_constraints`; the names
+in the study's user attr ``constraint_names``); a trial is feasible when every value is <= 0.
 The samplers (c-TPE, constrained GP, NSGA-II's constrained domination) use them to steer
 away from infeasible levels, and ``study.best_trial(s)`` only ever returns feasible trials.
 
@@ -89,6 +90,27 @@ def constraint_values(constraints: list[Constraint], metrics: dict) -> dict[str,
     return out
 
 
+CONSTRAINTS_ATTR = "constraints"  # the trial system attr optuna-dashboard 0.21 shows (a list)
+CONSTRAINT_NAMES = "constraint_names"  # study user attr: the names of that list's values, in order
+
+
+def constraint_names(constraints: list[Constraint]) -> list[str]:
+    """The names of :func:`constraint_values`, in its order (the stored list's order)."""
+    return list(constraint_values(constraints, {}))
+
+
+def store_constraints(trial: optuna.Trial, values: dict[str, float]) -> None:
+    """Set ``values`` (:func:`constraint_values`) on a running trial as one list.
+
+    Optuna 5's ``set_constraint`` writes one ``constraints:<name>`` attr per value, which
+    optuna-dashboard 0.21 does not read (an infeasible point there looks feasible); writing
+    both formats would count every constraint twice in Optuna's merge of the two. The list
+    is what Optuna's own ``constraints_func`` path writes, and both read it (Optuna names
+    its values "0", "1", ...). Optuna has no public setter for a trial's system attrs.
+    """
+    trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_ATTR, [float(v) for v in values.values()])
+
+
 def create_study(s: SearchSpec, name: str, storage: BaseStorage, sampler: BaseSampler) -> optuna.Study:
     """The study, its objectives named by their metrics (optuna-dashboard shows
     ``acc_mnist-a``, not "Objective 0")."""
@@ -96,6 +118,8 @@ def create_study(s: SearchSpec, name: str, storage: BaseStorage, sampler: BaseSa
     with warnings.catch_warnings():  # set_metric_names is "experimental" in Optuna 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([o.metric for o in s.objectives])
+    if s.constraints:
+        study.set_user_attr(CONSTRAINT_NAMES, constraint_names(s.constraints))
     return study
 
 

@@ -30,7 +30,7 @@ from ..storage import Storage
 from .dims import split
 from .same import difference, their_options, their_training, training_value
 from .space import point_trial_key
-from .study import constraint_values
+from .study import CONSTRAINTS_ATTR, constraint_values
 
 
 @dataclass
@@ -177,7 +177,12 @@ def warm_start(spec: SweepSpec, dists: dict[str, BaseDistribution], file: str | 
                     params=params,
                     distributions=dists,
                     values=[float(v) for v in values],
-                    constraints=constraint_values(spec.search.constraints, row.to_dict()) or None,
+                    # the list format of study.store_constraints (what optuna-dashboard reads)
+                    system_attrs={
+                        CONSTRAINTS_ATTR: list(constraint_values(spec.search.constraints, row.to_dict()).values())
+                    }
+                    if spec.search.constraints
+                    else None,
                     user_attrs={"warm_start": folder, "trial_id": str(row["trial_id"])},
                 )
             )
