@@ -102,11 +102,18 @@ def _run_one(trial: dict) -> None:
 
 def plain(n: int, cpus: int) -> dict[str, float]:
     spec = make_spec(n)
-    plan = make_plan(spec)
+    return plain_of(spec, make_plan(spec), cpus)
+
+
+def plain_of(spec, plan, cpus: int) -> dict[str, float]:
+    """The plan's datasets built here (reference models first), its trials in a spawned pool."""
     t: dict[str, float] = {}
     t0 = time.perf_counter()
-    base = data.load("mnist-5k")
-    local = {"base": base} | {d: build(k, base) for d, k in plan.datasets.items()}
+    base = data.load(spec.dataset.name)
+    local: dict = {"base": base}
+    for d, k in sorted(plan.datasets.items(), key=lambda kv: kv[1].kind != "model"):
+        ref = k.p.get("reference")
+        local[d] = build(k, base, local[ref] if ref else None, plan.datasets[ref].p["arch"] if ref else None)
     t["build"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     with ProcessPoolExecutor(cpus, mp.get_context("spawn"), initializer=_init_worker, initargs=(spec, local)) as pool:
