@@ -236,6 +236,13 @@ def test_000_multiple_correlation_rows_are_reproduced(tmp_path):
     )
     out = analyze(root, tmp_path / "o5", [str(ROOT / "analysis" / "000-dual-factor.yaml")], plots=False)
     assert _not_reproduced(out, "000-dual-factor").empty
+    # the main effects beside Table 6: FGSM (slope 0.02 per unit) outranks Gaussian (0.01)
+    ranking = pd.read_csv(next((out / "tables").glob("000-dual-factor__*__orthogonal__ranking.csv")))
+    top = ranking[(ranking["arch"] == "lenet5") & (ranking["suite"] == "mnist-a")].sort_values("rank")
+    assert list(top["factor"]) == ["fgsm_l2", "gaussian_l2"]
+    assert top["R"].iloc[0] == pytest.approx(0.2, abs=0.05) and top["R"].iloc[1] == pytest.approx(0.1, abs=0.05)
+    report = (out / "report.md").read_text()
+    assert "interactions (a full grid has no empty column)" in report
 
     factors = ["gaussian_l2", "fgsm_l2", "class_imbalance", "label_error"]
     levels = {

@@ -172,7 +172,12 @@ def orthogonal_step(ctx: Ctx, step: OrthogonalStep, d: Design) -> list[Section]:
         excluded_text(T),
         "Range analysis: K = sum and k = mean of accuracy over the runs at a level, R = max k - min k; rank 1 = the "
         "most influential factor. ANOVA: main-effects model (statsmodels ols + anova_lm, type II); its residual is "
-        "the empty columns' sum of squares (plus pure error from replicates).",
+        + (
+            "the factors' interactions (a full grid has no empty column)"
+            if d.type == "grid"
+            else "the empty columns' sum of squares"
+        )
+        + " plus pure error from replicates.",
     ]
     levels, ranks, tables, notes = [], [], [], []
     for arch in archs:
