@@ -339,7 +339,7 @@ class Progress(tune.Callback):
         self.total, self.metric, self.log, self.label, self.name_of = total, metric, log, label, name_of
         self.sign = 1.0 if mode == "max" else -1.0
         self.best: tuple[float, str] | None = None
-        self.t0, self.done_at_start, self.first_finish = time.time(), None, None
+        self.t0, self.done_at_start, self.first_finish, self.peak = time.time(), None, None, 1
 
     def _line(self, trials, current, outcome: str) -> None:
         status = {t: ("TERMINATED" if outcome == "done" else "ERROR") if t is current else t.status for t in trials}
@@ -354,10 +354,13 @@ class Progress(tune.Callback):
         left = self.total - done - failed
         # The pace is measured from the first finish, not from the start: start-up (Ray,
         # datasets, the first actors) is paid once and would inflate every estimate. With
-        # `running` trials at once, finishes come in bursts: wait for that many intervals.
+        # `running` trials at once, finishes come in bursts: wait for as many intervals as
+        # trials ran at once (the one that just finished was one of them), else two trials
+        # that started together and finish seconds apart read as the pace of the sweep.
+        self.peak = max(getattr(self, "peak", 1), running + 1)
         if left == 0:
             eta = ", done"
-        elif new - 1 >= max(running, 1) and now > self.first_finish:
+        elif new - 1 >= self.peak and now > self.first_finish:
             eta = f", ETA {(now - self.first_finish) / (new - 1) * left:.0f}s"
         else:
             eta = ", ETA after the first trials"

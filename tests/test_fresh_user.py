@@ -128,6 +128,8 @@ def test_progress_lines_name_the_trial_and_wait_for_a_pace_before_an_eta():
         trials[i].status = "RUNNING"
     time.sleep(0.01)
     p.on_trial_complete(0, trials, trials[0])
+    # two trials ran at once: one interval between their finishes is not yet a pace
+    assert "ETA after the first trials" in lines[-1], lines[-1]
     trials[0].status = "TERMINATED"
     p.on_trial_error(0, trials, trials[2])
     assert lines[-1].startswith("t0002 label_error=0.2 failed | trials: 2 done, 0 running, 1 failed of 6")
