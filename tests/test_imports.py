@@ -24,3 +24,18 @@ def test_rotation_and_cifar_networks_still_work_once_torchvision_is_imported_lat
         "m = build_model('alexnet', 3, 10, (32, 32)); assert m(torch.rand(1, 3, 32, 32)).shape == (1, 10)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("command", ["run", "search"])
+def test_run_and_search_speak_before_torch_is_imported(tmp_path, command):
+    """Issue 19: the first line of ``run``/``search`` comes before the ~5 s of torch and Ray
+    imports, so a user sees at once that the command started."""
+    code = (
+        "import sys; import robust_ray.cli as c; "
+        "c.print = lambda *a, **k: print(*a, '| torch' if 'torch' in sys.modules else '| no torch', **k); "
+        f"sys.exit(c.main([{command!r}, {str(tmp_path / 'missing.yaml')!r}]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    first = out.stdout.splitlines()[0]
+    assert "checking the spec" in first and first.endswith("| no torch"), out.stdout
+    assert out.returncode == 2 and "missing.yaml" in out.stderr
