@@ -119,7 +119,8 @@ def make_sweep(
             "n_train": 1000,
             "wall_s": 1.0,
             "achieved_json": json.dumps(
-                {f: 0.0 for f, v in row.items() if v is None} | ({"as_trained": as_trained(levels)} if as_trained else {})
+                {f: 0.0 for f, v in row.items() if v is None}
+                | ({"as_trained": as_trained(levels)} if as_trained else {})
             ),
             "metrics_json": json.dumps(metrics),
             **summary,
