@@ -357,7 +357,7 @@ class Progress(tune.Callback):
         # `running` trials at once, finishes come in bursts: wait for as many intervals as
         # trials ran at once (the one that just finished was one of them), else two trials
         # that started together and finish seconds apart read as the pace of the sweep.
-        self.peak = max(getattr(self, "peak", 1), running + 1)
+        self.peak = max(self.peak, running + 1)
         if left == 0:
             eta = ", done"
         elif new - 1 >= self.peak and now > self.first_finish:
