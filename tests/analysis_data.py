@@ -163,10 +163,12 @@ def stat(df: pd.DataFrame, **kw) -> pd.Series:
 
 def scipy_exact_p(x, y, method):
     """scipy's exact permutation test of r, vectorised (the statistic of every pairing at once)."""
-    xs = sst.rankdata(x) if method == "spearman" else np.asarray(x, float)
+    # Spearman's r is Pearson's r of the ranks, and the ranks of a reordered y are the
+    # reordered ranks of y (ties included): rank once, not once per pairing (10! at n = 10)
+    rank = sst.rankdata if method == "spearman" else (lambda v: np.asarray(v, float))
+    xs, ys = rank(x), rank(y)
 
     def stat(a, axis=-1):
-        a = sst.rankdata(a, axis=axis) if method == "spearman" else a
         return sst.pearsonr(np.broadcast_to(xs, a.shape), a, axis=axis).statistic
 
-    return sst.permutation_test((y,), stat, permutation_type="pairings", n_resamples=np.inf, vectorized=True).pvalue
+    return sst.permutation_test((ys,), stat, permutation_type="pairings", n_resamples=np.inf, vectorized=True).pvalue
