@@ -149,7 +149,8 @@ def _execute(args, command: str, go) -> int:
 def _evaluate(args) -> int:
     from .reevaluate import evaluate_folder
 
-    added = evaluate_folder(args.results, args.suite or [], args.suites, args.data_root)
+    added = evaluate_folder(args.results, args.suite or [], args.suites, args.data_root, address=args.address,
+                            num_cpus=args.num_cpus)  # fmt: skip
     print(f"evaluate: {added} new rows in {args.results}/metrics.parquet; next: robust-ray analyze {args.results}")
     return 0
 
@@ -236,6 +237,8 @@ def parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--suites", metavar="FILE.yaml", help="suites to add, as the spec's suites: section")
     e.add_argument("--data-root", help="folder holding the datasets (else spec, $ROBUST_RAY_DATA)")
+    e.add_argument("--address", help="Ray cluster to evaluate on (default: a local Ray on this machine)")
+    e.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     e.set_defaults(fn=_evaluate)
 
     a = sub.add_parser("analyze", help="statistics, plots and a report from a results folder")

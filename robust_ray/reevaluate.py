@@ -5,7 +5,9 @@ and evaluated with :func:`robust_ray.evaluate`; the rows are appended to metrics
 the trial's ``acc_<suite>`` to trials.parquet and the suite to suites.json, as one commit
 (:func:`robust_ray.results.write_results`). A (trial, suite, condition) already there is not
 redone, so the command is idempotent and resumes where an interrupted one stopped.
-Runs in this process (no Ray): a model of the size we keep evaluates in seconds.
+Each model is one Ray task asking for the spec's ``resources`` (the test split put in the
+object store once), so a cluster evaluates as many at once as it trains; a model whose
+rows are all there is not evaluated again.
 """
 
 from __future__ import annotations
@@ -58,8 +60,22 @@ def _suites(args_suites: list[str], suites_file: str | None) -> tuple[dict[str, 
     return dict(parse_suite_arg(a) for a in args_suites), "--suite"
 
 
+def _evaluate_task(uri: str, trial_id: str, want: dict, gpu: float, test):
+    """One kept model on the suites, in a Ray worker: (rows, the worker's pid)."""
+    import os
+
+    import torch
+
+    from .evaluate import evaluate
+    from .saved_models import load_model
+
+    model, _ = load_model(uri.rsplit("/", 1)[0], trial_id)
+    device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
+    return evaluate(model, dict(want), data=test, device=device), os.getpid()
+
+
 def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None = None, data_root: str | None = None,
-                    log=print) -> int:  # fmt: skip
+                    log=print, address: str | None = None, num_cpus: int | None = None) -> int:  # fmt: skip
     """Evaluate the kept models in ``folder`` on the suites; returns the rows added."""
     from . import data
     from .config import parse_spec
@@ -88,7 +104,15 @@ def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None 
             f"{out.shown}: no kept models (model_uri is empty): rerun the sweep with training.save_models: true"
         )
     base = data.load(spec.dataset.name, data_root or spec.dataset.root, spec.dataset.download)
-    trials, metrics, added = evaluate_kept(trials, metrics, spec, new, base, log=log)
+    from .runtime import connect, is_up, shutdown
+
+    started = not is_up()
+    connect(address, num_cpus)
+    try:
+        trials, metrics, added = evaluate_kept(trials, metrics, spec, new, base, log=log, tasks=True)
+    finally:
+        if started:
+            shutdown()
     write_results(out, trials, metrics, history)
     listed = json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
     listed.update(suite_conditions(spec))
@@ -99,11 +123,12 @@ def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None 
 
 
 def evaluate_kept(trials: pd.DataFrame, metrics: pd.DataFrame, spec, want: dict[str, dict], base, ids=None,
-                  log=print) -> tuple[pd.DataFrame, pd.DataFrame, int]:  # fmt: skip
+                  log=print, tasks: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, int]:  # fmt: skip
     """The kept models of the ok trials (of ``ids``, default all) evaluated on the suites
     ``want`` ({name: the suite's spec keys}): metrics rows appended, ``acc_<name>``
     (n-weighted over its conditions) set in trials. A (trial, suite, condition) already in
-    ``metrics`` is not redone. Returns both frames and the number of rows added."""
+    ``metrics`` is not redone. ``tasks``: one Ray task per model with the spec's resources
+    (Ray must be up); else in this process. Returns both frames and the number of rows added."""
     from .evaluate import evaluate
     from .saved_models import load_model
 
@@ -114,15 +139,31 @@ def evaluate_kept(trials: pd.DataFrame, metrics: pd.DataFrame, spec, want: dict[
     todo = trials[(trials["status"] == "ok") & trials["model_uri"].notna()]
     if ids is not None:
         todo = todo[todo["trial_id"].isin(list(ids))]
-    for i, (_, t) in enumerate(todo.iterrows()):
-        model, _ = load_model(str(t["model_uri"]).rsplit("/", 1)[0], t["trial_id"])
-        got = evaluate(model, dict(want), data=base.test)
+    from .suite_table import suite_conditions
+
+    wanted = {(s, c["name"]) for s, v in suite_conditions(spec).items() if s in want for c in v["conditions"]}
+    have = [{(s, c) for tid, s, c in done if tid == t} for t in todo["trial_id"]]
+    todo = todo.loc[[not wanted <= h for h in have]]
+    rows_of = [t for _, t in todo.iterrows()]
+    if tasks:
+        from .runtime import tasks_as_done
+
+        gpu = spec.resources.gpu
+        calls = [(str(t["model_uri"]), t["trial_id"], dict(want), gpu) for t in rows_of]
+        finished = tasks_as_done(_evaluate_task, calls, spec.resources.cpu, gpu, base.test)
+    for i, t in enumerate(rows_of):
+        if tasks:
+            k, (got, pid) = next(finished)
+            t, where = rows_of[k], f", Ray worker pid {pid}"
+        else:
+            model, _ = load_model(str(t["model_uri"]).rsplit("/", 1)[0], t["trial_id"])
+            got, where = evaluate(model, dict(want), data=base.test), ""
         fresh = got[[(t["trial_id"], s, c) not in done for s, c in zip(got["suite"], got["condition"])]]
         rows += [{"trial_id": t["trial_id"], "suite": r.suite, "condition": r.condition, "level": float(r.level),
                   "accuracy": float(r.accuracy), "n": int(r.n), "n_correct": int(r.n_correct), "sweep": spec.name,
                   "flipped": None}
                  for r in fresh.itertuples()]  # fmt: skip
-        log(f"evaluate: {i + 1}/{len(todo)} models ({len(fresh)} new rows for {t['trial_id']})")
+        log(f"evaluate: {i + 1}/{len(todo)} models ({len(fresh)} new rows for {t['trial_id']}{where})")
     if rows:
         metrics = pd.concat(
             [metrics, pd.DataFrame(rows).astype({"flipped": "Int64", "sweep": "string"})], ignore_index=True

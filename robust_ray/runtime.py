@@ -769,3 +769,23 @@ def make_tuner(
             verbose=0,
         ),
     )
+
+
+def is_up() -> bool:
+    return ray.is_initialized()
+
+
+def shutdown() -> None:
+    ray.shutdown()
+
+
+def tasks_as_done(fn, calls: list[tuple], cpu: float, gpu: float, shared):
+    """``fn(*call, shared)`` for each call as one Ray task asking for ``cpu``/``gpu``, with
+    ``shared`` put in the object store once (each worker reads it, none pickles its own);
+    yields (index of the call, its result) as they finish."""
+    task = ray.remote(num_cpus=cpu, num_gpus=gpu)(fn)
+    ref = ray.put(shared)
+    pending = {task.remote(*call, ref): i for i, call in enumerate(calls)}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        yield pending.pop(ready[0]), ray.get(ready[0])

@@ -5,6 +5,8 @@ weights reload to the predictions that were evaluated."""
 from __future__ import annotations
 
 import json
+import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -86,6 +88,9 @@ def test_evaluate_adds_suites_to_kept_models_once(whitebox_run, tmp_path, capsys
     before = pd.read_parquet(folder / "metrics.parquet")
     arg = "l2:type=pgd,norm=l2,eps=[0.5,1.0],n=100,steps=5"
     assert main(["evaluate", str(folder), "--suite", arg]) == 0
+    said = capsys.readouterr().out
+    pids = {int(p) for p in re.findall(r"Ray worker pid (\d+)", said)}
+    assert pids and os.getpid() not in pids, said  # one Ray task per model, not this process
     m = pd.read_parquet(folder / "metrics.parquet")
     added = m[m["suite"] == "l2"]
     assert len(added) == 2 * 2 and len(m) == len(before) + 4 and (added["n"] == 100).all()
@@ -94,5 +99,6 @@ def test_evaluate_adds_suites_to_kept_models_once(whitebox_run, tmp_path, capsys
     assert "l2" in json.loads((folder / "suites.json").read_text())
     assert main(["evaluate", str(folder), "--suite", arg]) == 0  # idempotent: nothing redone
     assert len(pd.read_parquet(folder / "metrics.parquet")) == len(m)
+    assert "Ray worker pid" not in capsys.readouterr().out  # no model evaluated again
     assert main(["evaluate", str(folder), "--suite", "pgd:eps=[5]"]) == 2
     assert "--suite: suites.pgd.eps[0]: 5 is outside (0, 1]" in capsys.readouterr().err
