@@ -4,7 +4,8 @@ Each ok trial's weights (``model_uri``, written with ``training.save_models``) a
 and evaluated with :func:`robust_ray.evaluate`; the rows are appended to metrics.parquet,
 the trial's ``acc_<suite>`` to trials.parquet and the suite to suites.json, as one commit
 (:func:`robust_ray.results.write_results`). A (trial, suite, condition) already there is not
-redone, so the command is idempotent and resumes where an interrupted one stopped.
+redone, so the command is idempotent (the rows are written once, at the end: an interrupted
+run keeps none of its work).
 Each model is one Ray task asking for the spec's ``resources`` (the test split put in the
 object store once), so a cluster evaluates as many at once as it trains; a model whose
 rows are all there is not evaluated again.
@@ -129,9 +130,6 @@ def evaluate_kept(trials: pd.DataFrame, metrics: pd.DataFrame, spec, want: dict[
     (n-weighted over its conditions) set in trials. A (trial, suite, condition) already in
     ``metrics`` is not redone. ``tasks``: one Ray task per model with the spec's resources
     (Ray must be up); else in this process. Returns both frames and the number of rows added."""
-    from .evaluate import evaluate
-    from .saved_models import load_model
-
     if "sweep" not in metrics:  # written before the column: the folder's rows are its sweep's
         metrics = metrics.assign(sweep=pd.Series(spec.name, index=metrics.index, dtype="string"))
     done = set(zip(metrics["trial_id"], metrics["suite"], metrics["condition"]))
@@ -142,8 +140,10 @@ def evaluate_kept(trials: pd.DataFrame, metrics: pd.DataFrame, spec, want: dict[
     from .suite_table import suite_conditions
 
     wanted = {(s, c["name"]) for s, v in suite_conditions(spec).items() if s in want for c in v["conditions"]}
-    have = [{(s, c) for tid, s, c in done if tid == t} for t in todo["trial_id"]]
-    todo = todo.loc[[not wanted <= h for h in have]]
+    have: dict[str, set] = {}
+    for tid, s, c in done:  # one pass over the rows, not one per trial
+        have.setdefault(tid, set()).add((s, c))
+    todo = todo.loc[[not wanted <= have.get(t, set()) for t in todo["trial_id"]]]
     rows_of = [t for _, t in todo.iterrows()]
     if tasks:
         from .runtime import tasks_as_done
@@ -156,8 +156,8 @@ def evaluate_kept(trials: pd.DataFrame, metrics: pd.DataFrame, spec, want: dict[
             k, (got, pid) = next(finished)
             t, where = rows_of[k], f", Ray worker pid {pid}"
         else:
-            model, _ = load_model(str(t["model_uri"]).rsplit("/", 1)[0], t["trial_id"])
-            got, where = evaluate(model, dict(want), data=base.test), ""
+            got, _ = _evaluate_task(str(t["model_uri"]), t["trial_id"], dict(want), spec.resources.gpu, base.test)
+            where = ""
         fresh = got[[(t["trial_id"], s, c) not in done for s, c in zip(got["suite"], got["condition"])]]
         rows += [{"trial_id": t["trial_id"], "suite": r.suite, "condition": r.condition, "level": float(r.level),
                   "accuracy": float(r.accuracy), "n": int(r.n), "n_correct": int(r.n_correct), "sweep": spec.name,
