@@ -57,9 +57,11 @@ def _validate(args) -> int:
     from .suite_table import describe_suite
     from .suites import suite_def
 
+    print("  suites:")
     for key, ss in spec.suites.items():
-        if (sdef := suite_def(spec.suite_type(key))).whitebox is not None:
-            print(f"    suites.{key:<34} in each trial: {describe_suite(sdef, ss)}")
+        sdef = suite_def(spec.suite_type(key))
+        when = "in each trial" if sdef.whitebox is not None else "built once"
+        print(f"    suites.{key:<34} {when}: {describe_suite(sdef, ss)}")
     from .plan import memory_note
 
     if (note := memory_note(spec, plan)) is not None:

@@ -4,8 +4,11 @@ Each ok trial's weights (``model_uri``, written with ``training.save_models``) a
 and evaluated with :func:`robust_ray.evaluate`; the rows are appended to metrics.parquet,
 the trial's ``acc_<suite>`` to trials.parquet and the suite to suites.json, as one commit
 (:func:`robust_ray.results.write_results`). A (trial, suite, condition) already there is not
-redone, so the command is idempotent (the rows are written once, at the end: an interrupted
-run keeps none of its work).
+redone, so the command is idempotent; the files are committed every few seconds and when it
+is stopped, so an interrupted evaluate keeps every model it finished. A suite name already
+stored with other options is refused (``acc_<suite>`` would mix two suites). sweep.json is
+left as the sweep ran (resume compares against it); suites.json holds each added suite's
+``spec``, which ``analyze`` reads.
 Each model is one Ray task asking for the spec's ``resources`` (the test split put in the
 object store once), so a cluster evaluates as many at once as it trains; a model whose
 rows are all there is not evaluated again.
@@ -14,12 +17,13 @@ rows are all there is not evaluated again.
 from __future__ import annotations
 
 import json
+import time
 
 import pandas as pd
 import yaml
 
 from .errors import SpecError, UserError
-from .results import HISTORY, read_files, write_results
+from .results import HISTORY, added_suites, read_files, write_results
 from .storage import Storage
 
 
@@ -61,18 +65,40 @@ def _suites(args_suites: list[str], suites_file: str | None) -> tuple[dict[str, 
     return dict(parse_suite_arg(a) for a in args_suites), "--suite"
 
 
-def _evaluate_task(uri: str, trial_id: str, want: dict, gpu: float, test):
-    """One kept model on the suites, in a Ray worker: (rows, the worker's pid)."""
+def _evaluate_task(uri: str, trial_id: str, want: dict, device: str, test):
+    """One kept model on the suites, in a Ray worker or here: (rows, the worker's pid)."""
     import os
-
-    import torch
 
     from .evaluate import evaluate
     from .saved_models import load_model
+    from .train import pick_device
 
     model, _ = load_model(uri.rsplit("/", 1)[0], trial_id)
-    device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
-    return evaluate(model, dict(want), data=test, device=device), os.getpid()
+    return evaluate(model, dict(want), data=test, device=str(pick_device(device))), os.getpid()
+
+
+def _shown(suite: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in suite.items() if v not in (None, {}, [])) or "its defaults"
+
+
+def _check_names(out: Storage, source: str, spec_dict: dict, listed: dict, spec, new: dict) -> None:
+    """A suite name keeps what it meant: evaluating ``pgd`` with other options than the rows
+    already stored under ``pgd`` would mix two suites in one ``acc_pgd``."""
+    from .suite_table import describe_suite
+    from .suites import suite_def
+
+    dumped = spec.model_dump(mode="json")["suites"]
+    stored = {**added_suites(listed), **(spec_dict.get("suites") or {})}
+    for name in new:
+        was = stored.get(name)
+        if was is None and name in listed:  # added by an evaluate that did not store the spec: its words
+            said = describe_suite(suite_def(spec.suite_type(name)), spec.suites[name])
+            changed, was_shown = listed[name].get("description") != said, listed[name].get("description")
+        else:
+            changed, was_shown = was is not None and was != dumped[name], _shown(was or {})
+        if changed:
+            raise SpecError(source, f"suites.{name}", f"differs from the suite {name!r} {out.shown} was evaluated on "
+                            f"({was_shown}); a suite's name keeps what it meant: give the changed suite a new name")  # fmt: skip
 
 
 def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None = None, data_root: str | None = None,
@@ -80,7 +106,7 @@ def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None 
     """Evaluate the kept models in ``folder`` on the suites; returns the rows added."""
     from . import data
     from .config import parse_spec
-    from .suite_table import describe_suite, suite_conditions
+    from .suite_table import suite_conditions
     from .suites import suite_def
 
     out = Storage(folder, what="results")
@@ -97,6 +123,8 @@ def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None 
             raise SpecError(
                 source, f"suites.{name}", "suites built against a reference model cannot be added afterwards"
             )
+    listed = json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
+    _check_names(out, source, spec_dict, listed, spec, new)
     files = read_files(folder)
     trials, metrics = pd.read_parquet(files["trials.parquet"]), pd.read_parquet(files["metrics.parquet"])
     history = pd.read_parquet(files[HISTORY]) if HISTORY in files else None  # carried into the new commit
@@ -104,36 +132,37 @@ def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None 
         raise UserError(
             f"{out.shown}: no kept models (model_uri is empty): rerun the sweep with training.save_models: true"
         )
-    base = data.load(spec.dataset.name, data_root or spec.dataset.root, spec.dataset.download)
-    from .runtime import connect, is_up, shutdown
+    entries = suite_conditions(spec)
+    dumped = spec.model_dump(mode="json")["suites"]
+    for name in new:  # what analyze reads as the suite (sweep.json is left as the sweep ran)
+        if name not in (spec_dict.get("suites") or {}):
+            entries[name]["spec"] = dumped[name]
 
-    started = not is_up()
-    connect(address, num_cpus)
-    try:
-        trials, metrics, added = evaluate_kept(trials, metrics, spec, new, base, log=log, tasks=True)
-    finally:
-        if started:
-            shutdown()
-    write_results(out, trials, metrics, history)
-    listed = json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
-    listed.update(suite_conditions(spec))
-    for name in new:
-        listed[name]["description"] = describe_suite(suite_def(spec.suite_type(name)), spec.suites[name])
-    out.write_bytes("suites.json", json.dumps(listed, indent=1).encode())
+    def commit(t: pd.DataFrame, m: pd.DataFrame) -> None:
+        write_results(out, t, m, history)
+        out.write_bytes("suites.json", json.dumps({**listed, **entries}, indent=1).encode())
+
+    base = data.load(spec.dataset.name, data_root or spec.dataset.root, spec.dataset.download)
+    _, _, added = evaluate_kept(trials, metrics, spec, new, base, log=log, ray_at=(address, num_cpus), commit=commit)
     return added
 
 
 def evaluate_kept(trials: pd.DataFrame, metrics: pd.DataFrame, spec, want: dict[str, dict], base, ids=None,
-                  log=print, tasks: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, int]:  # fmt: skip
+                  log=print, ray_at: tuple | None = None, commit=None,
+                  every_s: float = 5.0) -> tuple[pd.DataFrame, pd.DataFrame, int]:  # fmt: skip
     """The kept models of the ok trials (of ``ids``, default all) evaluated on the suites
     ``want`` ({name: the suite's spec keys}): metrics rows appended, ``acc_<name>``
-    (n-weighted over its conditions) set in trials. A (trial, suite, condition) already in
-    ``metrics`` is not redone. ``tasks``: one Ray task per model with the spec's resources
-    (Ray must be up); else in this process. Returns both frames and the number of rows added."""
+    (n-weighted over its conditions, from every row of the suite) set in trials. A (trial,
+    suite, condition) already in ``metrics`` is not redone. ``ray_at`` = (address, num_cpus):
+    one Ray task per model with the spec's resources (Ray started, or joined, only when a
+    model is left to evaluate); else in this process. ``commit(trials, metrics)``, when
+    given, is called at most every ``every_s`` seconds, when an evaluation fails or is
+    interrupted (what finished is kept) and at the end. Returns both frames and the number
+    of rows added."""
     if "sweep" not in metrics:  # written before the column: the folder's rows are its sweep's
         metrics = metrics.assign(sweep=pd.Series(spec.name, index=metrics.index, dtype="string"))
     done = set(zip(metrics["trial_id"], metrics["suite"], metrics["condition"]))
-    rows = []
+    rows: list[dict] = []
     todo = trials[(trials["status"] == "ok") & trials["model_uri"].notna()]
     if ids is not None:
         todo = todo[todo["trial_id"].isin(list(ids))]
@@ -145,33 +174,59 @@ def evaluate_kept(trials: pd.DataFrame, metrics: pd.DataFrame, spec, want: dict[
         have.setdefault(tid, set()).add((s, c))
     todo = todo.loc[[not wanted <= have.get(t, set()) for t in todo["trial_id"]]]
     rows_of = [t for _, t in todo.iterrows()]
-    if tasks:
-        from .runtime import tasks_as_done
+    started = False
+    last = time.monotonic()
+    try:
+        if ray_at is not None and rows_of:
+            from .runtime import connect, is_up, tasks_as_done
 
-        gpu = spec.resources.gpu
-        calls = [(str(t["model_uri"]), t["trial_id"], dict(want), gpu) for t in rows_of]
-        finished = tasks_as_done(_evaluate_task, calls, spec.resources.cpu, gpu, base.test)
-    for i, t in enumerate(rows_of):
-        if tasks:
-            k, (got, pid) = next(finished)
-            t, where = rows_of[k], f", Ray worker pid {pid}"
-        else:
-            got, _ = _evaluate_task(str(t["model_uri"]), t["trial_id"], dict(want), spec.resources.gpu, base.test)
-            where = ""
-        fresh = got[[(t["trial_id"], s, c) not in done for s, c in zip(got["suite"], got["condition"])]]
-        rows += [{"trial_id": t["trial_id"], "suite": r.suite, "condition": r.condition, "level": float(r.level),
-                  "accuracy": float(r.accuracy), "n": int(r.n), "n_correct": int(r.n_correct), "sweep": spec.name,
-                  "flipped": None}
-                 for r in fresh.itertuples()]  # fmt: skip
-        log(f"evaluate: {i + 1}/{len(todo)} models ({len(fresh)} new rows for {t['trial_id']}{where})")
+            started = not is_up()
+            connect(*ray_at)
+            calls = [(str(t["model_uri"]), t["trial_id"], dict(want), spec.training.device) for t in rows_of]
+            finished = tasks_as_done(_evaluate_task, calls, spec.resources.cpu, spec.resources.gpu, base.test)
+        for i, t in enumerate(rows_of):
+            if ray_at is not None:
+                k, (got, pid) = next(finished)
+                t, where = rows_of[k], f", Ray worker pid {pid}"
+            else:
+                got, _ = _evaluate_task(str(t["model_uri"]), t["trial_id"], dict(want), spec.training.device, base.test)
+                where = ""
+            fresh = got[[(t["trial_id"], s, c) not in done for s, c in zip(got["suite"], got["condition"])]]
+            rows += [{"trial_id": t["trial_id"], "suite": r.suite, "condition": r.condition, "level": float(r.level),
+                      "accuracy": float(r.accuracy), "n": int(r.n), "n_correct": int(r.n_correct), "sweep": spec.name,
+                      "flipped": None}
+                     for r in fresh.itertuples()]  # fmt: skip
+            log(f"evaluate: {i + 1}/{len(todo)} models ({len(fresh)} new rows for {t['trial_id']}{where})")
+            if commit is not None and time.monotonic() - last >= every_s and i + 1 < len(rows_of):
+                commit(*_with_rows(trials, metrics, rows, want))
+                last = time.monotonic()
+    except BaseException:
+        if commit is not None and rows:
+            commit(*_with_rows(trials, metrics, rows, want))
+        raise
+    finally:
+        if started:
+            from .runtime import shutdown
+
+            shutdown()
+    trials, metrics = _with_rows(trials, metrics, rows, want)
+    if commit is not None:
+        commit(trials, metrics)
+    return trials, metrics, len(rows)
+
+
+def _with_rows(trials: pd.DataFrame, metrics: pd.DataFrame, rows: list[dict], want) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both frames with ``rows`` appended and ``acc_<suite>`` of ``want`` recomputed from
+    every row of the suite (a trial with none keeps what it had)."""
     if rows:
         metrics = pd.concat(
             [metrics, pd.DataFrame(rows).astype({"flipped": "Int64", "sweep": "string"})], ignore_index=True
         )
+    trials = trials.copy()
     for name in want:
         m = metrics[metrics["suite"] == name]
         acc = (m["accuracy"] * m["n"]).groupby(m["trial_id"]).sum() / m["n"].groupby(m["trial_id"]).sum()
         fresh = trials["trial_id"].map(acc).astype("float64")
         col = f"acc_{name}"
-        trials[col] = fresh if col not in trials else trials[col].astype("float64").where(trials[col].notna(), fresh)
-    return trials, metrics, len(rows)
+        trials[col] = fresh if col not in trials else fresh.where(fresh.notna(), trials[col].astype("float64"))
+    return trials, metrics

@@ -271,6 +271,13 @@ def write_results(
     return commit
 
 
+def added_suites(listed: dict | None) -> dict[str, dict]:
+    """The suites ``robust-ray evaluate`` added to a finished sweep, from its suites.json
+    (entries that carry the suite's ``spec``, as the spec dumps it): sweep.json stays the
+    spec the sweep ran, so resume and ``--extend`` compare against what was trained."""
+    return {k: v["spec"] for k, v in (listed or {}).items() if isinstance(v, dict) and isinstance(v.get("spec"), dict)}
+
+
 def commit_of(path: str, filesystem=None) -> str | None:
     """The commit id in a results file's metadata (None for files written without one)."""
     meta = pq.read_schema(path, filesystem=filesystem).metadata or {}

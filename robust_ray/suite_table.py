@@ -34,7 +34,12 @@ def describe_suite(sdef, ss) -> str:
     """What a suite is, in words a reader of the field expects (``white-box PGD-L∞ eps 0.1,
     0.2, 0.3, 10 steps, 1000 images``), not only its key."""
     if sdef.whitebox is None:
-        return sdef.description
+        levels = list(ss.levels or sdef.default_levels or [])
+        said = sdef.description
+        if not sdef.clean and levels:
+            shown = ", ".join(f"{v:g}" for v in levels) if len(levels) <= 8 else f"{levels[0]:g} ... {levels[-1]:g}"
+            said += f"; {len(levels)} level{'s' * (len(levels) != 1)} ({shown})"
+        return said + (f"; {ss.n} test images (stratified, seed {ss.seed})" if ss.n else "; the whole test split")
     from .whitebox import describe
 
     return describe(sdef.whitebox, ss.options)

@@ -274,13 +274,13 @@ for _name in ("clean", "mnist-test"):
     SUITES.register(_name, SuiteDef(_name, None, [0.0], "the clean test set (000 §2.3 MNIST-Test)", clean=True))
 SUITES.register(
     "mnist-c",
-    SuiteDef("mnist-c", "gaussian_l2", PAPER_L2_LEVELS, "Gaussian noise at 24 exact L2 levels (000 §2.3's MNIST-C)"),
+    SuiteDef("mnist-c", "gaussian_l2", PAPER_L2_LEVELS, "Gaussian noise at exact L2 distances (000 §2.3's MNIST-C)"),
 )
 SUITES.register(
     "mnist-a",
     SuiteDef(
         "mnist-a", "fgsm_l2", PAPER_L2_LEVELS,
-        "FGSM transferred from the clean reference model, 24 exact L2 levels (000 §2.3's MNIST-A)",
+        "FGSM transferred from the clean reference model at exact L2 distances (000 §2.3's MNIST-A)",
         needs_model=True,
     ),
 )  # fmt: skip
@@ -288,13 +288,13 @@ SUITES.register(
 # corruptions, not Gaussian noise at exact L2 distances
 SUITES.register(
     "gaussian-l2",
-    SuiteDef("gaussian-l2", "gaussian_l2", PAPER_L2_LEVELS, "Gaussian noise at 24 exact L2 levels (000's MNIST-C)"),
+    SuiteDef("gaussian-l2", "gaussian_l2", PAPER_L2_LEVELS, "Gaussian noise at exact L2 distances (000's MNIST-C)"),
 )
 SUITES.register(
     "fgsm-transfer",
     SuiteDef(
         "fgsm-transfer", "fgsm_l2", PAPER_L2_LEVELS,
-        "FGSM transferred from the clean reference model, 24 exact L2 levels (000's MNIST-A)", needs_model=True,
+        "FGSM transferred from the clean reference model at exact L2 distances (000's MNIST-A)", needs_model=True,
     ),
 )  # fmt: skip
 SUITES.register(
@@ -313,7 +313,7 @@ SUITES.register(
         "two-factor-69",
         None,
         [float(k) for k in range(1, 70)],
-        "003 Table 4: the 69 two-factor test sets; level = k",
+        "003 Table 4: the two-factor test sets; level = k",
         _two_factor,
         storage="uint8",
     ),
@@ -324,7 +324,7 @@ SUITES.register(
         "corruptions",
         None,
         [1.0, 2.0, 3.0, 4.0, 5.0],
-        "004 §4: common corruptions x severities 1-5",
+        "004 §4: common corruptions x severities",
         _corruptions,
         storage="uint8",
     ),

@@ -14,7 +14,7 @@ from .feasibility import check_levels
 from .fused import fuse_groups
 from .lock import OutputLock
 from .plan import Plan, make_plan, memory_note
-from .results import history_rows, status_counts, trial_rows, write_results
+from .results import added_suites, history_rows, status_counts, trial_rows, write_results
 from .runtime import (
     Execution,
     PartialResults,
@@ -150,8 +150,10 @@ def _extend_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
     log = run.log
     old_spec, old_trials, old_metrics, old_history = read_previous(out, spec, run.file)
     new_suites = spec.model_dump(mode="json")["suites"]
+    listed = json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
+    stored = {**added_suites(listed), **(old_spec.get("suites") or {})}  # with those evaluate added
     for name, ss in new_suites.items():
-        if name in (old_spec.get("suites") or {}) and old_spec["suites"][name] != ss:
+        if name in stored and stored[name] != ss:
             raise SpecError(run.file, f"suites.{name}", f"differs from the suite {name!r} {out.shown} was evaluated on; "
                             "an extend keeps what a suite's name meant: give the changed suite a new name")  # fmt: skip
     ext = plan_extension(spec, plan, old_trials)
@@ -179,7 +181,6 @@ def _extend_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
             want = {suite: spec.suites[suite].model_dump(mode="json", exclude_defaults=True)}
             trials, metrics, _ = evaluate_kept(trials, metrics, spec, want, base, ids, log)
     write_results(out, trials, metrics, history)
-    listed = json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
     out.write_bytes("suites.json", json.dumps({**listed, **suite_conditions(spec)}, indent=1).encode())
     record(out, old_spec, old_trials, spec_json(spec), experiment)
     log(

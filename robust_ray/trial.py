@@ -147,6 +147,19 @@ def _prepare(trial: dict, fetch: Callable[[str], Any], pools: dict | None = None
     return base, train, achieved, model
 
 
+def _provenance(trial: dict, spec) -> dict:
+    """What made the kept model, for its sidecar: the trial's key (:func:`plan.trial_key`,
+    equal keys mean one model), the sweep spec's digest, and the settings it was trained with."""
+    import hashlib
+
+    whole = spec.model_dump(mode="json")
+    return {"recipe": trial["recipe"], "recipe_options": trial["recipe_options"], "seed": int(trial["seed"]),
+            "levels": trial["levels"], "sweep": spec.name, "trial_key": trial.get("key") or None,
+            "spec_sha256": hashlib.sha256(json.dumps(whole, sort_keys=True).encode()).hexdigest(),
+            "dataset": whole["dataset"], "training": whole["training"],
+            "factors": {f: whole["design"]["factors"][f] for f in trial["levels"] if f in whole["design"]["factors"]}}  # fmt: skip
+
+
 def _outcome(trial, spec, fetch, base, model, fitted, train, achieved, device, save, t0) -> dict:
     """Evaluate the fitted model on every suite, keep its weights, and the final metrics."""
     rows = []
@@ -156,8 +169,7 @@ def _outcome(trial, spec, fetch, base, model, fitted, train, achieved, device, s
         rows += evaluate_whitebox(model, spec, base)
     model_uri = None
     if save is not None and fitted.has_weights:  # the kept weights: what evaluate loads later
-        model_uri = save(model, {"recipe": trial["recipe"], "recipe_options": trial["recipe_options"],
-                                 "seed": int(trial["seed"]), "levels": trial["levels"], "sweep": spec.name})  # fmt: skip
+        model_uri = save(model, _provenance(trial, spec))
     return {
         "status": fitted.status,
         "train_acc": fitted.train_acc,

@@ -62,6 +62,9 @@ def test_kept_models_reload_to_the_evaluated_accuracy(whitebox_run):
         assert row["model_uri"] == str(whitebox_run / "models" / f"{tid}.safetensors")
         model, sidecar = load_model(str(whitebox_run / "models"), tid)
         assert sidecar["meta"]["levels"] == {"label_error": 0.2} or tid == "t0000"
+        meta = sidecar["meta"]  # what made the model: its key, the spec's digest, the settings
+        assert meta["trial_key"] == row["trial_key"] and len(meta["spec_sha256"]) == 64
+        assert meta["training"]["max_epochs"] == 2 and meta["dataset"]["name"] == "mnist-5k"
         right = correct_counts(model, test.images, test.labels, torch.device("cpu"))
         assert int(right.sum()) / right.numel() == pytest.approx(row["acc_mnist-test"], abs=1e-12)  # the exact ratio
 
@@ -102,3 +105,54 @@ def test_evaluate_adds_suites_to_kept_models_once(whitebox_run, tmp_path, capsys
     assert "Ray worker pid" not in capsys.readouterr().out  # no model evaluated again
     assert main(["evaluate", str(folder), "--suite", "pgd:eps=[5]"]) == 2
     assert "--suite: suites.pgd.eps[0]: 5 is outside (0, 1]" in capsys.readouterr().err
+    # a name keeps what it meant: other options under a stored name (the sweep's or an added one) are refused
+    for changed in ["l2:type=pgd,norm=l2,eps=[0.5],n=100,steps=5", "pgd:norm=linf,eps=[0.1]"]:
+        assert main(["evaluate", str(folder), "--suite", changed]) == 2
+        err = capsys.readouterr().err
+        assert f"--suite: suites.{changed.split(':')[0]}: differs from the suite" in err and "new name" in err, err
+    assert len(pd.read_parquet(folder / "metrics.parquet")) == len(m)
+
+
+def test_analyze_reads_the_suites_evaluate_added(whitebox_run, tmp_path, capsys):
+    import shutil
+
+    from robust_ray.analysis.load import load_results
+
+    folder = tmp_path / "copy"
+    shutil.copytree(whitebox_run, folder)
+    ran = (folder / "sweep.json").read_bytes()
+    assert main(["evaluate", str(folder), "--suite", "l2:type=pgd,norm=l2,eps=[1.0],n=50,steps=3"]) == 0
+    assert (folder / "sweep.json").read_bytes() == ran  # what resume compares against is what was trained
+    res = load_results(str(folder))
+    (d,) = res.designs.values()
+    assert d.suites == ["mnist-test", "pgd", "l2"] and res.ok["acc_l2"].notna().all()
+    assert d.suite_specs["l2"]["n"] == 50
+    assert main(["analyze", str(folder), "--no-plots"]) == 0
+    report = (folder / "analysis" / "report.md").read_text()
+    assert "## Suites" in report and "white-box PGD-3" in report and "added by robust-ray evaluate" in report
+    suites = pd.read_csv(folder / "analysis" / "tables" / "suites.csv").set_index("suite")
+    assert suites.loc["l2", "metric rows"] == 2 and suites.loc["pgd", "conditions"] == 3
+    assert "the whole test split" in suites.loc["mnist-test", "what it is"]
+
+
+def test_an_interrupted_evaluate_keeps_the_models_it_finished(whitebox_run, tmp_path, capsys):
+    import shutil
+
+    from robust_ray.reevaluate import evaluate_folder
+
+    folder = tmp_path / "copy"
+    shutil.copytree(whitebox_run, folder)
+    arg = "l2:type=pgd,norm=l2,eps=[1.0],n=50,steps=3"
+
+    def stop_after_one(line):
+        if line.startswith("evaluate: 1/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_folder(str(folder), [arg], log=stop_after_one)
+    m = pd.read_parquet(folder / "metrics.parquet")
+    assert m.loc[m["suite"] == "l2", "trial_id"].nunique() == 1  # the finished model's rows were committed
+    assert "l2" in json.loads((folder / "suites.json").read_text())
+    said = []
+    assert evaluate_folder(str(folder), [arg], log=said.append) == 1  # only the other model is left
+    assert sum("new rows" in s for s in said) == 1

@@ -34,6 +34,7 @@ from ..results import (
     SCHEMA_VERSION,
     TRIAL_COLUMNS,
     UNFINISHED,
+    added_suites,
     alias_columns,
     is_factor_column,
 )  # fmt: skip
@@ -63,7 +64,8 @@ class Design:
     suite_types: dict[str, str] = field(default_factory=dict)  # suite key -> registered type
     options: dict[str, dict] = field(default_factory=dict)  # factor -> its options (003's first/second, ...)
     suite_specs: dict[str, dict] = field(default_factory=dict)  # suite key -> its spec (n, seed: which test images)
-    spec: dict = field(default_factory=dict)  # sweep.json as written (empty without one)
+    spec: dict = field(default_factory=dict)  # sweep.json with the suites evaluate added (empty without one)
+    suite_words: dict[str, str] = field(default_factory=dict)  # suite key -> what it is (suites.json)
 
     @property
     def smoke(self) -> bool:
@@ -234,6 +236,16 @@ def read_spec(folder: Path) -> dict | None:
     return spec
 
 
+def with_added_suites(spec: dict | None, suites_json: dict | None) -> dict | None:
+    """sweep.json with the suites ``robust-ray evaluate`` added afterwards
+    (:func:`~robust_ray.results.added_suites`): the analysis sees every suite the folder has rows of."""
+    added = added_suites(suites_json)
+    if spec is None or not added:
+        return spec
+    ran = spec.get("suites") or {}
+    return {**spec, "suites": {**ran, **{k: v for k, v in added.items() if k not in ran}}}
+
+
 def make_design(sweep: str, folder: Path, spec: dict | None, trials: pd.DataFrame, notes: list[str]) -> Design:
     """The sweep's design from its spec; baselines from the spec, else from the data.
 
@@ -365,6 +377,9 @@ def load_results(where: str) -> Results:
     for folder in find_folders(str(where)):
         trials, metrics, spec, fs = _read_folder(folder, notes)
         files += fs
+        suites_json = read_suites(folder)
+        ran = set((spec or {}).get("suites") or {})
+        spec = with_added_suites(spec, suites_json)
         names = trials["sweep"].dropna().unique().tolist()
         name = str(spec.get("name")) if spec and spec.get("name") else (names[0] if names else folder.name)
         label = name if name not in designs else f"{name}@{folder}"
@@ -384,13 +399,15 @@ def load_results(where: str) -> Results:
             partial[label] = (len(trials) - unfinished, len(trials))
             notes.append(f"partial: {len(trials) - unfinished} of {len(trials)} trials of {label} have finished "
                          "(the sweep is running or was stopped); the others are left out")  # fmt: skip
-        suites_json = read_suites(folder)
         if suites_json is None and not metrics.empty:
             notes.append(f"{folder}: no suites.json; conditions and their parameters are read from the condition names")
         elif suites_json is not None:
             files.append(str(folder / "suites.json"))
             for key, s in suites_json.items():
                 designs[label].suite_types.setdefault(key, str(s.get("type") or key))
+                designs[label].suite_words[key] = str(s.get("description") or "") + (
+                    " (added by robust-ray evaluate)" if key not in ran and key in added_suites(suites_json) else ""
+                )
         cond_frames.append(condition_table(label, suites_json, designs[label].suite_types, metrics))
         if (folder / HISTORY_FILE).is_file():
             h = pd.read_parquet(folder / HISTORY_FILE)

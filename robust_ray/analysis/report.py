@@ -77,6 +77,28 @@ def _overview(res: Results, recipes: list[Recipe]) -> list[Section]:
     return [head]
 
 
+def _suites(res: Results, sink: Sink) -> list[Section]:
+    """What each suite is (suites.json's words: PGD-L∞ eps 0.1, 0.2, 0.3, 10 steps, 1000
+    images), so a reader need not know the keys; with its conditions and rows."""
+    rows = []
+    for d in res.designs.values():
+        c = res.conditions[res.conditions["sweep"] == d.sweep] if not res.conditions.empty else res.conditions
+        m = res.metrics[res.metrics["sweep"] == d.sweep]
+        for key in d.suites:
+            rows.append({"sweep": d.sweep, "suite": key, "type": d.suite_types.get(key, key),
+                         "conditions": int((c["suite"] == key).sum()) if not c.empty else None,
+                         "metric rows": int((m["suite"] == key).sum()), "what it is": d.suite_words.get(key, "")})  # fmt: skip
+    if not rows:
+        return []
+    table = pd.DataFrame(rows)
+    if len(res.designs) == 1:
+        table = table.drop(columns="sweep")
+    sec = Section("Suites")
+    sec.text.append("The test suites each model was evaluated on (a row per suite), as suites.json describes them.")
+    sec.items.append(sink.table("suites", table, "Suites"))
+    return [sec]
+
+
 def _methods() -> Section:
     s = Section("Methods")
     s.text += [
@@ -231,7 +253,7 @@ def analyze(
                 ],
             )
         ]
-        sections = _summary(ctxs) + body + comparisons + tail + _overview(res, recs) + [_methods()]
+        sections = _summary(ctxs) + body + comparisons + tail + _overview(res, recs) + _suites(res, sink) + [_methods()]
         title = "robust_ray analysis: " + ", ".join(res.designs)
         banners = _banners(res)
         (tmp / "report.md").write_text(markdown(title, sections, banners))
