@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from .errors import SpecError, UserError
-from .results import HISTORY, added_suites, read_files, write_results
+from .results import HISTORY, evaluated_suites, read_files, write_results
 from .storage import Storage
 
 
@@ -81,14 +81,13 @@ def _shown(suite: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in suite.items() if v not in (None, {}, [])) or "its defaults"
 
 
-def _check_names(out: Storage, source: str, spec_dict: dict, listed: dict, spec, new: dict) -> None:
+def _check_names(out: Storage, source: str, spec_dict: dict, listed: dict, spec, new: dict, dumped: dict) -> None:
     """A suite name keeps what it meant: evaluating ``pgd`` with other options than the rows
     already stored under ``pgd`` would mix two suites in one ``acc_pgd``."""
     from .suite_table import describe_suite
     from .suites import suite_def
 
-    dumped = spec.model_dump(mode="json")["suites"]
-    stored = {**added_suites(listed), **(spec_dict.get("suites") or {})}
+    stored = evaluated_suites(listed, spec_dict.get("suites"))
     for name in new:
         was = stored.get(name)
         if was is None and name in listed:  # added by an evaluate that did not store the spec: its words
@@ -124,7 +123,8 @@ def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None 
                 source, f"suites.{name}", "suites built against a reference model cannot be added afterwards"
             )
     listed = json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
-    _check_names(out, source, spec_dict, listed, spec, new)
+    dumped = spec.model_dump(mode="json")["suites"]
+    _check_names(out, source, spec_dict, listed, spec, new, dumped)
     files = read_files(folder)
     trials, metrics = pd.read_parquet(files["trials.parquet"]), pd.read_parquet(files["metrics.parquet"])
     history = pd.read_parquet(files[HISTORY]) if HISTORY in files else None  # carried into the new commit
@@ -133,7 +133,6 @@ def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None 
             f"{out.shown}: no kept models (model_uri is empty): rerun the sweep with training.save_models: true"
         )
     entries = suite_conditions(spec)
-    dumped = spec.model_dump(mode="json")["suites"]
     for name in new:  # what analyze reads as the suite (sweep.json is left as the sweep ran)
         if name not in (spec_dict.get("suites") or {}):
             entries[name]["spec"] = dumped[name]
@@ -215,7 +214,9 @@ def evaluate_kept(trials: pd.DataFrame, metrics: pd.DataFrame, spec, want: dict[
     return trials, metrics, len(rows)
 
 
-def _with_rows(trials: pd.DataFrame, metrics: pd.DataFrame, rows: list[dict], want) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _with_rows(
+    trials: pd.DataFrame, metrics: pd.DataFrame, rows: list[dict], want
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both frames with ``rows`` appended and ``acc_<suite>`` of ``want`` recomputed from
     every row of the suite (a trial with none keeps what it had)."""
     if rows:

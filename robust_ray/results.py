@@ -278,6 +278,12 @@ def added_suites(listed: dict | None) -> dict[str, dict]:
     return {k: v["spec"] for k, v in (listed or {}).items() if isinstance(v, dict) and isinstance(v.get("spec"), dict)}
 
 
+def evaluated_suites(listed: dict | None, ran: dict | None) -> dict[str, dict]:
+    """Every suite a results folder's models were evaluated on, as the spec dumps it: the
+    sweep's own (``ran``, sweep.json's) and those ``robust-ray evaluate`` added."""
+    return {**added_suites(listed), **(ran or {})}
+
+
 def commit_of(path: str, filesystem=None) -> str | None:
     """The commit id in a results file's metadata (None for files written without one)."""
     meta = pq.read_schema(path, filesystem=filesystem).metadata or {}

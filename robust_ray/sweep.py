@@ -14,7 +14,7 @@ from .feasibility import check_levels
 from .fused import fuse_groups
 from .lock import OutputLock
 from .plan import Plan, make_plan, memory_note
-from .results import added_suites, history_rows, status_counts, trial_rows, write_results
+from .results import evaluated_suites, history_rows, status_counts, trial_rows, write_results
 from .runtime import (
     Execution,
     PartialResults,
@@ -151,7 +151,7 @@ def _extend_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
     old_spec, old_trials, old_metrics, old_history = read_previous(out, spec, run.file)
     new_suites = spec.model_dump(mode="json")["suites"]
     listed = json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
-    stored = {**added_suites(listed), **(old_spec.get("suites") or {})}  # with those evaluate added
+    stored = evaluated_suites(listed, old_spec.get("suites"))
     for name, ss in new_suites.items():
         if name in stored and stored[name] != ss:
             raise SpecError(run.file, f"suites.{name}", f"differs from the suite {name!r} {out.shown} was evaluated on; "

@@ -378,7 +378,7 @@ def load_results(where: str) -> Results:
         trials, metrics, spec, fs = _read_folder(folder, notes)
         files += fs
         suites_json = read_suites(folder)
-        ran = set((spec or {}).get("suites") or {})
+        later = set(added_suites(suites_json)) - set((spec or {}).get("suites") or {})  # added by evaluate
         spec = with_added_suites(spec, suites_json)
         names = trials["sweep"].dropna().unique().tolist()
         name = str(spec.get("name")) if spec and spec.get("name") else (names[0] if names else folder.name)
@@ -406,7 +406,7 @@ def load_results(where: str) -> Results:
             for key, s in suites_json.items():
                 designs[label].suite_types.setdefault(key, str(s.get("type") or key))
                 designs[label].suite_words[key] = str(s.get("description") or "") + (
-                    " (added by robust-ray evaluate)" if key not in ran and key in added_suites(suites_json) else ""
+                    " (added by robust-ray evaluate)" if key in later else ""
                 )
         cond_frames.append(condition_table(label, suites_json, designs[label].suite_types, metrics))
         if (folder / HISTORY_FILE).is_file():
