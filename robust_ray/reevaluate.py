@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from .errors import SpecError, UserError
-from .results import HISTORY, evaluated_suites, read_files, write_results
+from .results import HISTORY, evaluated_suites, listed_suites, read_files, write_results
 from .storage import Storage
 
 
@@ -122,7 +122,7 @@ def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None 
             raise SpecError(
                 source, f"suites.{name}", "suites built against a reference model cannot be added afterwards"
             )
-    listed = json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
+    listed = listed_suites(out)
     dumped = spec.model_dump(mode="json")["suites"]
     _check_names(out, source, spec_dict, listed, spec, new, dumped)
     files = read_files(folder)

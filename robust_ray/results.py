@@ -278,6 +278,11 @@ def added_suites(listed: dict | None) -> dict[str, dict]:
     return {k: v["spec"] for k, v in (listed or {}).items() if isinstance(v, dict) and isinstance(v.get("spec"), dict)}
 
 
+def listed_suites(out: Storage) -> dict:
+    """A results folder's suites.json (``{}`` before the first sweep wrote one)."""
+    return json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
+
+
 def evaluated_suites(listed: dict | None, ran: dict | None) -> dict[str, dict]:
     """Every suite a results folder's models were evaluated on, as the spec dumps it: the
     sweep's own (``ran``, sweep.json's) and those ``robust-ray evaluate`` added."""

@@ -14,7 +14,7 @@ from .feasibility import check_levels
 from .fused import fuse_groups
 from .lock import OutputLock
 from .plan import Plan, make_plan, memory_note
-from .results import evaluated_suites, history_rows, status_counts, trial_rows, write_results
+from .results import evaluated_suites, history_rows, listed_suites, status_counts, trial_rows, write_results
 from .runtime import (
     Execution,
     PartialResults,
@@ -150,7 +150,7 @@ def _extend_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
     log = run.log
     old_spec, old_trials, old_metrics, old_history = read_previous(out, spec, run.file)
     new_suites = spec.model_dump(mode="json")["suites"]
-    listed = json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
+    listed = listed_suites(out)
     stored = evaluated_suites(listed, old_spec.get("suites"))
     for name, ss in new_suites.items():
         if name in stored and stored[name] != ss:
