@@ -131,11 +131,12 @@ def _reachable(address: str, timeout: float = 5.0) -> str | None:
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> None:
-    """Start local Ray, or join the cluster at ``address``; a missing cluster is a user error."""
-    if ray.is_initialized():
-        return
+    """Start local Ray, or join the cluster at ``address``; a missing cluster is a user error,
+    also where this process already holds a Ray (a library user's, a test session's)."""
     if address and (why := _reachable(address)) is not None:
         raise UserError(f"--address {address}: no Ray cluster reachable there ({why})")
+    if ray.is_initialized():
+        return
     if not address:
         # A new local Ray turns token auth on by itself (a token in ~/.ray/auth_token), with
         # a warning meant for clusters: on our own local instance it says nothing to act on.

@@ -1,6 +1,12 @@
 """Shared fixtures: one Ray per test session (2 CPUs), a private dataset cache, and the
 full-MNIST folder when this machine has it (``../shared/datasets`` or ``$ROBUST_RAY_DATA``).
 
+The suite runs on two pytest-xdist workers (``addopts = -n 2 --dist loadfile``): the fault
+tests' drivers train one trial at a time and left one of CI's two cores idle. Each worker is
+its own pytest session, so each starts its one Ray (num_cpus=2) the first time a test asks;
+a file's tests stay on one worker, so module fixtures (a sweep run once, read by many tests)
+run once. ``-n 0`` runs in this process, for a debugger or one quick test.
+
 Tests are marked by what they need: ``full_mnist`` ones read the full MNIST files and run
 only where they are present (CI has them), skipped with the reason elsewhere. ``slow`` only
 says a test takes a minute or more (fault and resume tests on mnist-5k); it runs everywhere
@@ -33,6 +39,11 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    # Files holding slow tests first: xdist (addopts -n 2 --dist loadfile) hands files out in
+    # this order, so the minute-long fault tests start early instead of ending the run on one
+    # worker while the other idles. Stable: within a file the order is the file's.
+    slow_files = {item.path for item in items if "slow" in item.keywords}
+    items.sort(key=lambda item: item.path not in slow_files)
     if full_mnist_root() is not None:
         return
     skip = pytest.mark.skip(reason="needs full MNIST (../shared/datasets or $ROBUST_RAY_DATA); runs in CI")

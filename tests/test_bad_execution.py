@@ -21,7 +21,9 @@ def write(tmp_path, **overrides):
     return str(p)
 
 
-def test_address_without_a_cluster_fails_fast(tmp_path, capsys):
+def test_address_without_a_cluster_fails_fast(ray_session, tmp_path, capsys):
+    """Also where this process already holds a Ray (here the test session's): --address names
+    another cluster, and that one is not there."""
     t0 = time.time()
     assert main(["run", write(tmp_path), "--address", "127.0.0.1:1", "--output", str(tmp_path / "o")]) == 2
     assert "no Ray cluster reachable" in capsys.readouterr().err
