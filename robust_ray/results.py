@@ -33,9 +33,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import UserError
 from .storage import Storage
 
 SCHEMA_VERSION = 1
+SUITES_FILE = "suites.json"  # the conditions of every suite a folder's models were evaluated on
 SCHEMA_KEY = b"robust_ray.schema"
 TRIAL_COLUMNS = ["trial_id", "sweep", "arch", "recipe", "seed", "status"]  # then factors, then outcomes, acc_<suite>
 OUTCOME_COLUMNS = [
@@ -278,9 +280,26 @@ def added_suites(listed: dict | None) -> dict[str, dict]:
     return {k: v["spec"] for k, v in (listed or {}).items() if isinstance(v, dict) and isinstance(v.get("spec"), dict)}
 
 
+def parse_suites(text: str, where: str, error: type[UserError] = UserError) -> dict:
+    """A suites.json's content, checked once for every reader (``listed_suites`` on any
+    Storage, the analysis's local folders): ``{suite: {type, conditions: [...], ...}}``.
+    A file that is not that is an ``error`` naming ``where``."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise error(f"{where}: not readable JSON ({e})") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("conditions"), list) for v in data.values()
+    ):
+        raise error(f"{where}: not a suites file (expected {{suite: {{type, conditions: [...]}}}})")
+    return data
+
+
 def listed_suites(out: Storage) -> dict:
-    """A results folder's suites.json (``{}`` before the first sweep wrote one)."""
-    return json.loads(out.read_text("suites.json")) if out.exists("suites.json") else {}
+    """A results folder's suites.json, checked (``{}`` before the first sweep wrote one)."""
+    if not out.exists(SUITES_FILE):
+        return {}
+    return parse_suites(out.read_text(SUITES_FILE), out.shown_of(SUITES_FILE))
 
 
 def evaluated_suites(listed: dict | None, ran: dict | None) -> dict[str, dict]:

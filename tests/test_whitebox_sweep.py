@@ -156,3 +156,41 @@ def test_an_interrupted_evaluate_keeps_the_models_it_finished(whitebox_run, tmp_
     said = []
     assert evaluate_folder(str(folder), [arg], log=said.append) == 1  # only the other model is left
     assert sum("new rows" in s for s in said) == 1
+
+
+@pytest.mark.parametrize("damage", ['{"pgd": ', '{"pgd": {"type": "pgd"}}'], ids=["truncated", "no-conditions"])
+def test_a_damaged_suites_json_is_named_by_evaluate_and_analyze(whitebox_run, tmp_path, capsys, damage):
+    """One checked reader for every route to suites.json: evaluate (through Storage) and
+    analyze (a local folder) both answer exit 2 naming the file; nothing is written."""
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(whitebox_run, folder)
+    (folder / "suites.json").write_text(damage)
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    why = "not readable JSON" if damage.endswith(" ") else "not a suites file"
+    assert main(["evaluate", str(folder), "--suite", "l2:type=pgd,norm=l2,eps=[1.0],n=50,steps=3"]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder / 'suites.json'}: {why}" in err and "Traceback" not in err, err
+    assert main(["analyze", str(folder), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder / 'suites.json'}: {why}" in err and "Traceback" not in err, err
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+    assert not (folder / "analysis").exists()
+
+
+def test_evaluate_reads_the_models_of_the_folder_it_is_given(whitebox_run, tmp_path, capsys):
+    """A copied (or moved) results folder is evaluated on its own models/, not on the files
+    model_uri names (the original's): a weights file missing from the copy is said, exit 2,
+    and the model that was there keeps its rows."""
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(whitebox_run, folder)
+    tids = sorted(pd.read_parquet(folder / "trials.parquet")["trial_id"])
+    (folder / "models" / f"{tids[-1]}.safetensors").unlink()
+    assert main(["evaluate", str(folder), "--suite", "l2:type=pgd,norm=l2,eps=[1.0],n=50,steps=3"]) == 2
+    err = capsys.readouterr().err
+    assert str(folder / "models" / f"{tids[-1]}.safetensors") in err and "Traceback" not in err, err
+    m = pd.read_parquet(folder / "metrics.parquet")
+    assert set(m.loc[m["suite"] == "l2", "trial_id"]) <= set(tids[:-1])

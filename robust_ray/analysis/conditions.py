@@ -20,16 +20,15 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..results import SUITES_FILE, parse_suites
 from .errors import ResultsError
 
-SUITES_FILE = "suites.json"
 CLEAN_TYPES = {"clean", "mnist-test"}
 NAMED_TYPES = {"corruptions", "pixel", "two-factor-69"}
 PARAM_COLUMNS = [
@@ -55,14 +54,10 @@ def read_suites(folder: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ResultsError(f"{path}: not readable JSON ({e})") from None
-    if not isinstance(data, dict) or not all(
-        isinstance(v, dict) and isinstance(v.get("conditions"), list) for v in data.values()
-    ):
-        raise ResultsError(f"{path}: not a suites file (expected {{suite: {{type, conditions: [...]}}}})")
-    return data
+        text = path.read_text()
+    except OSError as e:
+        raise ResultsError(f"{path}: not readable ({e})") from None
+    return parse_suites(text, str(path), ResultsError)
 
 
 _PIXEL = re.compile(r"^n(\d+)-(set|shift)-r([\d.]+)-a([\d.]+)$")
