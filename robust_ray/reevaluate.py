@@ -65,15 +65,16 @@ def _suites(args_suites: list[str], suites_file: str | None) -> tuple[dict[str, 
     return dict(parse_suite_arg(a) for a in args_suites), "--suite"
 
 
-def _evaluate_task(uri: str, trial_id: str, want: dict, device: str, test):
-    """One kept model on the suites, in a Ray worker or here: (rows, the worker's pid)."""
+def _evaluate_task(models: str, trial_id: str, want: dict, device: str, test):
+    """One kept model (in the folder ``models``) on the suites, in a Ray worker or here:
+    (rows, the worker's pid)."""
     import os
 
     from .evaluate import evaluate
     from .saved_models import load_model
     from .train import pick_device
 
-    model, _ = load_model(uri.rsplit("/", 1)[0], trial_id)
+    model, _ = load_model(models, trial_id)
     return evaluate(model, dict(want), data=test, device=str(pick_device(device))), os.getpid()
 
 
@@ -142,14 +143,18 @@ def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None 
         out.write_bytes("suites.json", json.dumps({**listed, **entries}, indent=1).encode())
 
     base = data.load(spec.dataset.name, data_root or spec.dataset.root, spec.dataset.download)
-    _, _, added = evaluate_kept(trials, metrics, spec, new, base, log=log, ray_at=(address, num_cpus), commit=commit)
+    _, _, added = evaluate_kept(
+        trials, metrics, spec, new, base, out.uri_of("models"), log=log, ray_at=(address, num_cpus), commit=commit
+    )
     return added
 
 
-def evaluate_kept(trials: pd.DataFrame, metrics: pd.DataFrame, spec, want: dict[str, dict], base, ids=None,
-                  log=print, ray_at: tuple | None = None, commit=None,
+def evaluate_kept(trials: pd.DataFrame, metrics: pd.DataFrame, spec, want: dict[str, dict], base, models: str,
+                  ids=None, log=print, ray_at: tuple | None = None, commit=None,
                   every_s: float = 5.0) -> tuple[pd.DataFrame, pd.DataFrame, int]:  # fmt: skip
-    """The kept models of the ok trials (of ``ids``, default all) evaluated on the suites
+    """The kept models of the ok trials (of ``ids``, default all), read from ``models`` (the
+    results folder's ``models/`` as the caller reached it: a copied or moved folder reads its
+    own copies, and the URI keeps the credentials ``model_uri`` leaves out), evaluated on the suites
     ``want`` ({name: the suite's spec keys}): metrics rows appended, ``acc_<name>``
     (n-weighted over its conditions, from every row of the suite) set in trials. A (trial,
     suite, condition) already in ``metrics`` is not redone. ``ray_at`` = (address, num_cpus):
@@ -181,14 +186,14 @@ def evaluate_kept(trials: pd.DataFrame, metrics: pd.DataFrame, spec, want: dict[
 
             started = not is_up()
             connect(*ray_at)
-            calls = [(str(t["model_uri"]), t["trial_id"], dict(want), spec.training.device) for t in rows_of]
+            calls = [(models, t["trial_id"], dict(want), spec.training.device) for t in rows_of]
             finished = tasks_as_done(_evaluate_task, calls, spec.resources.cpu, spec.resources.gpu, base.test)
         for i, t in enumerate(rows_of):
             if ray_at is not None:
                 k, (got, pid) = next(finished)
                 t, where = rows_of[k], f", Ray worker pid {pid}"
             else:
-                got, _ = _evaluate_task(str(t["model_uri"]), t["trial_id"], dict(want), spec.training.device, base.test)
+                got, _ = _evaluate_task(models, t["trial_id"], dict(want), spec.training.device, base.test)
                 where = ""
             fresh = got[[(t["trial_id"], s, c) not in done for s, c in zip(got["suite"], got["condition"])]]
             rows += [{"trial_id": t["trial_id"], "suite": r.suite, "condition": r.condition, "level": float(r.level),

@@ -789,4 +789,11 @@ def tasks_as_done(fn, calls: list[tuple], cpu: float, gpu: float, shared):
     pending = {task.remote(*call, ref): i for i, call in enumerate(calls)}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
-        yield pending.pop(ready[0]), ray.get(ready[0])
+        i = pending.pop(ready[0])
+        try:
+            got = ray.get(ready[0])
+        except ray.exceptions.RayTaskError as e:
+            if isinstance(e.cause, UserError):  # a file the task cannot read: one line, as in the driver
+                raise e.cause from None
+            raise
+        yield i, got

@@ -61,8 +61,10 @@ def save_model(
     folder: str = "",
 ) -> str:
     """Write ``model``'s weights and sidecar under ``where`` (a folder or URI, or a Storage)
-    in ``folder``; returns the weights' URI (for trials.parquet's ``model_uri``). ``meta``
-    must be JSON-able; it is stored as given, under ``"meta"``."""
+    in ``folder``; returns the weights' URI for trials.parquet's ``model_uri``, with any
+    credentials it carries masked (a results file is shared; ``robust-ray evaluate`` reads
+    the models from the folder it is given). ``meta`` must be JSON-able; it is stored as
+    given, under ``"meta"``."""
     storage = _storage(where)
     wname, jname = _names(trial_id, folder)
     data = weights_bytes(model)
@@ -79,7 +81,7 @@ def save_model(
     text = json.dumps(sidecar, indent=1, sort_keys=True, allow_nan=False)  # fails before any write
     storage.write_bytes(wname, data)
     storage.write_bytes(jname, text.encode())  # last: a sidecar means its weights are complete
-    return storage.uri_of(wname)
+    return storage.shown_of(wname)
 
 
 def read_sidecar(where: Storage | str, trial_id: str, folder: str = "") -> dict:

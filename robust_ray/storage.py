@@ -223,6 +223,17 @@ def _durable_replace(tmp: str, final: str, data: bytes) -> None:
         os.close(fd)
 
 
+def join_uri(uri: str, name: str) -> str:
+    """``name`` inside the folder ``uri``: in a URI's path, before its ``?query`` (where
+    endpoint and credential options ride) and ``#fragment``; a local path is joined as is
+    (a '?' there is part of a file name)."""
+    if "://" not in uri:
+        return f"{uri.rstrip('/')}/{name}"
+    head, hash_, fragment = uri.partition("#")
+    head, qmark, query = head.partition("?")
+    return f"{head.rstrip('/')}/{name}{qmark}{query}{hash_}{fragment}"
+
+
 class Storage:
     _opened: dict[str, tuple[pafs.FileSystem, str]] = {}  # remote URIs already reached, this process
 
@@ -271,7 +282,7 @@ class Storage:
         return f"{self.root.rstrip('/')}/{name}"
 
     def uri_of(self, name: str) -> str:
-        return f"{self.uri.rstrip('/')}/{name}"
+        return join_uri(self.uri, name)
 
     def shown_of(self, name: str) -> str:
         """``uri_of(name)`` safe to print."""

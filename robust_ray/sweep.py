@@ -179,7 +179,7 @@ def _extend_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
     if not run.interrupted:
         for suite, ids in ext.evaluate.items():
             want = {suite: spec.suites[suite].model_dump(mode="json", exclude_defaults=True)}
-            trials, metrics, _ = evaluate_kept(trials, metrics, spec, want, base, ids, log)
+            trials, metrics, _ = evaluate_kept(trials, metrics, spec, want, base, out.uri_of("models"), ids, log)
     write_results(out, trials, metrics, history)
     out.write_bytes("suites.json", json.dumps({**listed, **suite_conditions(spec)}, indent=1).encode())
     record(out, old_spec, old_trials, spec_json(spec), experiment)

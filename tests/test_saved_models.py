@@ -69,3 +69,15 @@ def test_unusable_trial_ids_and_metadata_are_refused_before_writing(tmp_path):
     with pytest.raises(ValueError):
         save_model(model, tmp_path, "t3", arch="lenet5", shape=(1, 28, 28), num_classes=10, meta={"x": float("nan")})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_recorded_uri_keeps_the_query_and_masks_its_credentials():
+    """model_uri goes into trials.parquet, which gets shared: the object-store options of the
+    output URI stay after the path (not before the model's name), their secrets masked."""
+    model, x = model_and_images()
+    place = Storage("mock:///bucket/sweep?region=eu-west-1&secret_key=SECRET/KEY")
+    uri = save_model(model, place, "trial_0007", arch="lenet5", shape=(1, 28, 28), num_classes=10, folder="models")
+    assert uri == "mock:///bucket/sweep/models/trial_0007.safetensors?region=eu-west-1&secret_key=***"
+    loaded, _ = load_model(place, "trial_0007", folder="models")
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))

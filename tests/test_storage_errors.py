@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from robust_ray.errors import UserError
-from robust_ray.storage import TIMEOUT_ENV, Storage, StorageError, mask_uri, scrub
+from robust_ray.storage import TIMEOUT_ENV, Storage, StorageError, join_uri, mask_uri, scrub
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = str(REPO / "sweeps" / "quickstart.yaml")
@@ -141,6 +141,20 @@ def test_local_folders_stay_in_process():
 )  # fmt: skip
 def test_mask_uri(uri, shown):
     assert mask_uri(uri) == shown
+
+
+@pytest.mark.parametrize(
+    "uri, joined",
+    [
+        ("s3://bucket/out?region=eu-west-1&endpoint_override=127.0.0.1:9000",
+         "s3://bucket/out/models?region=eu-west-1&endpoint_override=127.0.0.1:9000"),
+        ("s3://bucket/out/?scheme=http#f", "s3://bucket/out/models?scheme=http#f"),
+        ("s3://AK:S/K@bucket/out", "s3://AK:S/K@bucket/out/models"),
+        ("/tmp/odd?name/", "/tmp/odd?name/models"),  # a local path: '?' is a character of it
+    ],
+)  # fmt: skip
+def test_a_name_goes_into_a_uris_path_not_after_its_query(uri, joined):
+    assert join_uri(uri, "models") == joined
 
 
 # secrets from upper case, digits and URL punctuation; the rest of the URI in lower case, so

@@ -173,7 +173,7 @@ def orphans(out: Storage, study: optuna.Study, known: set[int], log=print) -> li
             continue
         name = f"{FINISHED_DIR}/{trial_id(t.number)}.json"
         if not out.exists(name):
-            log(f"optuna trial {t.number} finished after Tune's last save and {out.uri_of(name)} is missing: "
+            log(f"optuna trial {t.number} finished after Tune's last save and {out.shown_of(name)} is missing: "
                 "it is in study.csv only")  # fmt: skip
             continue
         record = json.loads(out.read_text(name))
@@ -202,7 +202,7 @@ def _write_study(out: Storage, study: optuna.Study, spec: SweepSpec, log) -> Non
         png = Path(tmp) / "pareto.png"
         plot_pareto(table, front, s, str(png))
         out.write_bytes("pareto.png", png.read_bytes())
-    log(f"{spec.name}: Pareto front of {len(front)} trial(s) -> {out.uri_of('pareto.csv')}, pareto.png")
+    log(f"{spec.name}: Pareto front of {len(front)} trial(s) -> {out.shown_of('pareto.csv')}, pareto.png")
 
 
 def run_search(spec: SweepSpec, run: Execution = Execution()) -> str:
