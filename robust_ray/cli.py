@@ -54,14 +54,23 @@ def _validate(args) -> int:
     for digest, key in plan.datasets.items():
         desc = key.describe(plan.datasets)
         print(f"    {plan.where[digest]:<40} {key.kind:<5} {desc}  {sizes[digest] / 2**20:.1f} MiB")
+    from .data import DATASETS
     from .suite_table import describe_suite
     from .suites import suite_def
+    from .whitebox import cost_note
 
     print("  suites:")
+    costly = []
+    info = DATASETS.get(spec.dataset.name)
     for key, ss in spec.suites.items():
         sdef = suite_def(spec.suite_type(key))
         when = "in each trial" if sdef.whitebox is not None else "built once"
         print(f"    suites.{key:<34} {when}: {describe_suite(sdef, ss)}")
+        if sdef.whitebox is not None:
+            costly.append(cost_note(key, ss.options, info.n_test, info.n_train, spec.training.max_epochs,
+                                    info.num_classes))  # fmt: skip
+    for note in filter(None, costly):
+        print(f"  warning: {note}")
     from .plan import memory_note
 
     if (note := memory_note(spec, plan)) is not None:

@@ -80,6 +80,14 @@ class WhiteboxOptions(BaseModel):
         return [(condition_name(e), float(e)) for e in self.eps]
 
 
+# The most model passes (forward + backward, what one training step costs an image) an
+# attack may spend on one image at one eps. Attacks stop early on images already broken
+# (ART's AutoAttack runs each attack on those still standing), so a robust model costs the
+# most: these bound, they do not predict. The figures are attacks._art_attacks' settings.
+DEEPFOOL_PASSES = 100 * 10  # max_iter 100 x nb_grads 10 class gradients
+SQUARE_PASSES = 5000 / 3  # 5,000 queries, forward only: a third of a forward + backward
+
+
 class PGDOptions(WhiteboxOptions):
     """PGD-k of Madry et al. 2018 (eq. (2)); see :func:`robust_ray.attacks.pgd`."""
 
@@ -88,6 +96,11 @@ class PGDOptions(WhiteboxOptions):
         None, description="alpha; default 2.5 eps / steps (Madry et al. §B)"
     )
     restarts: int = Field(1, ge=1, le=100, description="random starts; an image is robust if it survives all")
+
+    def max_passes(self, num_classes: int) -> float:
+        """Model passes per image and eps: every step of every restart (000-style PGD has no
+        early exit per image)."""
+        return float(self.steps * self.restarts)
 
     def describe(self) -> str:
         starts = f", {self.restarts} restarts" if self.restarts > 1 else ""
@@ -103,6 +116,19 @@ class AutoAttackOptions(WhiteboxOptions):
     attacks: list[Literal["apgd-ce", "apgd-dlr", "deepfool", "square"]] | None = Field(
         None, min_length=1, description="these attacks instead of the version's"
     )
+
+    def max_passes(self, num_classes: int) -> float:
+        """Model passes per image and eps, at most: APGD its iterations, DeepFool and Square
+        as above; the targeted pass of ``standard`` runs APGD once per other class again
+        (ART's AutoAttack targets only the attacks that take a target: not DeepFool, not
+        Square)."""
+        from .attacks import AUTOATTACK_VERSIONS
+
+        names, iters, targeted = (self.attacks, 100, False) if self.attacks else AUTOATTACK_VERSIONS[self.version]
+        cost = {"apgd-ce": iters, "apgd-dlr": iters, "deepfool": DEEPFOOL_PASSES, "square": SQUARE_PASSES}
+        once = sum(cost[a] for a in names)
+        again = sum(cost[a] for a in names if a.startswith("apgd")) * (num_classes - 1) if targeted else 0
+        return float(once + again)
 
     def describe(self) -> str:
         what = "+".join(self.attacks) if self.attacks else self.version
@@ -180,3 +206,22 @@ def conditions(kind: str, options: WhiteboxOptions) -> list:
 def describe(kind: str, options: WhiteboxOptions) -> str:
     n = f", {options.n} test images" if options.n else ""
     return options.describe() + n
+
+
+def cost_note(
+    key: str, options: WhiteboxOptions, n_test: int, n_train: int, epochs: int, num_classes: int
+) -> str | None:
+    """What ``validate`` warns of when a white-box suite may cost a trial more model passes
+    than its training does (``n_train`` images x ``epochs``, at most), or None."""
+    images = min(options.n or n_test, n_test)
+    per = options.max_passes(num_classes)
+    attack, train = images * len(options.eps or []) * per, n_train * epochs
+    if attack <= train:
+        return None
+    cheaper = " (version: cheap, APGD-CE + APGD-DLR at 20 iterations, takes 40 an image and eps)" if isinstance(
+        options, AutoAttackOptions) and options.version == "standard" and not options.attacks else ""  # fmt: skip
+    return (
+        f"suites.{key} may take up to {attack:,.0f} model passes a trial ({images:,} images x "
+        f"{len(options.eps or [])} eps x {per:,.0f}), {attack / train:,.1f}x its training "
+        f"({n_train:,} images x {epochs} epochs); fewer images (n) or eps cost less{cheaper}"
+    )

@@ -83,6 +83,43 @@ def test_bad_whitebox_options_name_the_key(tmp_path, capsys):
         assert f"{f}: {where}: " in err and msg in err, err
 
 
+def test_validate_warns_where_an_attack_may_cost_a_trial_more_than_its_training(tmp_path, capsys):
+    """AutoAttack standard on 500 images at 2 eps bounds at 4,667 passes an image and eps
+    (APGD-CE 100 + APGD-DLR 100 + DeepFool 1,000 + Square 5,000/3, then APGD-CE/DLR against
+    9 targets): 233x five epochs on mnist-5k's 4,000 images. PGD-10 on 200 images is not."""
+    import yaml
+
+    suites = {"aa": {"type": "autoattack", "eps": [0.1, 0.3], "n": 500}, "pgd": {"eps": [0.1], "n": 200}}
+    f = tmp_path / "spec.yaml"
+    f.write_text(yaml.safe_dump({**SPEC, "training": {"max_epochs": 5}, "suites": suites}))
+    assert main(["validate", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert ("warning: suites.aa may take up to 4,666,667 model passes a trial (500 images x 2 eps x 4,667), "
+            "233.3x its training (4,000 images x 5 epochs)") in out and "version: cheap" in out  # fmt: skip
+    assert "suites.pgd may" not in out
+
+
+def test_the_pass_bounds_are_the_attacks_settings():
+    """whitebox's bounds read the settings attacks._art_attacks gives ART: a change there
+    that is not made here fails this."""
+    from art.attacks import evasion
+    from art.estimators.classification import PyTorchClassifier
+
+    from robust_ray.attacks import _art_attacks
+    from robust_ray.whitebox import DEEPFOOL_PASSES, SQUARE_PASSES, parse_options
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    clf = PyTorchClassifier(net, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 28, 28), nb_classes=10,
+                            clip_values=(0.0, 1.0))  # fmt: skip
+    ce, dlr, deepfool, square = _art_attacks(evasion, clf, ["apgd-ce", "apgd-dlr", "deepfool", "square"], 0.1,
+                                             np.inf, 100, 64)  # fmt: skip
+    assert ce.max_iter == dlr.max_iter == 100
+    assert deepfool.max_iter * deepfool.nb_grads == DEEPFOOL_PASSES and square.max_iter / 3 == SQUARE_PASSES
+    assert parse_options("autoattack", {"version": "cheap"}).max_passes(10) == 40
+    assert parse_options("autoattack", {"attacks": ["square"]}).max_passes(10) == SQUARE_PASSES
+    assert parse_options("pgd", {"steps": 20, "restarts": 3}).max_passes(10) == 60
+
+
 def test_evaluate_adds_suites_to_kept_models_once(whitebox_run, tmp_path, capsys):
     import shutil
 
