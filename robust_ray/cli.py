@@ -13,6 +13,20 @@ import sys
 from .errors import UserError
 
 
+def _attack_costs(spec) -> None:
+    """A warning for each white-box suite that may cost a trial more than its training."""
+    from .data import DATASETS
+    from .suites import suite_def
+    from .whitebox import cost_note
+
+    info = DATASETS.get(spec.dataset.name)
+    for key, ss in spec.suites.items():
+        if suite_def(spec.suite_type(key)).whitebox is not None:
+            note = cost_note(key, ss.options, info.n_test, info.n_train, spec.training.max_epochs, info.num_classes)
+            if note is not None:
+                print(f"  warning: {note}")
+
+
 def _validate(args) -> int:
     from .config import load_spec
 
@@ -28,6 +42,7 @@ def _validate(args) -> int:
         print(f"{args.spec}: valid search {spec.name!r} on {spec.dataset.name}{variant}")
         print(describe(spec))
         if spec.design is None:
+            _attack_costs(spec)
             return 0
     plan = make_plan(spec)
     sizes = plan.nbytes(spec)
@@ -54,23 +69,15 @@ def _validate(args) -> int:
     for digest, key in plan.datasets.items():
         desc = key.describe(plan.datasets)
         print(f"    {plan.where[digest]:<40} {key.kind:<5} {desc}  {sizes[digest] / 2**20:.1f} MiB")
-    from .data import DATASETS
     from .suite_table import describe_suite
     from .suites import suite_def
-    from .whitebox import cost_note
 
     print("  suites:")
-    costly = []
-    info = DATASETS.get(spec.dataset.name)
     for key, ss in spec.suites.items():
         sdef = suite_def(spec.suite_type(key))
         when = "in each trial" if sdef.whitebox is not None else "built once"
         print(f"    suites.{key:<34} {when}: {describe_suite(sdef, ss)}")
-        if sdef.whitebox is not None:
-            costly.append(cost_note(key, ss.options, info.n_test, info.n_train, spec.training.max_epochs,
-                                    info.num_classes))  # fmt: skip
-    for note in filter(None, costly):
-        print(f"  warning: {note}")
+    _attack_costs(spec)
     from .plan import memory_note
 
     if (note := memory_note(spec, plan)) is not None:

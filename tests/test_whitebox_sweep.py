@@ -99,6 +99,20 @@ def test_validate_warns_where_an_attack_may_cost_a_trial_more_than_its_training(
     assert "suites.pgd may" not in out
 
 
+def test_validate_of_a_search_warns_of_a_costly_attack_too(tmp_path, capsys):
+    import yaml
+
+    spec = {**{k: v for k, v in SPEC.items() if k != "design"}, "training": {"max_epochs": 5},
+            "search": {"space": {"label_error": {"low": 0.0, "high": 0.4}}, "objectives": [{"metric": "acc_aa"}],
+                       "trials": 4},
+            "suites": {"aa": {"type": "autoattack", "eps": [0.1, 0.3], "n": 500}}}  # fmt: skip
+    f = tmp_path / "search.yaml"
+    f.write_text(yaml.safe_dump(spec))
+    assert main(["validate", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "valid search" in out and "warning: suites.aa may take up to 4,666,667 model passes a trial" in out
+
+
 def test_the_pass_bounds_are_the_attacks_settings():
     """whitebox's bounds read the settings attacks._art_attacks gives ART: a change there
     that is not made here fails this."""
