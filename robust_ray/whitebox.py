@@ -98,8 +98,8 @@ class PGDOptions(WhiteboxOptions):
     restarts: int = Field(1, ge=1, le=100, description="random starts; an image is robust if it survives all")
 
     def max_passes(self, num_classes: int) -> float:
-        """Model passes per image and eps: every step of every restart (000-style PGD has no
-        early exit per image)."""
+        """Model passes per image and eps: every step of every restart (:func:`attacks.pgd`
+        steps every image, broken or not)."""
         return float(self.steps * self.restarts)
 
     def describe(self) -> str:
