@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from .errors import SpecError, UserError
-from .results import HISTORY, evaluated_suites, listed_suites, read_files, write_results
+from .results import HISTORY, SUITES_FILE, evaluated_suites, listed_suites, read_files, write_results
 from .storage import Storage
 
 
@@ -140,7 +140,7 @@ def evaluate_folder(folder: str, suite_args: list[str], suites_file: str | None 
 
     def commit(t: pd.DataFrame, m: pd.DataFrame) -> None:
         write_results(out, t, m, history)
-        out.write_bytes("suites.json", json.dumps({**listed, **entries}, indent=1).encode())
+        out.write_bytes(SUITES_FILE, json.dumps({**listed, **entries}, indent=1).encode())
 
     base = data.load(spec.dataset.name, data_root or spec.dataset.root, spec.dataset.download)
     _, _, added = evaluate_kept(

@@ -14,7 +14,15 @@ from .feasibility import check_levels
 from .fused import fuse_groups
 from .lock import OutputLock
 from .plan import Plan, make_plan, memory_note
-from .results import evaluated_suites, history_rows, listed_suites, status_counts, trial_rows, write_results
+from .results import (
+    SUITES_FILE,
+    evaluated_suites,
+    history_rows,
+    listed_suites,
+    status_counts,
+    trial_rows,
+    write_results,
+)
 from .runtime import (
     Execution,
     PartialResults,
@@ -92,7 +100,7 @@ def _run_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
     base = prologue(spec, run, out, "sweep", check=check)
     refs = place(plan, base, spec, run.file, log, in_driver=run.address is None)
     out.write_bytes("sweep.json", spec_json(spec).encode())
-    out.write_bytes("suites.json", json.dumps(suite_conditions(spec), indent=1).encode())
+    out.write_bytes(SUITES_FILE, json.dumps(suite_conditions(spec), indent=1).encode())
     plans = [t.to_dict() for t in plan.trials]
     trials, metrics, history = _train(spec, run, out, refs, plans, lambda t, m, h: (t, m, h))
     write_results(out, trials, metrics, history)
@@ -181,7 +189,7 @@ def _extend_claimed(spec: SweepSpec, run: Execution, out, plan: Plan) -> str:
             want = {suite: spec.suites[suite].model_dump(mode="json", exclude_defaults=True)}
             trials, metrics, _ = evaluate_kept(trials, metrics, spec, want, base, out.uri_of("models"), ids, log)
     write_results(out, trials, metrics, history)
-    out.write_bytes("suites.json", json.dumps({**listed, **suite_conditions(spec)}, indent=1).encode())
+    out.write_bytes(SUITES_FILE, json.dumps({**listed, **suite_conditions(spec)}, indent=1).encode())
     record(out, old_spec, old_trials, spec_json(spec), experiment)
     log(
         f"{spec.name}: {status_counts(trials[trials['in_spec']])} in the spec"

@@ -32,6 +32,7 @@ from ..results import (
     METRIC_COLUMNS,
     SCHEMA_KEY,
     SCHEMA_VERSION,
+    SUITES_FILE,
     TRIAL_COLUMNS,
     UNFINISHED,
     added_suites,
@@ -402,7 +403,7 @@ def load_results(where: str) -> Results:
         if suites_json is None and not metrics.empty:
             notes.append(f"{folder}: no suites.json; conditions and their parameters are read from the condition names")
         elif suites_json is not None:
-            files.append(str(folder / "suites.json"))
+            files.append(str(folder / SUITES_FILE))
             for key, s in suites_json.items():
                 designs[label].suite_types.setdefault(key, str(s.get("type") or key))
                 designs[label].suite_words[key] = str(s.get("description") or "") + (

@@ -35,7 +35,7 @@ from optuna.trial import TrialState
 
 from ..config import SweepSpec
 from ..errors import SpecError, UserError
-from ..results import history_rows, status_counts, trial_rows, write_results
+from ..results import SUITES_FILE, history_rows, status_counts, trial_rows, write_results
 from ..runtime import (
     Execution,
     Progress,
@@ -244,7 +244,7 @@ def _search_claimed(spec: SweepSpec, run: Execution, out: Storage, where: str) -
     log(f"{spec.name}: search of {s.trials} trials over {', '.join(s.space)}; {len(shared.datasets)} datasets first")
     refs = place(shared, base, spec, file, log)
     out.write_bytes("sweep.json", json.dumps(results_spec(spec, []), indent=2).encode())
-    out.write_bytes("suites.json", json.dumps(suite_conditions(spec), indent=1).encode())
+    out.write_bytes(SUITES_FILE, json.dumps(suite_conditions(spec), indent=1).encode())
 
     searcher = None
     if not resume:
